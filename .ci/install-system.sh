@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs the system packages the test bed needs (TESTBED.md): sshd, Docker Engine,
+# Compose v2 (from Debian trixie's static plugin), busybox for app images, debootstrap
+# for the PostgreSQL client image, pgloader for the migration benchmark.
+# Idempotent: each part is skipped when already present.
+set -euo pipefail
+
+need=()
+command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v dockerd >/dev/null || need+=(docker.io)
+[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx httpd || need+=(busybox-static)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v pgloader >/dev/null || need+=(pgloader)
+command -v psql >/dev/null || need+=(postgresql-client)
+[ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "install-system: apt-get install ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+plugin_dir="${HOME}/.docker/cli-plugins"
+if ! docker compose version >/dev/null 2>&1; then
+  echo "install-system: Compose v2 plugin from Debian trixie"
+  work=$(mktemp -d)
+  mkdir -p "$work/etc/apt/sources.list.d" "$work/etc/apt/preferences.d" "$work/var/lib/apt/lists/partial" \
+           "$work/var/cache/apt/archives/partial" "$work/var/lib/dpkg"
+  touch "$work/var/lib/dpkg/status"
+  echo "deb http://deb.debian.org/debian trixie main" > "$work/etc/apt/sources.list"
+  opts=(-o "Dir::Etc=$work/etc/apt" -o "Dir::State=$work/var/lib/apt" -o "Dir::Cache=$work/var/cache/apt"
+        -o "Dir::State::status=$work/var/lib/dpkg/status" -o "Debug::NoLocking=1"
+        -o "Acquire::Check-Valid-Until=false" -o "Dir::Etc::trusted=/etc/apt/trusted.gpg"
+        -o "Dir::Etc::trustedparts=/etc/apt/trusted.gpg.d" -o "APT::Sandbox::User=root")
+  apt-get "${opts[@]}" update -qq
+  (cd "$work" && apt-get "${opts[@]}" download docker-compose >/dev/null)
+  dpkg -x "$work"/docker-compose_*.deb "$work/x"
+  mkdir -p "$plugin_dir"
+  cp "$work/x/usr/libexec/docker/cli-plugins/docker-compose" "$plugin_dir/docker-compose"
+  chmod 755 "$plugin_dir/docker-compose"
+  rm -rf "$work"
+fi
+docker compose version

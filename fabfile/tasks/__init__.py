@@ -1,0 +1,1 @@
+"""Invoke namespaces, one module each, composed in the root `tasks.py`."""

@@ -1,0 +1,110 @@
+"""A throwaway PostgreSQL cluster for one test session (TESTBED.md).
+
+`initdb` and `pg_ctl` run as the `postgres` user when the suite runs as root; the cluster
+listens on 127.0.0.1 at a free port with trust authentication and is removed at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .net import free_port, wait_for_port
+
+PG_BIN_CANDIDATES = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin")
+
+
+def pg_bin() -> Path:
+    """Directory holding initdb/pg_ctl; PATH first, then Debian's versioned directories."""
+    found = shutil.which("pg_ctl")
+    if found:
+        return Path(found).resolve().parent
+    for candidate in PG_BIN_CANDIDATES:
+        if Path(candidate, "pg_ctl").exists():
+            return Path(candidate)
+    raise RuntimeError("PostgreSQL server binaries not found: run .ci/install-system.sh")
+
+
+def _as_postgres(argv: list[str]) -> list[str]:
+    if os.geteuid() != 0:
+        return argv
+    return ["runuser", "-u", "postgres", "--", *argv]
+
+
+@dataclass
+class PgCluster:
+    """A running cluster; `url()` gives a libpq URL for one of its databases."""
+
+    datadir: Path
+    port: int
+    host: str = "127.0.0.1"
+    user: str = "postgres"
+
+    def url(self, dbname: str = "postgres") -> str:
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{dbname}"
+
+    def psql(self, sql: str, dbname: str = "postgres") -> str:
+        out = subprocess.run(
+            ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", self.url(dbname), "-c", sql],
+            check=True, capture_output=True, text=True,
+        )
+        return out.stdout.strip()
+
+    def create_database(self, prefix: str = "t") -> str:
+        """Create an empty database with a unique name and return its URL."""
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        self.psql(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def drop_database(self, url: str) -> None:
+        name = url.rsplit("/", 1)[1].split("?", 1)[0]
+        self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def stop(self) -> None:
+        subprocess.run(
+            _as_postgres([str(pg_bin() / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "stop"]),
+            check=False, capture_output=True,
+        )
+
+
+def start_cluster(base: Path | None = None) -> PgCluster:
+    """initdb + pg_ctl start in a fresh directory; returns once the server accepts connections."""
+    root = Path(tempfile.mkdtemp(prefix="pgtest-", dir=base))
+    datadir = root / "data"
+    datadir.mkdir()
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam("postgres")
+        os.chown(root, pw.pw_uid, pw.pw_gid)
+        os.chown(datadir, pw.pw_uid, pw.pw_gid)
+    binary = pg_bin()
+    subprocess.run(
+        _as_postgres([str(binary / "initdb"), "-D", str(datadir), "-A", "trust", "-U", "postgres",
+                      "-E", "UTF8", "--locale=C.UTF-8"]),
+        check=True, capture_output=True,
+    )
+    port = free_port()
+    opts = (f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100")
+    subprocess.run(
+        _as_postgres([str(binary / "pg_ctl"), "-D", str(datadir), "-o", opts, "-l",
+                      str(datadir / "server.log"), "-w", "start"]),
+        check=True, capture_output=True,
+    )
+    wait_for_port(port)
+    return PgCluster(datadir=datadir, port=port)
+
+
+def cluster_fixture() -> Iterator[PgCluster]:
+    cluster = start_cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(cluster.datadir.parent, ignore_errors=True)

@@ -1,0 +1,121 @@
+"""Value checks for config fields: each returns None when fine, else what was expected."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from urllib.parse import parse_qs, urlsplit
+
+Check = Callable[[object], str | None]
+
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_IMAGE = re.compile(
+    r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*"
+    r"(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$"
+)
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_MEMORY = re.compile(r"^[1-9][0-9]*[kmg]$")
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ABS_PATH = re.compile(r"^/[A-Za-z0-9._/-]*$")
+_URL_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
+_EMAIL = re.compile(r"^[^@\s'\"`$;&|<>]+@[a-z0-9.-]+\.[a-z]{2,}$")
+
+
+def domain(value: object) -> str | None:
+    """A DNS name of at least two labels, lowercase, as Traefik's Host() rule takes it."""
+    text = str(value)
+    labels = text.split(".")
+    ok = len(text) <= 253 and len(labels) >= 2 and all(_LABEL.match(label) for label in labels)
+    if ok and not labels[-1].isdigit():
+        return None
+    return "a domain name such as api.example.com (lowercase letters, digits, hyphens, dots)"
+
+
+def host_address(value: object) -> str | None:
+    """A hostname or an IP address: nothing a shell or ssh_config could misread."""
+    text = str(value)
+    try:
+        ipaddress.ip_address(text)
+        return None
+    except ValueError:
+        pass
+    labels = text.split(".")
+    if len(text) <= 253 and all(_LABEL.match(label) for label in labels):
+        return None
+    return "a hostname or IP address such as 203.0.113.10 or vps1.example.com"
+
+
+def name(value: object) -> str | None:
+    return None if _NAME.match(str(value)) else "a lowercase name: letters, digits, '-' or '_'"
+
+
+def unix_user(value: object) -> str | None:
+    return None if _USER.match(str(value)) else "a Unix user name such as deploy"
+
+
+def image(value: object) -> str | None:
+    return None if _IMAGE.match(str(value)) else "an image name such as ghcr.io/acme/api"
+
+
+def tag(value: object) -> str | None:
+    return None if _TAG.match(str(value)) else "an image tag: letters, digits, '_', '.', '-'"
+
+
+def memory(value: object) -> str | None:
+    return None if _MEMORY.match(str(value)) else "a memory size such as 512m or 1g"
+
+
+def positive(value: object) -> str | None:
+    return None if isinstance(value, int | float) and value > 0 else "a number above 0"
+
+
+def non_negative(value: object) -> str | None:
+    return None if isinstance(value, int | float) and value >= 0 else "a number of 0 or more"
+
+
+def port(value: object) -> str | None:
+    return None if isinstance(value, int) and 0 < value < 65536 else "a TCP port (1-65535)"
+
+
+def abs_path(value: object) -> str | None:
+    return None if _ABS_PATH.match(str(value)) else "an absolute path of [A-Za-z0-9._/-]"
+
+
+def url_path(value: object) -> str | None:
+    return None if _URL_PATH.match(str(value)) else "a URL path such as /health"
+
+
+def email(value: object) -> str | None:
+    return None if _EMAIL.match(str(value)) else "an e-mail address such as ops@example.com"
+
+
+def env_values(value: object) -> str | None:
+    """Env-file keys and values as Compose's env_file reads them literally (single-quoted)."""
+    assert isinstance(value, dict)
+    for key, item in value.items():
+        if not _ENV_KEY.match(str(key)):
+            return f"environment variable names like APP_MODE (got {key!r})"
+        if isinstance(item, str) and ("'" in item or "\n" in item):
+            return f"values without single quotes or newlines ({key} has one)"
+    return None
+
+
+def https_url(value: object) -> str | None:
+    parts = urlsplit(str(value))
+    return None if parts.scheme in ("http", "https") and parts.netloc else "an http(s) URL"
+
+
+def postgres_url(text: str, *, require_tls: bool) -> str | None:
+    """A libpq URL; managed databases must ask for TLS (sslmode=require or stricter)."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("postgres", "postgresql") or not parts.hostname:
+        return "a URL such as postgresql://user:password@db.example.com:5432/app?sslmode=require"
+    if require_tls:
+        mode = parse_qs(parts.query).get("sslmode", [""])[-1]
+        if mode not in ("require", "verify-ca", "verify-full"):
+            return ("a URL with ?sslmode=require (or verify-ca / verify-full): "
+                    "managed databases need TLS")
+    return None

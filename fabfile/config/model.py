@@ -1,0 +1,195 @@
+"""The typed, frozen shape of an environment; `loader.py` builds it from YAML and validates it.
+
+Field metadata `check` names a function from `checks.py`; types drive the rest of the
+validation (unknown keys, wrong types, missing values) generically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from . import checks
+from .secrets import Secret
+
+
+def _check(fn: checks.Check, default: Any = ..., **kw: Any) -> Any:
+    if default is ...:
+        return field(metadata={"check": fn}, **kw)
+    return field(default=default, metadata={"check": fn}, **kw)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Resources:
+    """Compose `deploy.resources.limits` of each web container."""
+
+    cpus: float = _check(checks.positive, 1.0)
+    memory: str = _check(checks.memory, "512m")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Healthcheck:
+    """Docker healthcheck timings (seconds). Traefik routes only to `healthy` containers."""
+
+    interval: int = _check(checks.positive, 2)
+    timeout: int = _check(checks.positive, 2)
+    retries: int = _check(checks.positive, 3)
+    start_period: int = _check(checks.non_negative, 10)
+    probe: Literal["wget", "curl", "python"] = "wget"
+
+
+@dataclass(frozen=True, kw_only=True)
+class App:
+    """The web service: what runs, how it proves it is healthy, what it is told."""
+
+    name: str = _check(checks.name)
+    image: str = _check(checks.image)
+    tag: str = _check(checks.tag)
+    port: int = _check(checks.port, 8000)
+    health_path: str = _check(checks.url_path, "/health")
+    migrate_command: tuple[str, ...] = ()
+    replicas: int = _check(checks.positive, 1)
+    resources: Resources = field(default_factory=Resources)
+    healthcheck: Healthcheck = field(default_factory=Healthcheck)
+    drain_file: str = _check(checks.abs_path, "/tmp/drain")  # noqa: S108 - inside the container
+    stop_grace_period: int = _check(checks.positive, 30)
+    env: dict[str, str] = _check(checks.env_values, default_factory=dict)
+    secret_env: dict[str, Secret] = _check(checks.env_values, default_factory=dict)
+    sentry_dsn: Secret | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Host:
+    """One VPS. `transport: local` drives the local Docker Engine without SSH."""
+
+    address: str = _check(checks.host_address)
+    transport: Literal["ssh", "local"] = "ssh"
+    user: str = _check(checks.unix_user, "deploy")
+    port: int = _check(checks.port, 22)
+    key_file: str | None = None
+    known_hosts: str = "~/.ssh/known_hosts"
+    host_key_policy: Literal["strict", "accept-new"] = "strict"
+    connect_timeout: int = _check(checks.positive, 10)
+
+    @property
+    def label(self) -> str:
+        return "local" if self.transport == "local" else f"{self.user}@{self.address}:{self.port}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Smoke:
+    """Post-switch smoke test: `failures` failed checks within `window` seconds roll back."""
+
+    failures: int = _check(checks.positive, 3)
+    window: int = _check(checks.positive, 120)
+    interval: float = _check(checks.positive, 2.0)
+    checks: int = _check(checks.positive, 5)
+    verify_tls: bool = True
+    urls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Deploy:
+    """Where releases live on the host and how the rolling update paces itself."""
+
+    app_dir: str = _check(checks.abs_path, "/srv/app")
+    network: str = _check(checks.name, "web")
+    keep_releases: int = _check(checks.positive, 5)
+    traefik_throttle: float = _check(checks.non_negative, 2.0)
+    drain_margin: float = _check(checks.non_negative, 1.0)
+    health_timeout: int = _check(checks.positive, 120)
+    confirm: bool = False
+    smoke: Smoke = field(default_factory=Smoke)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RateLimit:
+    average: int = _check(checks.positive, 100)
+    burst: int = _check(checks.positive, 200)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Traefik:
+    """The edge proxy. `enabled: false` leaves it out (the test bed's stand-in replaces it)."""
+
+    enabled: bool = True
+    image: str = "traefik:v3.1"
+    acme_email: str = _check(checks.email)
+    acme_ca_server: str | None = None
+    rate_limit: RateLimit = field(default_factory=RateLimit)
+    access_log: bool = True
+    log_level: Literal["DEBUG", "INFO", "WARN", "ERROR"] = "INFO"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pool:
+    """Connection-pool settings handed to the app as environment variables."""
+
+    min_size: int = _check(checks.non_negative, 1)
+    max_size: int = _check(checks.positive, 10)
+    timeout: int = _check(checks.positive, 30)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocalPostgres:
+    """A PostgreSQL service inside the stack (the `local` environment only)."""
+
+    image: str = "postgres:15"
+    user: str = _check(checks.unix_user, "app")
+    database: str = _check(checks.name, "app")
+    password: Secret | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Database:
+    """Managed PostgreSQL (`url`, TLS required) or a `local` service; pool settings for the app."""
+
+    url: Secret | None = None
+    local: LocalPostgres | None = None
+    pool: Pool = field(default_factory=Pool)
+    sqlite_path: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Backup:
+    """Dumps to S3-compatible storage; the host keeps the newest `keep_local` in `cache_dir`."""
+
+    bucket: str = _check(checks.host_address)
+    prefix: str = "backups"
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    sse: Literal["none", "AES256", "aws:kms"] = "none"
+    kms_key_id: str | None = None
+    access_key_id: Secret | None = None
+    secret_access_key: Secret | None = None
+    retention_days: int = _check(checks.positive, 30)
+    cache_dir: str = _check(checks.abs_path, "/var/backups/app")
+    keep_local: int = _check(checks.positive, 7)
+    client: Literal["docker", "host"] = "docker"
+    multipart_threshold_mb: int = _check(checks.positive, 64)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Notifications:
+    slack_webhook: Secret | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """One resolved environment: base.yaml deep-merged with <env>.yaml, secrets resolved."""
+
+    project: str = _check(checks.name)
+    app: App = field()
+    traefik: Traefik = field()
+    domains: tuple[str, ...] = ()
+    hosts: tuple[Host, ...] = ()
+    deploy: Deploy = field(default_factory=Deploy)
+    database: Database = field(default_factory=Database)
+    backup: Backup | None = None
+    notifications: Notifications = field(default_factory=Notifications)
+    env: str = ""
+    sources: tuple[str, ...] = ()
+
+    @property
+    def image_ref(self) -> str:
+        return f"{self.app.image}:{self.app.tag}"

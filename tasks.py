@@ -2,4 +2,8 @@
 
 from invoke.collection import Collection
 
+from fabfile.tasks import config
+
 ns = Collection()
+ns.add_collection(config.namespace)
+ns.add_task(config.render)

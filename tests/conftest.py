@@ -1,9 +1,10 @@
-"""Session fixtures for the real parts of the test bed, and the guard that keeps unit tests off SSH."""
+"""Session fixtures for the real parts of the test bed; the guard keeping unit tests off SSH."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+import paramiko
 import pytest
 
 from tests.support.postgres import PgCluster, cluster_fixture
@@ -21,3 +22,15 @@ def pg_db(pg: PgCluster) -> Iterator[str]:
     url = pg.create_database()
     yield url
     pg.drop_database(url)
+
+
+@pytest.fixture(autouse=True)
+def _no_real_ssh(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unit tests may not open SSH connections; tests marked `testbed` or `e2e` may."""
+    if request.node.get_closest_marker("testbed") or request.node.get_closest_marker("e2e"):
+        return
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a unit test tried to open an SSH connection: mark it `testbed`")
+
+    monkeypatch.setattr(paramiko.SSHClient, "connect", refuse)

@@ -13,7 +13,7 @@ from .model import (
     Pool,
     Traefik,
 )
-from .secrets import REDACTED, Secret
+from .secrets import REDACTED, Secret, redact
 
 __all__ = [
     "REDACTED",
@@ -31,4 +31,5 @@ __all__ = [
     "available_envs",
     "environments_dir",
     "load_config",
+    "redact",
 ]

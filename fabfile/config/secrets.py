@@ -15,6 +15,14 @@ from pathlib import Path
 
 REDACTED = "***"
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_KNOWN_VALUES: set[str] = set()
+
+
+def redact(text: str) -> str:
+    """Replace every secret value this process has loaded with `***` (for messages and logs)."""
+    for value in sorted(_KNOWN_VALUES, key=len, reverse=True):
+        text = text.replace(value, REDACTED)
+    return text
 
 
 class Secret:
@@ -26,6 +34,8 @@ class Secret:
         self.name = name
         self._value = value
         self.placeholder = placeholder
+        if len(value) >= 4:
+            _KNOWN_VALUES.add(value)
 
     def reveal(self) -> str:
         return self._value

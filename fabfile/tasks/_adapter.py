@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from invoke.exceptions import Exit
 
+from fabfile.config.secrets import redact
 from fabfile.errors import UserError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -24,7 +25,7 @@ def friendly(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            raise Exit(f"error: {exc.message}", code=exc.code) from None
+            raise Exit(redact(f"error: {exc.message}"), code=exc.code) from None
         except KeyboardInterrupt:
             raise Exit("interrupted", code=130) from None
 

@@ -1,0 +1,287 @@
+"""The one module that owns Fabric: connect to a host, run argv lists, upload bytes, count trips.
+
+Two transports share one interface: `SshTransport` (Fabric/paramiko, host keys verified
+against the environment's known_hosts) and `LocalTransport` (the local Docker Engine, for
+the `local` environment). Commands are argv lists everywhere; `shlex.join` happens once,
+here, for SSH. Every command is one round trip, counted in `round_trips`.
+"""
+
+from __future__ import annotations
+
+import shlex
+import socket
+import subprocess
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TypeVar
+
+import paramiko
+from fabric import Config as FabricConfig
+from fabric import Connection
+
+from fabfile.config import Host
+from fabfile.config.secrets import redact
+from fabfile.errors import UserError
+
+T = TypeVar("T")
+
+#: Writes stdin to "$1" atomically with mode "$2": a temp file in the same directory, then mv.
+PUT_SCRIPT = """set -eu
+umask 077
+mkdir -p "$(dirname "$1")"
+tmp="$1.tmp.$$"
+trap 'rm -f "$tmp"' EXIT
+cat > "$tmp"
+chmod "$2" "$tmp"
+mv -f "$tmp" "$1"
+trap - EXIT
+"""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One command of a plan: a name for people, an argv for the host, optional stdin bytes."""
+
+    name: str
+    argv: tuple[str, ...]
+    stdin: bytes | None = field(default=None, repr=False)
+    check: bool = True
+    timeout: float | None = None
+
+
+def script(name: str, body: str, *args: str, **kw: object) -> Step:
+    """A step that runs a constant shell script with its inputs as positional arguments.
+
+    The script text is fixed at import time and values arrive as "$1", "$2", ... so no
+    value is ever spliced into shell source.
+    """
+    return Step(name, ("sh", "-c", body, "sh", *args), **kw)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Result:
+    step: Step
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+class CommandFailed(UserError):
+    """A changing command exited non-zero; the message names host, step and stderr's tail."""
+
+    def __init__(self, host: Host, result: Result) -> None:
+        tail = (result.stderr.strip() or result.stdout.strip())[-800:]
+        super().__init__(
+            redact(f"on {host.label}: step '{result.step.name}' failed "
+                   f"(exit {result.exit_code}): {tail or 'no output'}"),
+        )
+        self.result = result
+
+
+class Transport(ABC):
+    """Runs steps on one host. `run` raises on failure; `probe` returns the result instead."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.round_trips = 0
+
+    def run(self, step: Step) -> Result:
+        result = self.probe(step)
+        if step.check and not result.ok:
+            raise CommandFailed(self.host, result)
+        return result
+
+    def probe(self, step: Step) -> Result:
+        self.round_trips += 1
+        return self._exec(step)
+
+    def put(self, data: bytes, path: str, mode: int = 0o644, name: str | None = None) -> None:
+        """Write `data` to `path` atomically with `mode`, in one round trip."""
+        self.run(script(name or f"upload {path}", PUT_SCRIPT, path, f"{mode:o}", stdin=data))
+
+    @abstractmethod
+    def _exec(self, step: Step) -> Result: ...
+
+    @abstractmethod
+    def stream(self, argv: Sequence[str]) -> int:
+        """Run with output straight to this terminal (logs --follow); returns the exit code."""
+
+    def close(self) -> None:  # noqa: B027 - nothing to release by default
+        """Release the connection, if any."""
+
+
+class LocalTransport(Transport):
+    """The local machine: same interface, no SSH (the `local` environment)."""
+
+    def _exec(self, step: Step) -> Result:
+        try:
+            proc = subprocess.run(
+                list(step.argv), input=step.stdin if step.stdin is not None else b"",
+                capture_output=True, timeout=step.timeout, check=False,
+            )
+        except FileNotFoundError:
+            return Result(step, 127, "", f"{step.argv[0]}: command not found")
+        except subprocess.TimeoutExpired:
+            return Result(step, 124, "", f"timed out after {step.timeout}s")
+        return Result(step, proc.returncode, proc.stdout.decode("utf-8", "replace"),
+                      proc.stderr.decode("utf-8", "replace"))
+
+    def stream(self, argv: Sequence[str]) -> int:
+        return subprocess.run(list(argv), check=False).returncode
+
+
+class _AcceptNew(paramiko.MissingHostKeyPolicy):
+    """OpenSSH's `accept-new`: trust and record a first-seen key; a changed key still fails."""
+
+    def __init__(self, known_hosts: Path) -> None:
+        self.known_hosts = known_hosts
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str,
+                         key: paramiko.PKey) -> None:
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
+        with self.known_hosts.open("a", encoding="utf-8") as handle:
+            handle.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+
+
+class SshTransport(Transport):
+    """A host over SSH through Fabric; connects lazily on the first command."""
+
+    def __init__(self, host: Host) -> None:
+        super().__init__(host)
+        self._conn: Connection | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def known_hosts(self) -> Path:
+        return Path(self.host.known_hosts).expanduser()
+
+    def connection(self) -> Connection:
+        with self._lock:
+            if self._conn is None:
+                self._conn = self._open()
+            return self._conn
+
+    def _open(self) -> Connection:
+        host = self.host
+        connect_kwargs: dict[str, object] = {"allow_agent": True}
+        if host.key_file:
+            connect_kwargs["key_filename"] = str(Path(host.key_file).expanduser())
+            connect_kwargs["look_for_keys"] = False
+        conn = Connection(
+            host=host.address, user=host.user, port=host.port,
+            connect_timeout=host.connect_timeout, connect_kwargs=connect_kwargs,
+            config=FabricConfig(lazy=True),
+        )
+        if self.known_hosts.exists():
+            conn.client.load_host_keys(str(self.known_hosts))
+        elif host.host_key_policy == "strict":
+            raise UserError(
+                f"known_hosts file {self.known_hosts} does not exist, so the key of "
+                f"{host.address} cannot be verified: create it with the host's verified key "
+                f"(ssh-keyscan -p {host.port} {host.address} >> {self.known_hosts}, then "
+                "compare the fingerprint) or set host_key_policy: accept-new")
+        policy: paramiko.MissingHostKeyPolicy = (
+            _AcceptNew(self.known_hosts) if host.host_key_policy == "accept-new"
+            else paramiko.RejectPolicy())
+        conn.client.set_missing_host_key_policy(policy)
+        try:
+            conn.open()
+        except paramiko.BadHostKeyException:
+            raise UserError(
+                f"the host key of {host.address}:{host.port} does not match {self.known_hosts}: "
+                "someone may be intercepting the connection, or the host was rebuilt. Verify "
+                "the new key out of band, then replace its line in known_hosts") from None
+        except paramiko.AuthenticationException:
+            raise UserError(
+                f"SSH authentication failed for {host.user}@{host.address}:{host.port}"
+                f" with key {host.key_file or '(agent/default keys)'}: check hosts[].user and "
+                "hosts[].key_file, and that the public key is in the host's authorized_keys"
+            ) from None
+        except paramiko.SSHException as exc:
+            if "not found in known_hosts" in str(exc):
+                raise UserError(
+                    f"the host key of {host.address}:{host.port} is not in {self.known_hosts}: "
+                    f"add it after verifying its fingerprint (ssh-keyscan -p {host.port} "
+                    f"{host.address}), or set host_key_policy: accept-new") from None
+            raise UserError(f"SSH to {host.label} failed: {exc}") from None
+        except socket.gaierror:
+            raise UserError(f"cannot resolve host {host.address}: check hosts[].address") from None
+        except (OSError, TimeoutError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            raise UserError(
+                f"cannot reach {host.address}:{host.port} over SSH ({reason}): check that the "
+                "host is up, hosts[].address/port are right and a firewall lets you in") from None
+        return conn
+
+    def _exec(self, step: Step) -> Result:
+        conn = self.connection()
+        transport = conn.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise UserError(f"the SSH connection to {self.host.label} was lost")
+        chan = transport.open_session(timeout=self.host.connect_timeout)
+        if step.timeout:
+            chan.settimeout(step.timeout)
+        chan.exec_command(shlex.join(step.argv))
+        out: list[bytes] = []
+        err: list[bytes] = []
+        readers = [
+            threading.Thread(target=_drain, args=(chan.makefile("rb"), out), daemon=True),
+            threading.Thread(target=_drain, args=(chan.makefile_stderr("rb"), err), daemon=True),
+        ]
+        for reader in readers:
+            reader.start()
+        try:
+            if step.stdin:
+                chan.sendall(step.stdin)
+            chan.shutdown_write()
+            for reader in readers:
+                reader.join(step.timeout)
+            code = chan.recv_exit_status()
+        except OSError:
+            return Result(step, 124, b"".join(out).decode("utf-8", "replace"),
+                          "the command timed out or the connection dropped")
+        finally:
+            chan.close()
+        return Result(step, code, b"".join(out).decode("utf-8", "replace"),
+                      b"".join(err).decode("utf-8", "replace"))
+
+    def stream(self, argv: Sequence[str]) -> int:
+        result = self.connection().run(shlex.join(argv), warn=True, pty=False)
+        self.round_trips += 1
+        return int(result.exited)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def _drain(stream: IO[bytes], sink: list[bytes]) -> None:
+    try:
+        while chunk := stream.read(65536):
+            sink.append(chunk)
+    except OSError:
+        return
+
+
+def connect(host: Host) -> Transport:
+    """A transport for this host; SSH connects on first use."""
+    return LocalTransport(host) if host.transport == "local" else SshTransport(host)
+
+
+def on_all(transports: Iterable[Transport], fn: Callable[[Transport], T]) -> list[T]:
+    """Run `fn` on every host in parallel; results in host order; the first error propagates."""
+    items = list(transports)
+    if len(items) <= 1:
+        return [fn(t) for t in items]
+    with ThreadPoolExecutor(max_workers=min(8, len(items))) as pool:
+        return list(pool.map(fn, items))

@@ -34,3 +34,15 @@ def _no_real_ssh(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
         raise RuntimeError("a unit test tried to open an SSH connection: mark it `testbed`")
 
     monkeypatch.setattr(paramiko.SSHClient, "connect", refuse)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI (CI=true) a skipped test fails the run: everything a test needs is provided."""
+    import os
+
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if os.environ.get("CI") and skipped and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if reporter:
+            reporter.write_line(f"CI: {len(skipped)} test(s) skipped; CI allows none", red=True)

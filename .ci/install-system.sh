@@ -8,7 +8,11 @@ set -euo pipefail
 need=()
 command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v dockerd >/dev/null || need+=(docker.io)
-[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx httpd || need+=(busybox-static)
+# The app image copies /bin/busybox into a scratch rootfs: it must be the static build (with nc).
+dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' \
+  && /bin/busybox --list 2>/dev/null | grep -qx nc || need+=(busybox-static)
+command -v ssh-keygen >/dev/null || need+=(openssh-client)
+command -v iptables >/dev/null || need+=(iptables)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v pgloader >/dev/null || need+=(pgloader)
 command -v psql >/dev/null || need+=(postgresql-client)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DOCKER_SOCK = Path("/var/run/docker.sock")
+DOCKER_PIDFILE = Path("/var/run/docker.pid")
 DOCKERD_LOG = Path("/tmp/shipyard-dockerd.log")
 LOCK_FILE = Path("/tmp/shipyard-dockerd.lock")
 START_TIMEOUT = 60.0
@@ -110,7 +111,7 @@ def file_lock(path: Path) -> Iterator[None]:
 
 def _dockerd_alive() -> bool:
     try:
-        pid = int(Path("/var/run/docker.pid").read_text().strip())
+        pid = int(DOCKER_PIDFILE.read_text().strip())
     except (OSError, ValueError):
         return False
     try:
@@ -175,6 +176,7 @@ def ensure_docker() -> DockerEngine:
                 log_size = DOCKERD_LOG.stat().st_size if DOCKERD_LOG.exists() else 0
                 version = _wait_for_daemon(START_TIMEOUT, log_size)
             if version is None:
+                DOCKER_PIDFILE.unlink(missing_ok=True)
                 version = _start_dockerd([])
             if version is None and not _dockerd_alive():
                 version = _start_dockerd(["--iptables=false"])

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
 
 import paramiko
 import pytest
 
+from tests.support.disk import small_disk as _small_disk
+from tests.support.docker import DockerEngine, ensure_docker
+from tests.support.images import ImageSet, ensure_images
 from tests.support.postgres import PgCluster, cluster_fixture
+from tests.support.s3 import S3Server, start_s3_server
+from tests.support.sshd import SshHost, sshd_fixture
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +53,36 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if reporter:
             reporter.write_line(f"CI: {len(skipped)} test(s) skipped; CI allows none", red=True)
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> DockerEngine:
+    """The local Docker Engine with Compose v2; started if needed and left running."""
+    return ensure_docker()
+
+
+@pytest.fixture(scope="session")
+def test_images(docker_engine: DockerEngine) -> ImageSet:
+    """The fake app (`shipyard-test/app:*`) and `postgres:15` images, built when missing."""
+    return ensure_images()
+
+
+@pytest.fixture(scope="session")
+def ssh_host() -> Iterator[SshHost]:
+    """A throwaway sshd on 127.0.0.1 that lets root in with a throwaway key."""
+    yield from sshd_fixture()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto's S3 API on 127.0.0.1 for the whole session."""
+    server = start_s3_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def small_disk() -> Iterator[Callable[[str], Path]]:
+    """Factory: `small_disk("2m")` mounts a tmpfs of that size and returns its directory."""
+    with ExitStack() as stack:
+        yield lambda size: stack.enter_context(_small_disk(size))

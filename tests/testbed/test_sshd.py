@@ -20,8 +20,15 @@ pytestmark = pytest.mark.testbed
 
 
 def connect(host: SshHost, known_hosts: Path) -> Connection:
+    """Fabric connection that trusts only `known_hosts`.
+
+    Fabric also loads ~/.ssh/known_hosts, which paramiko consults first: a stale entry for a
+    reused port would win over `known_hosts`, so it is emptied here.
+    """
     conn = Connection(host.address, user=host.user, port=host.port,
                       connect_kwargs={"key_filename": str(host.key_file)})
+    conn.client.get_host_keys().clear()
+    conn.client._system_host_keys.clear()
     conn.client.load_host_keys(str(known_hosts))
     conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
     return conn

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .net import free_port, wait_for_port
 
-PG_BIN_CANDIDATES = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin")
+PG_BIN_CANDIDATES = tuple(f"/usr/lib/postgresql/{major}/bin" for major in (15, 16, 17))
 
 
 def pg_bin() -> Path:
@@ -52,7 +52,8 @@ class PgCluster:
 
     def psql(self, sql: str, dbname: str = "postgres") -> str:
         out = subprocess.run(
-            ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", self.url(dbname), "-c", sql],
+            ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", self.url(dbname),
+             "-c", sql],
             check=True, capture_output=True, text=True,
         )
         return out.stdout.strip()
@@ -69,7 +70,8 @@ class PgCluster:
 
     def stop(self) -> None:
         subprocess.run(
-            _as_postgres([str(pg_bin() / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "stop"]),
+            _as_postgres([str(pg_bin() / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate",
+                          "stop"]),
             check=False, capture_output=True,
         )
 

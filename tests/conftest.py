@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import paramiko
 import pytest
 
 from tests.support.disk import small_disk as _small_disk
 from tests.support.docker import DockerEngine, ensure_docker
+from tests.support.front import Front
 from tests.support.images import ImageSet, ensure_images
 from tests.support.postgres import PgCluster, cluster_fixture
 from tests.support.s3 import S3Server, start_s3_server
@@ -86,3 +88,19 @@ def small_disk() -> Iterator[Callable[[str], Path]]:
     """Factory: `small_disk("2m")` mounts a tmpfs of that size and returns its directory."""
     with ExitStack() as stack:
         yield lambda size: stack.enter_context(_small_disk(size))
+
+
+@pytest.fixture
+def make_front(docker_engine: DockerEngine) -> Iterator[Callable[..., Front]]:
+    """Factory: `make_front(project=..., throttle=2.0)` starts the Traefik stand-in
+    (`tests/support/front.py`) on 127.0.0.1; every front it made is stopped after the test."""
+    fronts: list[Front] = []
+
+    def make(**kwargs: Any) -> Front:
+        front = Front(**kwargs)
+        fronts.append(front)
+        return front.start()
+
+    yield make
+    for front in fronts:
+        front.stop()

@@ -174,6 +174,30 @@ class Notifications:
     slack_webhook: Secret | None = None
 
 
+def _client_image(value: object) -> str | None:
+    text = str(value)
+    name, _, tag = text.rpartition(":") if ":" in text.split("/")[-1] else (text, "", "")
+    if checks.image(name) is None and (not tag or checks.tag(tag) is None):
+        return None
+    return "an image reference such as postgres:17-alpine"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Checks:
+    """Thresholds of `inv doctor` and `inv certs.check`.
+
+    `ca_file` is a PEM bundle trusted on top of the system's CAs when certificates are
+    checked: a private CA, or Let's Encrypt's staging roots for a staging environment.
+    `db_client_image` runs `psql` on the host to prove the database is reachable from there.
+    """
+
+    cert_warn_days: int = _check(checks.positive, 15)
+    min_free_disk_gb: float = _check(checks.positive, 5.0)
+    max_backup_age_hours: float = _check(checks.positive, 26.0)
+    ca_file: str | None = None
+    db_client_image: str = _check(_client_image, "postgres:17-alpine")
+
+
 @dataclass(frozen=True, kw_only=True)
 class Config:
     """One resolved environment: base.yaml deep-merged with <env>.yaml, secrets resolved."""
@@ -187,6 +211,7 @@ class Config:
     database: Database = field(default_factory=Database)
     backup: Backup | None = None
     notifications: Notifications = field(default_factory=Notifications)
+    checks: Checks = field(default_factory=Checks)
     env: str = ""
     sources: tuple[str, ...] = ()
 

@@ -2,8 +2,9 @@
 
 from invoke.collection import Collection
 
-from fabfile.tasks import config
+from fabfile.tasks import config, notify
 
 ns = Collection()
 ns.add_collection(config.namespace)
 ns.add_task(config.render)
+ns.add_collection(notify.namespace)

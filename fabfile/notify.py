@@ -29,10 +29,22 @@ def send(cfg: Config, text: str, level: Level = "info", *, timeout: float = 10.0
     hook = cfg.notifications.slack_webhook
     if hook is None or hook.placeholder:
         return None
+    where = _webhook_host(hook.reveal())
     try:
         response = httpx.post(hook.reveal(), json=payload(cfg, text, level), timeout=timeout)
-    except httpx.HTTPError as exc:
-        return f"Slack notification not delivered: {type(exc).__name__}"
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        return redact(f"Slack notification not delivered: {type(exc).__name__} "
+                      f"reaching {where}")
     if response.status_code >= 300:
-        return f"Slack notification not delivered: HTTP {response.status_code}"
+        body = " ".join(response.text.split())[:200]
+        return redact(f"Slack notification not delivered: HTTP {response.status_code} "
+                      f"from {where}" + (f": {body}" if body else ""))
     return None
+
+
+def _webhook_host(url: str) -> str:
+    """The webhook's host (its path is the secret part), for messages."""
+    try:
+        return httpx.URL(url).host or "the webhook"
+    except (httpx.InvalidURL, TypeError):
+        return "the webhook (an invalid URL)"

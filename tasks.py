@@ -2,9 +2,10 @@
 
 from invoke.collection import Collection
 
-from fabfile.tasks import config, notify
+from fabfile.tasks import certs, config, notify
 
 ns = Collection()
 ns.add_collection(config.namespace)
 ns.add_task(config.render)
+ns.add_collection(certs.namespace)
 ns.add_collection(notify.namespace)

@@ -1,0 +1,288 @@
+"""The GitHub Actions workflows: schema-valid, clean under zizmor, and every `inv` call in them
+names a real task with options it accepts. GitHub Actions cannot run here, so these checks
+are what stands between a typo in a workflow and a failed deploy."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import tasks
+from fabfile import ENVIRONMENTS_DIR, PROJECT_ROOT
+from fabfile.config import Secret, load_config
+from tests.workflows import invcheck
+
+WORKFLOWS_DIR = PROJECT_ROOT / ".github" / "workflows"
+WORKFLOWS = sorted(WORKFLOWS_DIR.glob("*.yml"))
+BIN = Path(sys.executable).parent
+SHA_PIN = re.compile(r"^[\w.-]+/[\w.-]+(?:/[\w./-]+)?@[0-9a-f]{40}$")
+OURS = ["ci.yml", "deploy.yml", "deploy-staging.yml", "deploy-production.yml"]
+
+
+def load(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text())
+    assert isinstance(data, dict), f"{path.name} is not a mapping"
+    if True in data:
+        data["on"] = data.pop(True)
+    return data
+
+
+def steps(workflow: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [(job_id, step) for job_id, job in workflow["jobs"].items()
+            for step in job.get("steps") or []]
+
+
+@pytest.fixture(scope="module")
+def workflows() -> dict[str, dict[str, Any]]:
+    return {path.name: load(path) for path in WORKFLOWS}
+
+
+def test_the_workflows_of_issue_6_exist() -> None:
+    names = {path.name for path in WORKFLOWS}
+    assert set(OURS) <= names
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_matches_the_github_workflow_schema(path: Path) -> None:
+    proc = subprocess.run(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(path)],
+        capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_zizmor_finds_nothing_at_medium_or_above() -> None:
+    proc = subprocess.run(
+        [str(BIN / "zizmor"), "--offline", "--no-progress", "--format", "json",
+         "--min-severity", "medium", str(WORKFLOWS_DIR)],
+        capture_output=True, text=True, check=False,
+    )
+    findings = json.loads(proc.stdout or "[]")
+    assert findings == [], json.dumps(findings, indent=2)[:4000]
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_zizmor_would_catch_an_injection(tmp_path: Path) -> None:
+    """The zizmor run above is a real gate: the same call flags a classic injection."""
+    bad = tmp_path / ".github" / "workflows" / "bad.yml"
+    bad.parent.mkdir(parents=True)
+    bad.write_text(
+        "name: bad\non: pull_request\npermissions: {}\njobs:\n  x:\n    runs-on: ubuntu-24.04\n"
+        "    steps:\n      - run: echo \"${{ github.event.pull_request.title }}\"\n")
+    proc = subprocess.run(
+        [str(BIN / "zizmor"), "--offline", "--no-progress", "--format", "json",
+         "--min-severity", "medium", str(bad.parent)],
+        capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode != 0
+    assert "template-injection" in {f["ident"] for f in json.loads(proc.stdout)}
+
+
+def all_calls(workflows: dict[str, dict[str, Any]]) -> list[invcheck.InvCall]:
+    return [call for name, wf in workflows.items() for call in invcheck.find_calls(wf, name)]
+
+
+def test_every_inv_call_names_a_task_and_options_it_accepts(
+        workflows: dict[str, dict[str, Any]]) -> None:
+    calls = all_calls(workflows)
+    found = [p for call in calls for p in invcheck.problems(call, tasks.ns)]
+    assert found == []
+    tasks_called = {call.args[0] for call in calls if call.args}
+    assert {"deploy", "notify.send"} <= tasks_called
+
+
+def test_the_deploy_call_is_the_one_the_issue_asks_for(
+        workflows: dict[str, dict[str, Any]]) -> None:
+    deploys = [c for c in invcheck.find_calls(workflows["deploy.yml"], "deploy.yml")
+               if c.args[:1] == ("deploy",)]
+    assert len(deploys) == 1
+    assert deploys[0].args == ("deploy", "--env=0", "--yes", "--version=0")
+    assert deploys[0].line == '.venv/bin/inv deploy --env="$DEPLOY_ENV" --yes --version="$VERSION"'
+    job = workflows["deploy.yml"]["jobs"]["deploy"]
+    assert job["env"]["DEPLOY_ENV"] == "${{ inputs.env }}"
+    assert job["env"]["VERSION"] == "${{ inputs.version }}"
+    staging = workflows["deploy-staging.yml"]["jobs"]["deploy"]["with"]
+    production = workflows["deploy-production.yml"]["jobs"]["deploy"]["with"]
+    assert staging == {"environment": "staging", "env": "staging", "version": "${{ github.sha }}"}
+    assert production == {"environment": "production", "env": "prod",
+                          "version": "${{ inputs.version }}"}
+
+
+NEGATIVE = """
+name: negative
+on: push
+jobs:
+  j:
+    runs-on: ubuntu-24.04
+    steps:
+      - name: typo in a task
+        run: .venv/bin/inv deploi --env=prod --yes
+      - name: unknown option
+        run: |
+          echo starting
+          inv deploy --env prod --yess --version "${{ github.sha }}" && echo done
+      - name: continuation lines and wrappers
+        run: |
+          sudo -E .venv/bin/inv certs.check \\
+            --env=staging \\
+            --warn-dayz=${{ inputs.days }}
+      - name: missing required option
+        run: FOO=1 inv notify.send --env=prod --level=info
+      - name: bad value for an integer option
+        run: python -m invoke certs.check --env=prod --warn-days 15 --timeout soon
+      - name: an expression in the task position
+        run: inv ${{ inputs.task }} --env=prod
+      - name: fine, both option forms and a shell variable
+        run: inv certs.check --env "$E" --warn-days=${{ inputs.days }} --timeout 5; inv --list
+      - name: not an inv call
+        run: echo inv deploi; pytest -m "not e2e"  # inv nothing
+"""
+
+
+def test_the_checker_catches_wrong_tasks_and_options() -> None:
+    calls = invcheck.find_calls(yaml.safe_load(NEGATIVE), "negative.yml")
+    assert [c.where.split(" / ")[1] for c in calls] == [
+        "typo in a task", "unknown option", "continuation lines and wrappers",
+        "missing required option", "bad value for an integer option",
+        "an expression in the task position", "fine, both option forms and a shell variable",
+        "fine, both option forms and a shell variable",
+    ]
+    reports = [invcheck.problems(call, tasks.ns) for call in calls]
+    assert "No idea what 'deploi' is" in reports[0][0]
+    assert "No idea what '--yess' is" in reports[1][0]
+    assert "No idea what '--warn-dayz' is" in reports[2][0]
+    assert "did not receive required positional arguments: 'message'" in reports[3][0]
+    assert "bad option value" in reports[4][0]
+    assert "No idea what '0' is" in reports[5][0]
+    assert reports[6] == [] and reports[7] == []
+    assert calls[2].args == ("certs.check", "--env=staging", "--warn-dayz=0")
+
+
+def test_actions_are_pinned_to_full_commit_shas(workflows: dict[str, dict[str, Any]]) -> None:
+    for name, workflow in workflows.items():
+        for job_id, step in steps(workflow):
+            uses = step.get("uses")
+            if uses and not uses.startswith("./"):
+                assert SHA_PIN.match(uses), f"{name}: jobs.{job_id}: {uses} is not SHA-pinned"
+        for job_id, job in workflow["jobs"].items():
+            uses = job.get("uses")
+            assert uses is None or uses.startswith("./.github/workflows/"), (name, job_id)
+
+
+@pytest.mark.parametrize("name", OURS)
+def test_least_privilege(workflows: dict[str, dict[str, Any]], name: str) -> None:
+    """`permissions: {}` at the top; each job asks for what it needs (read the code)."""
+    workflow = workflows[name]
+    assert workflow["permissions"] == {}
+    for job_id, job in workflow["jobs"].items():
+        assert job.get("permissions") == {"contents": "read"}, f"{name}: {job_id}"
+    for job_id, step in steps(workflow):
+        if str(step.get("uses", "")).startswith("actions/checkout@"):
+            assert step["with"]["persist-credentials"] is False, f"{name}: {job_id}"
+
+
+@pytest.mark.parametrize("name", OURS)
+def test_secrets_only_in_the_env_of_steps_that_need_them(
+        workflows: dict[str, dict[str, Any]], name: str) -> None:
+    workflow = workflows[name]
+    for job_id, job in workflow["jobs"].items():
+        outside_steps = {k: v for k, v in job.items() if k != "steps"}
+        assert "secrets." not in json.dumps(outside_steps).replace("secrets: inherit", ""), job_id
+        for step in job.get("steps") or []:
+            outside_env = {k: v for k, v in step.items() if k != "env"}
+            assert "secrets." not in json.dumps(outside_env), f"{name}: {job_id}: {step}"
+            assert "${{" not in step.get("run", ""), f"{name}: expression inside run: {step}"
+
+
+def yaml_secret_names(env: str) -> set[str]:
+    """The variables every `{secret: NAME}` of the resolved environment comes from."""
+    names: set[str] = set()
+
+    def walk(value: object) -> None:
+        if isinstance(value, Secret):
+            names.add(value.name)
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            for f in dataclasses.fields(value):
+                walk(getattr(value, f.name))
+        elif isinstance(value, tuple | list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+
+    walk(load_config(env, root=ENVIRONMENTS_DIR, environ={}, placeholder_secrets=True))
+    return names
+
+
+def test_the_deploy_step_gets_every_secret_the_environments_name(
+        workflows: dict[str, dict[str, Any]]) -> None:
+    """A secret added to staging.yaml or prod.yaml must reach `inv deploy`, and only there."""
+    job = workflows["deploy.yml"]["jobs"]["deploy"]
+    deploy = next(s for s in job["steps"] if s.get("id") == "deploy")
+    given = {k for k, v in deploy["env"].items() if str(v).startswith("${{ secrets.")}
+    assert given == yaml_secret_names("staging") | yaml_secret_names("prod")
+    for key in given:
+        assert deploy["env"][key] == f"${{{{ secrets.{key} }}}}"
+    holders = [s.get("name") for s in job["steps"] if "secrets.SENTRY_DSN" in json.dumps(s)]
+    assert holders == ["Deploy"]
+
+
+def test_the_ssh_files_are_where_the_environments_expect_them(
+        workflows: dict[str, dict[str, Any]]) -> None:
+    job = workflows["deploy.yml"]["jobs"]["deploy"]
+    script = next(s["run"] for s in job["steps"] if "SSH_PRIVATE_KEY" in s.get("env", {}))
+    for env in ("staging", "prod"):
+        data = yaml.safe_load((PROJECT_ROOT / "environments" / f"{env}.yaml").read_text())
+        for host in data["hosts"]:
+            key = host["key_file"].replace("~", "")
+            assert f'"$SSH_PRIVATE_KEY" > ~{key}' in script
+            assert f'"$SSH_KNOWN_HOSTS" > ~{host["known_hosts"].replace("~", "")}' in script
+
+
+def test_production_waits_for_approval_and_never_runs_twice(
+        workflows: dict[str, dict[str, Any]]) -> None:
+    production = workflows["deploy-production.yml"]
+    assert set(production["on"]) == {"workflow_dispatch"}
+    assert production["on"]["workflow_dispatch"]["inputs"]["version"]["required"] is True
+    assert production["concurrency"] == {"group": "deploy-production", "cancel-in-progress": False}
+    assert production["jobs"]["deploy"]["uses"] == "./.github/workflows/deploy.yml"
+    reusable = workflows["deploy.yml"]
+    assert set(reusable["on"]) == {"workflow_call"}
+    assert reusable["jobs"]["deploy"]["environment"] == {"name": "${{ inputs.environment }}"}
+
+
+def test_staging_deploys_main_after_ci(workflows: dict[str, dict[str, Any]]) -> None:
+    staging = workflows["deploy-staging.yml"]
+    assert staging["on"] == {"push": {"branches": ["main"]}}
+    assert staging["jobs"]["ci"]["uses"] == "./.github/workflows/ci.yml"
+    assert staging["jobs"]["deploy"]["needs"] == "ci"
+    assert staging["jobs"]["deploy"]["concurrency"]["cancel-in-progress"] is False
+    ci = workflows["ci.yml"]
+    assert {"push", "pull_request", "workflow_call"} <= set(ci["on"])
+
+
+def test_ci_runs_the_readme_test_commands(workflows: dict[str, dict[str, Any]]) -> None:
+    ci = workflows["ci.yml"]
+    lint = " ".join(s.get("run", "") for s in ci["jobs"]["lint"]["steps"])
+    assert ".venv/bin/ruff check ." in lint and ".venv/bin/mypy" in lint
+    matrix = {row["suite"]: row["markers"] for row in
+              ci["jobs"]["test"]["strategy"]["matrix"]["include"]}
+    assert matrix == {"unit": "not testbed and not e2e", "integration": "testbed and not e2e",
+                      "e2e": "e2e"}
+    runs = [s.get("run", "") for s in ci["jobs"]["test"]["steps"]]
+    assert '.venv/bin/pytest -m "$MARKERS"' in runs
+    assert any(r.endswith('.venv/bin/pytest -m "$MARKERS"') and r.startswith("sudo")
+               for r in runs)
+    assert any("scripts/bootstrap" in r for r in runs)
+    cached = [s["with"]["path"] for s in ci["jobs"]["test"]["steps"]
+              if str(s.get("uses", "")).startswith("actions/cache@")]
+    assert "~/.cache/pip" in cached

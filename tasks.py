@@ -3,9 +3,15 @@
 from invoke.collection import Collection
 
 from fabfile.tasks import certs, config, notify
+from fabfile.tasks import deploy as deploy_tasks
+from fabfile.tasks import lock as lock_tasks
 
 ns = Collection()
 ns.add_collection(config.namespace)
 ns.add_task(config.render)
 ns.add_collection(certs.namespace)
 ns.add_collection(notify.namespace)
+for deploy_task in (deploy_tasks.setup, deploy_tasks.deploy, deploy_tasks.plan,
+                    deploy_tasks.rollback, deploy_tasks.status, deploy_tasks.logs):
+    ns.add_task(deploy_task)
+ns.add_collection(lock_tasks.namespace)

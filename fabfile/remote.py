@@ -111,8 +111,9 @@ class Transport(ABC):
     def _exec(self, step: Step) -> Result: ...
 
     @abstractmethod
-    def stream(self, argv: Sequence[str]) -> int:
-        """Run with output straight to this terminal (logs --follow); returns the exit code."""
+    def stream(self, argv: Sequence[str], sink: Callable[[str], None] | None = None) -> int:
+        """Run with output straight to this terminal (logs --follow), or to `sink` as it
+        arrives (to redact it on the way); returns the exit code."""
 
     def close(self) -> None:  # noqa: B027 - nothing to release by default
         """Release the connection, if any."""
@@ -134,8 +135,15 @@ class LocalTransport(Transport):
         return Result(step, proc.returncode, proc.stdout.decode("utf-8", "replace"),
                       proc.stderr.decode("utf-8", "replace"))
 
-    def stream(self, argv: Sequence[str]) -> int:
-        return subprocess.run(list(argv), check=False).returncode
+    def stream(self, argv: Sequence[str], sink: Callable[[str], None] | None = None) -> int:
+        if sink is None:
+            return subprocess.run(list(argv), check=False).returncode
+        with subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, errors="replace") as proc:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                sink(line)
+        return proc.returncode
 
 
 class _AcceptNew(paramiko.MissingHostKeyPolicy):
@@ -254,8 +262,10 @@ class SshTransport(Transport):
         return Result(step, code, b"".join(out).decode("utf-8", "replace"),
                       b"".join(err).decode("utf-8", "replace"))
 
-    def stream(self, argv: Sequence[str]) -> int:
-        result = self.connection().run(shlex.join(argv), warn=True, pty=False)
+    def stream(self, argv: Sequence[str], sink: Callable[[str], None] | None = None) -> int:
+        out = _Sink(sink) if sink else None
+        result = self.connection().run(shlex.join(argv), warn=True, pty=False, hide=False,
+                                       out_stream=out, err_stream=out)
         self.round_trips += 1
         return int(result.exited)
 
@@ -263,6 +273,20 @@ class SshTransport(Transport):
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+class _Sink:
+    """A file-like object handing what Fabric writes to a callable."""
+
+    def __init__(self, fn: Callable[[str], None]) -> None:
+        self.fn = fn
+
+    def write(self, text: str) -> int:
+        self.fn(text)
+        return len(text)
+
+    def flush(self) -> None:
+        return None
 
 
 def _drain(stream: IO[bytes], sink: list[bytes]) -> None:

@@ -78,14 +78,17 @@ class Host:
 
 @dataclass(frozen=True, kw_only=True)
 class Smoke:
-    """Post-switch smoke test: `failures` failed checks within `window` seconds roll back."""
+    """Post-roll smoke test: `failures` failed rounds within `window` seconds roll back;
+    `checks` good rounds pass. `urls` replace `https://<domain><health_path>`; `host_header`
+    is sent with them when they address the proxy directly (http://127.0.0.1:8080/health)."""
 
     failures: int = _check(checks.positive, 3)
     window: int = _check(checks.positive, 120)
     interval: float = _check(checks.positive, 2.0)
+    urls: tuple[str, ...] = _check(checks.https_url, ())
+    host_header: str | None = _check(checks.domain, None)
     checks: int = _check(checks.positive, 5)
     verify_tls: bool = True
-    urls: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

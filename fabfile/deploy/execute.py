@@ -1,0 +1,510 @@
+"""Run deploy and rollback plans on an environment's hosts.
+
+For every host, in parallel: take the lock and gather facts (one command). Then host by
+host: plan, run the plan's steps, smoke-test, roll back by the same rolling procedure when
+the smoke test fails, and finish (switch `current`, prune, audit, unlock: one command).
+Whatever happens (an error, Ctrl-C, SIGTERM) every lock this run took is released in a
+`finally`, after any phase left running on a host has undone or completed itself.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import FrameType
+
+from fabfile import notify, ui
+from fabfile.config import Config
+from fabfile.config.secrets import redact
+from fabfile.errors import UserError
+from fabfile.remote import Result, Transport, connect, on_all
+from fabfile.render import RenderedFile, render_release
+
+from . import audit, facts, release, rollout, scripts, smoke
+from .facts import Facts, Release
+from .lock import Holder, held_error, new_holder
+from .plan import Action, HostPlan, Options, as_data, images, plan_deploy, plan_rollback
+from .show import show_plan
+
+
+@dataclass
+class HostRun:
+    """One host's part of a run, and how it ended (`result` is an audit result)."""
+
+    transport: Transport
+    facts: Facts | None = None
+    plan: HostPlan | None = None
+    locked: bool = False
+    result: str = "not attempted"
+    message: str = ""
+    seconds: float = 0.0
+    new_ids: tuple[str, ...] = ()
+    timings: dict[str, float] = field(default_factory=dict)
+    in_phase: bool = False
+
+    @property
+    def host(self) -> str:
+        return self.transport.host.label
+
+    @property
+    def commands(self) -> int:
+        return self.transport.round_trips
+
+
+@dataclass
+class Report:
+    action: str
+    runs: list[HostRun]
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(r.result in ("success", "no-change", "planned") for r in self.runs)
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    version: str | None = None
+    yes: bool = False
+    dry_run: bool = False
+    lock_wait: float = 0.0
+    skip_migrations: bool = False
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (CI cancelling a job, `kill`) unwinds like Ctrl-C, so `finally` blocks run."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def shielded() -> Iterator[None]:
+    """While locks are released, Ctrl-C and SIGTERM only print a warning."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        ui.warn("releasing the deploy lock first; this takes a moment")
+
+    old_int = signal.signal(signal.SIGINT, note)
+    old_term = signal.signal(signal.SIGTERM, note)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+
+
+def _user(run: HostRun) -> str:
+    return run.transport.host.user if run.transport.host.transport == "ssh" else "this user"
+
+
+def gather(cfg: Config, runs: Sequence[HostRun], *, take_lock: bool, holder: Holder | None = None,
+           lock_wait: float = 0.0, image_refs: Sequence[str] = (), check: bool = True) -> None:
+    """Facts of every host in parallel (taking the locks when `take_lock`); then one error
+    naming every host that cannot go ahead."""
+    by_transport = {id(r.transport): r for r in runs}
+
+    def one(t: Transport) -> UserError | None:
+        run = by_transport[id(t)]
+        try:
+            result = t.probe(facts.gather_step(
+                cfg, take_lock=take_lock, lock_wait=lock_wait,
+                holder_json=holder.to_json() if holder else "",
+                token=holder.token if holder else "", images=image_refs))
+            run.facts = facts.parse(result.stdout)
+        except UserError as exc:
+            return exc
+        run.locked = run.facts.lock == "taken"
+        return None
+
+    with ui.console.status("gathering facts" + (" and taking the lock" if take_lock else "")):
+        errors = on_all([r.transport for r in runs], one)
+    problems: list[str] = []
+    for run, error in zip(runs, errors, strict=True):
+        if error is not None:
+            problems.append(error.message)
+            continue
+        assert run.facts is not None
+        if not check:
+            continue
+        try:
+            facts.require_ready(run.facts, cfg, run.host, _user(run))
+            if take_lock and run.facts.lock == "held":
+                raise held_error(run.host, cfg.env, run.facts.holder, lock_wait)
+        except UserError as exc:
+            problems.append(exc.message)
+    if problems:
+        code = 75 if all("is locked by" in p for p in problems) else 1
+        raise UserError(problems[0] if len(problems) == 1 else
+                        "several hosts cannot go ahead:\n  " + "\n  ".join(problems), code=code)
+
+
+def _tail(result: Result, lines: int = 15, *, logs_only: bool = False) -> str:
+    """The last lines of a step's output (container logs only, with `logs_only`)."""
+    kept = [line.removeprefix("@log ")
+            for line in (result.stdout + "\n" + result.stderr).splitlines()
+            if line.strip() and (line.startswith("@log ") or not (
+                logs_only or line.startswith("@")))]
+    return redact("\n    ".join(kept[-lines:])) or "no output"
+
+
+def explain(cfg: Config, run: HostRun, action: Action, result: Result) -> str:
+    """What failed, what state the host is in now, and what to do: one message."""
+    m = rollout.markers(result.stdout)
+    host, kind = run.host, action.kind
+    if "error" in m and m["error"][-1].startswith("lock-lost"):
+        return (f"the deploy lock on {host} was removed while this deploy ran (did someone run "
+                "`inv lock.release`?): stopped before changing anything else; deploy again")
+    if result.exit_code == 124:
+        return f"on {host}: step '{action.step.name}' timed out: {_tail(result)}"
+    detail = m.get("error", [""])[-1]
+    if kind == "upload":
+        if detail.startswith("disk-full"):
+            free = detail.split(" ", 1)[1] if " " in detail else "?"
+            size = len(action.step.stdin or b"")
+            return (f"the disk of {host} is full: {cfg.deploy.app_dir} has {free} KB free, "
+                    f"too little to unpack the release ({size} bytes compressed). Nothing was "
+                    "changed. Free some space (`docker image prune -a`, `docker system df` "
+                    "shows what uses it) and deploy again")
+        return f"uploading the release to {host} failed: {_tail(result)}"
+    if kind == "pull":
+        return (f"pulling images on {host} failed ({_tail(result)}): check app.image and the "
+                "tag, and that the host is logged in to the registry (`docker login`)")
+    if kind == "services":
+        return (f"starting {detail.removeprefix('services ') or 'services'} on {host} failed; "
+                f"the web service was not touched: {_tail(result)}")
+    if kind == "migrate":
+        command = " ".join(cfg.app.migrate_command)
+        return (f"the migration `{command}` failed on {host} (exit {result.exit_code}); no web "
+                f"container was changed and the old version keeps serving. Its output:\n    "
+                f"{_tail(result)}\nFix the migration and deploy again (or pass "
+                "--skip-migrations if it already ran)")
+    version = run.plan.version if run.plan else cfg.app.tag
+    removed = "its new containers were removed and the old ones keep serving"
+    if kind == "roll_up":
+        if detail.startswith("unhealthy"):
+            parts = detail.split()
+            cid = parts[1][:12] if len(parts) > 1 else "?"
+            state = "/".join(parts[2:]) or "?"
+            return (f"{version} never turned healthy on {host}: container {cid} is {state}; "
+                    f"{removed}. Its last log lines:\n    {_tail(result, logs_only=True)}")
+        if detail.startswith("timeout"):
+            return (f"{version} did not turn healthy on {host} within "
+                    f"{rollout.up_timeout(cfg)}s (deploy.health_timeout + start_period); "
+                    f"{removed}")
+        if detail.startswith("first-start"):
+            return (f"{version} never turned healthy on {host} (first start); its containers "
+                    f"were removed. Last log lines:\n    {_tail(result)}")
+        if detail.startswith("count"):
+            return f"Compose started an unexpected number of containers on {host}: {detail}"
+        return f"starting {version} on {host} failed; {removed}: {_tail(result)}"
+    if kind == "roll_drain":
+        if detail.startswith("still-healthy"):
+            return (f"old containers on {host} stayed healthy after their drain file "
+                    f"{cfg.app.drain_file} was created: the web healthcheck must fail while it "
+                    f"exists (templates/compose.yml.j2). The drain was undone: {removed}")
+        return f"draining the old containers on {host} failed ({detail}); {removed}"
+    return f"on {host}: step '{action.step.name}' failed (exit {result.exit_code}): {_tail(result)}"
+
+
+def run_action(cfg: Config, run: HostRun, action: Action) -> Result:
+    """Run one step, one line of output; raise UserError with `explain`'s message."""
+    started = time.monotonic()
+    run.in_phase = action.kind not in ("upload", "pull")
+    try:
+        with ui.console.status(f"{run.host}: {action.step.name}"):
+            result = run.transport.probe(action.step)
+    finally:
+        run.in_phase = False
+    took = time.monotonic() - started
+    m = rollout.markers(result.stdout)
+    if not result.ok:
+        ui.fail(f"{run.host}: {action.step.name} ({took:.1f}s)")
+        if "removed" in m:
+            run.new_ids = ()
+        raise UserError(explain(cfg, run, action, result))
+    if action.kind == "roll_up" and "new" in m:
+        run.new_ids = tuple(m["new"][-1].split())
+    for key in ("healthy", "unhealthy", "stopping", "stopped"):
+        if key in m:
+            run.timings[f"{action.kind}.{key}"] = float(m[key][-1])
+    run.timings[action.kind] = run.timings.get(action.kind, 0.0) + took
+    ui.ok(f"{run.host}: {action.step.name} ({took:.1f}s)")
+    return result
+
+
+def finish(cfg: Config, run: HostRun, holder: Holder, *, action: str, switch: str | None,
+           prune: Sequence[str], started: float) -> None:
+    """Switch/prune/audit/unlock in one command; problems become warnings (it runs in
+    `finally` blocks and must not hide the error that got there)."""
+    plan = run.plan
+    line = audit.record(
+        action=action, result=run.result, env=cfg.env, who=holder.who,
+        version=plan.version if plan else holder.version,
+        release=plan.release if plan else None, previous=plan.previous if plan else None,
+        seconds=time.monotonic() - started,
+        message=run.message.splitlines()[0] if run.message else "")
+    wait = rollout.abort_wait(cfg) if run.result == "interrupted" else 0
+    step = scripts.step("finish: switch, prune, audit, unlock", "finish", cfg.deploy.app_dir,
+                        holder.token, str(math.ceil(wait)), switch or "", line, *prune,
+                        timeout=wait + 60)
+    try:
+        result = run.transport.probe(step)
+    except UserError as exc:
+        ui.warn(f"{run.host}: could not release the deploy lock ({exc.message}); check with "
+                f"`inv lock.status --env={cfg.env}`")
+        return
+    except OSError as exc:
+        ui.warn(f"{run.host}: could not release the deploy lock ({exc}); check with "
+                f"`inv lock.status --env={cfg.env}`")
+        return
+    m = rollout.markers(result.stdout)
+    run.locked = "lock-not-ours" in m
+    if "aborting" in m:
+        ui.warn(f"{run.host}: stopped the interrupted phase '{m['aborting'][-1]}'"
+                + (" (it is still running!)" if "still-running" in m else ""))
+    if "lock-not-ours" in m:
+        ui.warn(f"{run.host}: the lock now belongs to another run; left it alone")
+    if not result.ok:
+        ui.warn(f"{run.host}: finishing did not fully succeed: {_tail(result)}")
+    elif switch and "switched" in m:
+        ui.ok(f"{run.host}: current -> {switch}")
+
+
+def _smoke(cfg: Config, run: HostRun) -> smoke.Result:
+    with ui.console.status(f"{run.host}: smoke test"):
+        result = smoke.run(cfg)
+    if result.skipped:
+        ui.warn(f"{run.host}: smoke test skipped: {result.skipped}")
+    elif result.ok:
+        ui.ok(f"{run.host}: smoke test: {result.good} good rounds ({result.seconds:.1f}s)")
+    else:
+        ui.fail(f"{run.host}: smoke test: {len(result.failures)} failures in "
+                f"{result.seconds:.0f}s: {result.failures[-1]}")
+    return result
+
+
+def _run_plan(cfg: Config, run: HostRun, holder: Holder, started: float) -> None:
+    """Run one host's plan to the end: steps, smoke test, rollback when it fails, finish."""
+    plan = run.plan
+    assert plan is not None and run.facts is not None
+    if plan.noop:
+        run.result = "no-change"
+        run.message = "already up to date"
+        finish(cfg, run, holder, action=plan.action, switch=None, prune=(), started=started)
+        ui.ok(f"{run.host}: nothing to change")
+        return
+    for action in plan.actions:
+        run_action(cfg, run, action)
+    check = _smoke(cfg, run)
+    if check.ok:
+        run.result = "success"
+        live = plan.release if plan.switch else run.facts.current
+        prune = release.to_prune(
+            [*run.facts.releases, Release(plan.release, True)], live,
+            cfg.deploy.keep_releases) if plan.switch else []
+        finish(cfg, run, holder, action=plan.action, switch=plan.release if plan.switch else None,
+               prune=prune, started=started)
+        return
+    why = f"smoke test failed: {check.failures[-1]}"
+    back_to = plan.previous if plan.action == "deploy" else None
+    if not back_to or back_to == plan.release or not plan.roll:
+        run.result = "failed"
+        run.message = f"{why}; no earlier release to roll back to"
+        raise UserError(f"{run.host}: {run.message}: the new version stays up, unverified")
+    ui.warn(f"{run.host}: {why}; rolling back to {back_to}")
+    back = plan_rollback(cfg, run.facts, back_to, run.host, web_ids=run.new_ids,
+                         skip_drain=rollout.unsafe_skip_drain())
+    for action in back.actions:
+        run_action(cfg, run, action)
+    run.result = "rolled-back"
+    run.message = f"{why}; rolled back to {back_to}"
+    finish(cfg, run, holder, action=plan.action, switch=None,
+           prune=[plan.release] if plan.upload else [], started=started)
+    raise UserError(f"{run.host}: {why}. Rolled back to {back_to} "
+                    f"({release.version_of(back_to)}), which is serving again")
+
+
+def _finish_all(cfg: Config, runs: Sequence[HostRun], holder: Holder, action: str,
+                started: float, current: HostRun | None, error: BaseException | None) -> None:
+    with shielded():
+        for run in runs:
+            if not run.locked:
+                continue
+            if run is current:
+                if isinstance(error, KeyboardInterrupt):
+                    run.result, run.message = "interrupted", "interrupted by the operator"
+                elif run.result in ("not attempted", "success"):
+                    run.result = "failed"
+                    run.message = str(error) if error else "stopped"
+            else:
+                run.result = "cancelled"
+                run.message = "not deployed: the run stopped on another host"
+            prune = ([run.plan.release] if run.plan and run.plan.upload
+                     and run.result != "success" else [])
+            finish(cfg, run, holder, action=action, switch=None, prune=prune, started=started)
+
+
+def _summary(report: Report) -> None:
+    rows = []
+    for run in report.runs:
+        plan = run.plan
+        note = run.message.splitlines()[0] if run.message else ""
+        rows.append([run.host, run.result, plan.version if plan else "",
+                     plan.release if plan else "", f"{run.seconds:.1f}s", str(run.commands),
+                     note if len(note) <= 100 else note[:97] + "..."])
+    ui.console.print(ui.table(f"{report.action} summary ({report.seconds:.1f}s)",
+                              ["host", "result", "version", "release", "time", "commands",
+                               "note"], rows))
+
+
+def _notify(cfg: Config, report: Report, what: str) -> None:
+    failed = [r for r in report.runs if r.result not in ("success", "no-change")]
+    if not failed:
+        text, level = f"{what} succeeded on {len(report.runs)} host(s)", "success"
+    elif any(r.result == "rolled-back" for r in failed):
+        text = f"{what} ROLLED BACK: " + "; ".join(f"{r.host}: {r.message}" for r in failed)
+        level = "warning"
+    else:
+        text = f"{what} FAILED: " + "; ".join(f"{r.host}: {r.result} {r.message}" for r in failed)
+        level = "failure"
+    problem = notify.send(cfg, text, level)  # type: ignore[arg-type]
+    if problem:
+        ui.warn(problem)
+
+
+def _confirm_or_refuse(cfg: Config, yes: bool, what: str) -> bool:
+    """True when the operator must be asked; refuses at once without a terminal."""
+    if not cfg.deploy.confirm or yes:
+        return False
+    if not sys.stdin.isatty():
+        raise UserError(f"{what} on {cfg.env} needs confirmation (deploy.confirm) and there is "
+                        "no terminal to ask on: pass --yes (as CI does) to go ahead", code=2)
+    return True
+
+
+def _run(cfg: Config, action: str, holder: Holder, runs: list[HostRun],
+         planner: Callable[[HostRun], HostPlan], *, yes: bool, dry_run: bool,
+         lock_wait: float, image_refs: Sequence[str], notify_what: str) -> Report:
+    started = time.monotonic()
+    report = Report(action, runs)
+    ask = False if dry_run else _confirm_or_refuse(cfg, yes, action)
+    current: HostRun | None = None
+    error: BaseException | None = None
+    confirmed: list[dict[str, object]] = []
+    try:
+        with sigterm_as_interrupt():
+            if dry_run or ask:
+                gather(cfg, runs, take_lock=False, image_refs=image_refs)
+                for run in runs:
+                    run.plan = planner(run)
+                    show_plan(run.plan, run.facts, cfg)
+                    run.result = "planned"
+                if dry_run:
+                    ui.ok("dry run: nothing was changed")
+                    return report
+                if not ui.confirm(f"{action} {cfg.env} as planned above?", assume_yes=False):
+                    raise UserError("cancelled: nothing was changed")
+                confirmed = [as_data(r.plan) for r in runs if r.plan]
+            gather(cfg, runs, take_lock=True, holder=holder, lock_wait=lock_wait,
+                   image_refs=image_refs)
+            for run in runs:
+                run.plan = planner(run)
+                if not confirmed:
+                    show_plan(run.plan, run.facts, cfg)
+            if confirmed and confirmed != [as_data(r.plan) for r in runs if r.plan]:
+                raise UserError("the hosts changed between the plan you confirmed and taking "
+                                "the lock (another deploy?): nothing was changed; run again")
+            for run in runs:
+                current = run
+                t0 = time.monotonic()
+                try:
+                    _run_plan(cfg, run, holder, started)
+                finally:
+                    run.seconds = time.monotonic() - t0
+                current = None
+    except (UserError, KeyboardInterrupt) as exc:
+        error = exc
+        if current is not None and current.result in ("not attempted", "success"):
+            if isinstance(exc, KeyboardInterrupt):
+                current.result, current.message = "interrupted", "interrupted by the operator"
+            else:
+                current.result, current.message = "failed", exc.message
+        raise
+    finally:
+        _finish_all(cfg, runs, holder, action, started, current, error)
+        report.seconds = time.monotonic() - started
+        attempted = any(r.result not in ("not attempted", "planned") for r in runs)
+        if attempted:
+            _summary(report)
+            _notify(cfg, report, notify_what)
+        for run in runs:
+            run.transport.close()
+    if not report.ok:
+        raise UserError(f"{action} of {cfg.env} did not succeed on every host")
+    return report
+
+
+def deploy(cfg: Config, opts: DeployOptions) -> Report:
+    """`inv deploy`: bring every host of the environment to the rendered release."""
+    files: tuple[RenderedFile, ...] = render_release(cfg)
+    holder = new_holder("deploy", cfg.app.tag)
+    now = datetime.now(UTC)
+    runs = [HostRun(connect(h)) for h in cfg.hosts]
+    skip_drain = rollout.unsafe_skip_drain()
+    if skip_drain:
+        ui.warn(f"{rollout.SKIP_DRAIN_VAR}=1: old containers are stopped WITHOUT draining "
+                "(a test-only switch; requests will fail)")
+
+    def planner(run: HostRun) -> HostPlan:
+        assert run.facts is not None
+        rid = release.new_id(now, cfg.app.tag, run.facts.release_ids)
+        return plan_deploy(cfg, run.facts, files, run.host, Options(
+            release_id=rid, skip_migrations=opts.skip_migrations, skip_drain=skip_drain))
+
+    return _run(cfg, "deploy", holder, runs, planner, yes=opts.yes, dry_run=opts.dry_run,
+                lock_wait=opts.lock_wait, image_refs=sorted(set(images(files).values())),
+                notify_what=f"deploy of {cfg.app.tag} to {cfg.env}")
+
+
+def rollback(cfg: Config, *, to: str | None, yes: bool, lock_wait: float = 0.0,
+             dry_run: bool = False) -> Report:
+    """`inv rollback`: roll every host back to the previous (or a named) release."""
+    holder = new_holder("rollback", to or "previous")
+    runs = [HostRun(connect(h)) for h in cfg.hosts]
+
+    def planner(run: HostRun) -> HostPlan:
+        assert run.facts is not None
+        target = release.resolve(run.facts, to)
+        return plan_rollback(cfg, run.facts, target, run.host,
+                             skip_drain=rollout.unsafe_skip_drain())
+
+    return _run(cfg, "rollback", holder, runs, planner, yes=yes, dry_run=dry_run,
+                lock_wait=lock_wait, image_refs=(), notify_what=f"rollback of {cfg.env}")
+
+
+def read_facts(cfg: Config) -> list[HostRun]:
+    """Every host's facts, read-only (status, lock.status, plan); transports left open."""
+    runs = [HostRun(connect(h)) for h in cfg.hosts]
+    gather(cfg, runs, take_lock=False, check=False)
+    return runs

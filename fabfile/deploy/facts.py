@@ -1,0 +1,249 @@
+"""What a host looks like, gathered in one command (`scripts/facts.sh`) and parsed purely.
+
+The report is line-oriented: `KEY VALUE...`, with file contents and JSON in base64 so that
+nothing a file holds can break the format. `parse` turns it into `Facts`; `require_ready`
+turns a host that cannot take a deploy into one message saying what to do.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from fabfile.config import Config
+from fabfile.config.secrets import redact
+from fabfile.errors import UserError
+from fabfile.remote import Step
+
+from . import scripts
+
+MIN_DOCKER = (20, 10)
+MIN_COMPOSE = (2, 20)
+LockState = Literal["taken", "held", "free", "unwritable", "unknown"]
+
+
+@dataclass(frozen=True)
+class Container:
+    """One container of the Compose project, as `docker inspect` describes it."""
+
+    id: str
+    service: str
+    oneoff: bool
+    state: str
+    health: str
+    started_at: str
+    name: str
+    image: str
+    config_file: str
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    @property
+    def serving(self) -> bool:
+        """Running and healthy (or without a healthcheck): what a proxy routes to."""
+        return self.state == "running" and self.health in ("healthy", "none")
+
+    @property
+    def release(self) -> str | None:
+        """The release whose compose.yml created it (Compose records the file's path)."""
+        match = re.search(r"/releases/([^/]+)/compose\.yml$", self.config_file)
+        return match.group(1) if match else None
+
+
+@dataclass(frozen=True)
+class Release:
+    id: str
+    live: bool
+
+
+@dataclass(frozen=True)
+class FileFact:
+    sha256: str
+    mode: int
+
+
+@dataclass(frozen=True)
+class Facts:
+    """One host's state. `files`, `contents` and `env_lines` describe the current release."""
+
+    docker: str | None = None
+    docker_error: str | None = None
+    compose: str | None = None
+    app_dir: bool = False
+    disk_free_kb: int | None = None
+    lock: LockState = "unknown"
+    holder: dict[str, Any] | None = None
+    network: bool = False
+    releases: tuple[Release, ...] = ()
+    current: str | None = None
+    files: dict[str, FileFact] = field(default_factory=dict)
+    contents: dict[str, str] = field(default_factory=dict)
+    env_lines: dict[str, dict[str, str]] = field(default_factory=dict)
+    containers: tuple[Container, ...] = ()
+    images: dict[str, bool] = field(default_factory=dict)
+    last_audit: dict[str, Any] | None = None
+
+    def service(self, name: str) -> tuple[Container, ...]:
+        """The service's long-running containers (one-off `run` containers left out)."""
+        return tuple(c for c in self.containers if c.service == name and not c.oneoff)
+
+    @property
+    def release_ids(self) -> tuple[str, ...]:
+        return tuple(sorted(r.id for r in self.releases))
+
+
+def gather_step(cfg: Config, *, take_lock: bool, lock_wait: float = 0, holder_json: str = "",
+                token: str = "", images: Iterable[str] = ()) -> Step:
+    """The one command that reports a host's facts (and takes its lock when `take_lock`)."""
+    title = "take the lock and gather facts" if take_lock else "gather facts"
+    return scripts.step(
+        title, "facts", cfg.deploy.app_dir, cfg.project, cfg.deploy.network,
+        "take" if take_lock else "read", str(int(lock_wait)), holder_json, token, *images,
+        timeout=lock_wait + 60)
+
+
+def _b64(text: str) -> str:
+    try:
+        return base64.b64decode(text, validate=True).decode("utf-8", "replace")
+    except (binascii.Error, ValueError):
+        raise UserError("the host's facts report is garbled (bad base64): is the host's "
+                        "shell or base64 unusual? Run the facts script by hand to see") from None
+
+
+def _json(text: str) -> dict[str, Any] | None:
+    try:
+        data = json.loads(_b64(text))
+    except json.JSONDecodeError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def parse(report: str) -> Facts:
+    """Parse `facts.sh` output; raise UserError when it is cut short or not a facts report."""
+    lines = report.splitlines()
+    if "@facts 1" not in lines or "@end" not in lines:
+        tail = redact(" | ".join(line for line in lines[-3:] if line.strip())[-400:])
+        raise UserError("the host did not return a complete facts report (last lines: "
+                        f"{tail or 'no output'}): is `sh` a POSIX shell there?")
+    values: dict[str, Any] = {}
+    releases: list[Release] = []
+    files: dict[str, FileFact] = {}
+    contents: dict[str, str] = {}
+    env_lines: dict[str, dict[str, str]] = {}
+    containers: list[Container] = []
+    images: dict[str, bool] = {}
+    for line in lines[lines.index("@facts 1") + 1:]:
+        if line == "@end":
+            break
+        key, _, rest = line.partition(" ")
+        if key == "docker":
+            values["docker"] = None if rest == "missing" else rest
+        elif key == "docker_error":
+            values["docker_error"] = _b64(rest).strip()
+        elif key == "compose":
+            values["compose"] = None if rest in ("missing", "") else rest.lstrip("v")
+        elif key == "app_dir":
+            values["app_dir"] = rest == "present"
+        elif key == "disk_free_kb":
+            values["disk_free_kb"] = int(rest) if rest.isdigit() else None
+        elif key == "lock":
+            values["lock"] = rest if rest in ("taken", "held", "free", "unwritable") else "unknown"
+        elif key == "holder":
+            values["holder"] = _json(rest)
+        elif key == "network":
+            values["network"] = rest == "present"
+        elif key == "release":
+            rid, _, kind = rest.rpartition(" ")
+            releases.append(Release(rid, kind == "live"))
+        elif key == "current":
+            values["current"] = rest
+        elif key == "file":
+            digest, mode, path = rest.split(" ", 2)
+            files[path] = FileFact(digest, int(mode, 8))
+        elif key == "content":
+            data, _, path = rest.partition(" ")
+            contents[path] = _b64(data)
+        elif key == "envline":
+            name, digest, path = rest.split(" ", 2)
+            env_lines.setdefault(path, {})[name] = digest
+        elif key == "container":
+            parts = rest.split(" ", 8)
+            if len(parts) < 8:
+                continue
+            cid, service, oneoff, state, health, started, name, image = parts[:8]
+            containers.append(Container(
+                id=cid, service=service, oneoff=oneoff == "True", state=state, health=health,
+                started_at=started, name=name.lstrip("/"), image=image,
+                config_file=parts[8] if len(parts) > 8 else ""))
+        elif key == "image":
+            status, _, ref = rest.partition(" ")
+            images[ref] = status == "present"
+        elif key == "audit":
+            values["last_audit"] = _json(rest)
+    return Facts(releases=tuple(sorted(releases, key=lambda r: r.id)), files=files,
+                 contents=contents, env_lines=env_lines, containers=tuple(containers),
+                 images=images, **values)
+
+
+def version_tuple(text: str | None) -> tuple[int, ...]:
+    """`20.10.24+dfsg1` -> (20, 10, 24); unparseable -> ()."""
+    match = re.match(r"v?(\d+)\.(\d+)(?:\.(\d+))?", text or "")
+    return tuple(int(g) for g in match.groups() if g is not None) if match else ()
+
+
+def _dotted(version: tuple[int, ...]) -> str:
+    return ".".join(map(str, version))
+
+
+def docker_problem(facts: Facts, host: str, user: str) -> str | None:
+    """Why this host cannot run the stack's Docker commands, with the fix; None when it can."""
+    install = ("install Docker Engine (Debian/Ubuntu: `apt-get install docker.io`, or Docker's "
+               "own packages: https://docs.docker.com/engine/install/)")
+    compose_fix = ("install the Compose v2 plugin (`apt-get install docker-compose-plugin` from "
+                   "Docker's repository, or Debian 13's `docker-compose` package); the old "
+                   "Python `docker-compose` v1 does not work")
+    if facts.docker_error is not None:
+        err = facts.docker_error
+        if "permission denied" in err.lower():
+            return (f"user {user} on {host} may not use Docker ({err.splitlines()[-1]}): add it "
+                    f"to the docker group (`sudo usermod -aG docker {user}`) and reconnect")
+        if "cannot connect" in err.lower() or "is the docker daemon running" in err.lower():
+            return (f"the Docker daemon on {host} is not running: start it "
+                    "(`sudo systemctl enable --now docker`)")
+        return f"`docker version` fails on {host}: {err}"
+    if facts.docker is None:
+        return f"Docker is not installed on {host}: {install}"
+    docker = version_tuple(facts.docker)
+    if docker and docker < MIN_DOCKER:
+        return (f"Docker Engine {facts.docker} on {host} is too old (need "
+                f"{_dotted(MIN_DOCKER)} or newer): {install}")
+    if facts.compose is None:
+        return f"Docker Compose v2 (`docker compose`) is missing on {host}: {compose_fix}"
+    compose = version_tuple(facts.compose)
+    if not compose or compose < MIN_COMPOSE:
+        return (f"Docker Compose {facts.compose} on {host} is too old (need "
+                f"{_dotted(MIN_COMPOSE)} or newer for `up --wait --wait-timeout`): {compose_fix}")
+    return None
+
+
+def require_ready(facts: Facts, cfg: Config, host: str, user: str) -> None:
+    """Raise one UserError naming what keeps this host from taking a deploy, and the fix."""
+    problem = docker_problem(facts, host, user)
+    if problem:
+        raise UserError(problem)
+    setup = f"run `inv setup --env={cfg.env}` first"
+    if not facts.app_dir:
+        raise UserError(f"{cfg.deploy.app_dir} does not exist on {host}: {setup}")
+    if not facts.network:
+        raise UserError(f"the Docker network {cfg.deploy.network!r} does not exist on {host}: "
+                        f"{setup}")
+    if facts.lock == "unwritable":
+        raise UserError(f"user {user} cannot write to {cfg.deploy.app_dir} on {host}: make "
+                        f"it the owner (`sudo chown -R {user} {cfg.deploy.app_dir}`)")

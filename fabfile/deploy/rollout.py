@@ -1,0 +1,93 @@
+"""The web service's rolling update without a failed request (DESIGN.md, "Zero-downtime
+behind Traefik"), as two phases that each poll inside one remote script:
+
+1. `roll_up.sh`: `docker compose up -d --no-deps --no-recreate --scale web=OLD+N web` starts N
+   new containers beside the old ones; wait until every new one is healthy (fail fast on
+   unhealthy, bounded by health_timeout + start_period). On failure: remove the new ones.
+2. `roll_drain.sh`: create the drain file in each old container so its healthcheck fails,
+   wait until Docker reports it unhealthy (the proxy drops it on that event), wait the
+   proxy's throttle plus a margin, `docker stop -t GRACE`, then `docker rm`, by id.
+
+Compose never scales down here: it would remove the newest containers. Both phases run
+detached from the connection (`phase.sh`), so an interrupted operator cannot leave one
+half done; `finish.sh` signals a phase that lost its operator.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+from fabfile.config import Config
+from fabfile.remote import Step
+
+from . import scripts
+
+SKIP_DRAIN_VAR = "SHIPYARD_UNSAFE_SKIP_DRAIN"
+"""TEST-ONLY: `=1` stops old containers without draining them first, so the zero-downtime
+test can show that it would catch failed requests. Never set it for a real deploy."""
+
+
+def unsafe_skip_drain(environ: Mapping[str, str] = os.environ) -> bool:
+    return environ.get(SKIP_DRAIN_VAR) == "1"
+
+
+def lock_dir(cfg: Config) -> str:
+    return f"{cfg.deploy.app_dir}/lock"
+
+
+def up_timeout(cfg: Config) -> int:
+    """How long new containers may take to turn healthy."""
+    return cfg.deploy.health_timeout + cfg.app.healthcheck.start_period
+
+
+def unhealthy_timeout(cfg: Config) -> int:
+    """How long a drained container may take to fail `retries` probes in a row."""
+    hc = cfg.app.healthcheck
+    return (hc.interval + hc.timeout) * (hc.retries + 2) + 5
+
+
+def settle(cfg: Config) -> float:
+    """Seconds between 'unhealthy' and the stop: the proxy's throttle plus a margin."""
+    return cfg.deploy.traefik_throttle + cfg.deploy.drain_margin
+
+
+def drain_bound(cfg: Config) -> float:
+    """The longest the drain phase may take: unhealthy wait, settle, graceful stop."""
+    return unhealthy_timeout(cfg) + settle(cfg) + cfg.app.stop_grace_period + 30
+
+
+def roll_steps(cfg: Config, compose: str, old_ids: Sequence[str], *,
+               skip_drain: bool = False) -> list[tuple[Literal["roll_up", "roll_drain"], Step]]:
+    """The phases rolling the web service from `old_ids` to `compose`'s configuration."""
+    n, web = cfg.app.replicas, cfg.app.name
+    what = f"{n} new container{'s' * (n != 1)}"
+    title = (f"web: start {what} beside {len(old_ids)} old, wait until healthy" if old_ids
+             else f"web: start {what}, wait until healthy")
+    steps: list[tuple[Literal["roll_up", "roll_drain"], Step]] = [("roll_up", scripts.phase(
+        title, lock_dir(cfg), "roll_up", compose, cfg.project, web, str(n),
+        str(up_timeout(cfg)), *old_ids, timeout=up_timeout(cfg) + 120))]
+    if old_ids:
+        drain = "stop WITHOUT draining (test-only)" if skip_drain else "drain, stop"
+        steps.append(("roll_drain", scripts.phase(
+            f"web: {drain} {len(old_ids)} old container{'s' * (len(old_ids) != 1)}",
+            lock_dir(cfg), "roll_drain", cfg.project, web, cfg.app.drain_file,
+            f"{settle(cfg):g}", str(cfg.app.stop_grace_period), str(unhealthy_timeout(cfg)),
+            "1" if skip_drain else "0", *old_ids, timeout=drain_bound(cfg) + 60)))
+    return steps
+
+
+def abort_wait(cfg: Config) -> float:
+    """How long `finish.sh` waits for an interrupted phase to undo or complete itself."""
+    return max(float(cfg.deploy.health_timeout), drain_bound(cfg)) + 30
+
+
+def markers(output: str) -> dict[str, list[str]]:
+    """The `@key value` lines a script prints, by key (last value wins in `[-1]`)."""
+    found: dict[str, list[str]] = {}
+    for line in output.splitlines():
+        if line.startswith("@"):
+            key, _, value = line[1:].partition(" ")
+            found.setdefault(key, []).append(value)
+    return found

@@ -1,0 +1,111 @@
+# Everything a deploy decides on, gathered in one round trip as a line-oriented report that
+# `fabfile/deploy/facts.py` parses. With LOCK_MODE=take it first takes the host's deploy lock
+# (an atomic mkdir of APP_DIR/lock), polling for up to LOCK_WAIT seconds while another holds it.
+# Usage: facts.sh APP_DIR PROJECT NETWORK LOCK_MODE LOCK_WAIT HOLDER_JSON TOKEN [IMAGE...]
+set -u
+app_dir=$1 project=$2 network=$3 lock_mode=$4 lock_wait=$5 holder=$6 token=$7
+shift 7
+lock="$app_dir/lock"
+b64() { base64 -w0 2>/dev/null || base64 | tr -d '\n'; }
+
+echo "@facts 1"
+if command -v docker >/dev/null 2>&1; then
+  if out=$(docker version --format '{{.Server.Version}}' 2>&1); then
+    echo "docker $out"
+    echo "compose $(docker compose version --short 2>/dev/null || echo missing)"
+  else
+    echo "docker_error $(printf '%s' "$out" | tail -n 3 | b64)"
+  fi
+else
+  echo "docker missing"
+fi
+
+if [ ! -d "$app_dir" ]; then
+  echo "app_dir missing"
+  echo "@end"
+  exit 0
+fi
+echo "app_dir present"
+echo "disk_free_kb $(df -Pk "$app_dir" | awk 'NR==2 {print $4}')"
+
+if [ "$lock_mode" = take ]; then
+  now=$(date +%s)
+  deadline=$((now + lock_wait))
+  while :; do
+    if mkdir "$lock" 2>/dev/null; then
+      printf '%s\n' "$holder" > "$lock/holder.json"
+      printf '%s\n' "$token" > "$lock/token"
+      echo "lock taken"
+      break
+    fi
+    if [ ! -w "$app_dir" ]; then
+      echo "lock unwritable"
+      break
+    fi
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "lock held"
+      break
+    fi
+    sleep 0.5
+  done
+elif [ -d "$lock" ]; then
+  echo "lock held"
+else
+  echo "lock free"
+fi
+if [ -f "$lock/holder.json" ]; then
+  echo "holder $(b64 < "$lock/holder.json")"
+fi
+
+if docker network inspect "$network" >/dev/null 2>&1; then
+  echo "network present"
+else
+  echo "network missing"
+fi
+
+for dir in "$app_dir"/releases/*/; do
+  [ -d "$dir" ] || continue
+  id=$(basename "$dir")
+  if [ -e "$dir/.live" ]; then echo "release $id live"; else echo "release $id staged"; fi
+done
+
+current=$(readlink "$app_dir/current" 2>/dev/null || true)
+if [ -n "$current" ] && [ -d "$app_dir/current/" ]; then
+  echo "current $(basename "$current")"
+  (cd "$app_dir/current/" && find . -type f ! -name .live | sort) | while IFS= read -r path; do
+    path=${path#./}
+    file="$app_dir/current/$path"
+    echo "file $(sha256sum < "$file" | cut -d' ' -f1) $(stat -c %a "$file") $path"
+    case $path in
+      *.env)
+        while IFS= read -r line || [ -n "$line" ]; do
+          case $line in ''|'#'*) continue ;; esac
+          echo "envline ${line%%=*} $(printf '%s' "$line" | sha256sum | cut -d' ' -f1) $path"
+        done < "$file" ;;
+      *)
+        echo "content $(b64 < "$file") $path" ;;
+    esac
+  done
+fi
+
+ids=$(docker ps -aq --no-trunc --filter "label=com.docker.compose.project=$project" 2>/dev/null)
+if [ -n "$ids" ]; then
+  # shellcheck disable=SC2086  # the ids split on purpose
+  docker inspect --format 'container {{.Id}} {{index .Config.Labels "com.docker.compose.service"}} {{index .Config.Labels "com.docker.compose.oneoff"}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{.State.StartedAt}} {{.Name}} {{.Config.Image}} {{index .Config.Labels "com.docker.compose.project.config_files"}}' $ids 2>/dev/null
+fi
+
+if [ $# -gt 0 ]; then
+  present=$(docker image ls --format '{{.Repository}}:{{.Tag}}' 2>/dev/null)
+  for image in "$@"; do
+    if printf '%s\n' "$present" | grep -qxF "$image"; then
+      echo "image present $image"
+    else
+      echo "image missing $image"
+    fi
+  done
+fi
+
+if [ -s "$app_dir/audit.log" ]; then
+  echo "audit $(tail -n 1 "$app_dir/audit.log" | b64)"
+fi
+echo "@end"

@@ -1,0 +1,62 @@
+# Ends a deploy on one host in one round trip. If an interrupted operator left a phase running,
+# signals it (TERM: the phase undoes or completes, as is safe) and waits up to ABORT_WAIT
+# seconds. Then switches `current` to SWITCH_TO atomically (a temp symlink renamed over it)
+# and marks that release live, removes the PRUNE releases and stale staging directories,
+# appends AUDIT_LINE to audit.log, and releases the lock if it still holds TOKEN.
+# Usage: finish.sh APP_DIR TOKEN ABORT_WAIT SWITCH_TO AUDIT_LINE [PRUNE_ID...]
+set -u
+trap '' TERM INT HUP
+app_dir=$1 token=$2 abort_wait=$3 switch_to=$4 audit=$5
+shift 5
+lock="$app_dir/lock"
+code=0
+
+if [ -f "$lock/phase.pid" ] && [ "$(cat "$lock/token" 2>/dev/null)" = "$token" ]; then
+  read -r pid name < "$lock/phase.pid"
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "@aborting $name"
+    kill -TERM "$pid" 2>/dev/null
+    deadline=$(($(date +%s) + abort_wait))
+    while kill -0 "$pid" 2>/dev/null; do
+      if [ "$(date +%s)" -ge "$deadline" ]; then
+        echo "@still-running $name $pid"
+        code=4
+        break
+      fi
+      sleep 0.2
+    done
+    sed 's/^/@phase-log /' "$lock/phase.log" 2>/dev/null | tail -n 40
+  fi
+fi
+
+if [ -n "$switch_to" ]; then
+  if [ -d "$app_dir/releases/$switch_to" ]; then
+    ln -sfn "releases/$switch_to" "$app_dir/.current.new" &&
+      mv -Tf "$app_dir/.current.new" "$app_dir/current" &&
+      : > "$app_dir/releases/$switch_to/.live" &&
+      echo "@switched $switch_to" || code=1
+  else
+    echo "@error missing-release $switch_to"
+    code=1
+  fi
+fi
+
+for id in "$@"; do
+  case $id in ''|*/*|.|..) continue ;; esac
+  [ "releases/$id" = "$(readlink "$app_dir/current" 2>/dev/null)" ] && continue
+  rm -rf "${app_dir:?}/releases/$id" && echo "@pruned $id"
+done
+for stage in "$app_dir"/releases/.incoming-*; do
+  [ -e "$stage" ] && rm -rf "$stage"
+done
+
+printf '%s\n' "$audit" >> "$app_dir/audit.log" || code=1
+
+if [ "$(cat "$lock/token" 2>/dev/null)" = "$token" ]; then
+  rm -rf "$lock" && echo "@unlocked"
+elif [ -d "$lock" ]; then
+  echo "@lock-not-ours"
+else
+  echo "@lock-gone"
+fi
+exit "$code"

@@ -1,0 +1,76 @@
+"""How plans and host states look on the terminal (rich), secrets redacted by `ui`."""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from fabfile import ui
+from fabfile.config import Config
+from fabfile.config.secrets import redact
+
+from . import audit, lock, smoke
+from .facts import Facts
+from .plan import HostPlan
+
+
+def show_plan(plan: HostPlan, facts: Facts | None, cfg: Config, *, diffs: bool = False) -> None:
+    """The plan for one host: what changes and why, then the steps, one line each."""
+    console = ui.console
+    if plan.noop:
+        web = facts.service(cfg.app.name) if facts else ()
+        console.print(f"[bold]{plan.host}[/]: nothing to change: release {plan.release} runs "
+                      f"{plan.image} on {len(web)} healthy web container(s)")
+        return
+    where = f"release {plan.release}" + (f" (now {plan.previous})" if plan.previous else "")
+    console.print(f"[bold]{plan.host}[/]: {plan.action} {plan.version}, {where}")
+    if plan.action == "deploy" and plan.roll:
+        before = ", ".join(plan.images_before) or "none"
+        console.print(f"  image: {before} -> {plan.image}")
+    if plan.reasons:
+        console.print("  why: " + redact("; ".join(plan.reasons)))
+    changed = [c for c in plan.changes if c.status != "unchanged"]
+    if changed:
+        parts = []
+        for c in changed:
+            keys = f" (keys: {', '.join(c.keys)})" if c.keys else ""
+            parts.append(f"{c.path} {c.status}{keys}")
+        console.print("  files: " + "; ".join(parts))
+    if diffs:
+        for c in changed:
+            if c.secret or not c.diff:
+                continue
+            for line in c.diff.splitlines():
+                style = ("green" if line.startswith("+") and not line.startswith("+++") else
+                         "red" if line.startswith("-") and not line.startswith("---") else
+                         "dim" if line.startswith("@@") else "")
+                console.print(Text("    " + redact(line), style=style))
+    console.print("  steps:")
+    for i, action in enumerate(plan.actions, 1):
+        console.print(f"    {i}. {redact(action.step.name)}")
+    targets = smoke.targets(cfg)
+    tail = []
+    if targets:
+        tail.append(f"smoke-test {len(targets)} URL(s)")
+    if plan.switch:
+        tail.append(f"switch current -> {plan.release}")
+    tail.append("audit, unlock")
+    console.print(f"    then: {', '.join(tail)}")
+
+
+def show_status(cfg: Config, host: str, facts: Facts) -> None:
+    """Releases (current marked), containers, lock holder and last deploy of one host."""
+    console = ui.console
+    console.print(f"[bold]{host}[/]: Docker {facts.docker or 'missing'}, Compose "
+                  f"{facts.compose or 'missing'}, {cfg.deploy.app_dir} "
+                  f"{'present' if facts.app_dir else 'MISSING (run inv setup)'}")
+    rows = [[("* " if r.id == facts.current else "  ") + r.id,
+             "live" if r.live else "staged (never live)"] for r in reversed(facts.releases)]
+    console.print(ui.table("releases (* = current)", ["release", "state"], rows or [["none", ""]]))
+    crows = [[c.name, c.service, c.image, c.state, c.health, c.release or "?"]
+             for c in sorted(facts.containers, key=lambda c: (c.service, c.name))
+             if not c.oneoff]
+    console.print(ui.table("containers", ["name", "service", "image", "state", "health",
+                                          "release"], crows or [["none", "", "", "", "", ""]]))
+    holder = lock.describe(facts.holder) if facts.lock == "held" else "free"
+    console.print(f"lock: {holder}")
+    console.print(f"last: {audit.summary(facts.last_audit)}")

@@ -1,0 +1,186 @@
+"""Root tasks of the main job: setup, deploy, plan, rollback, status, logs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json as _json
+from datetime import UTC, datetime
+
+from invoke.context import Context
+from invoke.tasks import task
+
+from fabfile import ui
+from fabfile.config import Config, load_config
+from fabfile.config import checks as config_checks
+from fabfile.config.secrets import redact
+from fabfile.deploy import bootstrap, execute, release
+from fabfile.deploy.lock import describe
+from fabfile.deploy.plan import Options, as_data, images, plan_deploy
+from fabfile.deploy.show import show_plan, show_status
+from fabfile.errors import UserError
+from fabfile.remote import Step, connect
+from fabfile.render import render_release
+from fabfile.tasks._adapter import friendly
+from fabfile.tasks.config import ENV_HELP
+
+YES_HELP = "go ahead without asking (CI); environments with deploy.confirm ask otherwise"
+LOCK_WAIT_HELP = "when another deploy holds a host's lock, wait up to SECONDS for it (default 0)"
+
+
+def with_version(cfg: Config, version: str) -> Config:
+    """The config with `app.tag` replaced by `--version`, validated like the YAML value."""
+    if not version:
+        return cfg
+    problem = config_checks.tag(version)
+    if problem:
+        raise UserError(f"--version={version!r}: expected {problem}")
+    return dataclasses.replace(cfg, app=dataclasses.replace(cfg.app, tag=version))
+
+
+def _lock_wait(value: int) -> float:
+    if value < 0:
+        raise UserError("--lock-wait: expected a number of seconds, 0 or more")
+    return float(value)
+
+
+@task(help={"env": ENV_HELP})
+@friendly
+def setup(c: Context, env: str) -> None:
+    """Prepare hosts: check Docker and Compose v2, create app dir, network, acme.json."""
+    bootstrap.setup(load_config(env))
+
+
+@task(help={
+    "env": ENV_HELP,
+    "version": "image tag to deploy (default: app.tag from the environment's YAML)",
+    "yes": YES_HELP,
+    "dry_run": "print the plan and change nothing (no lock, no upload)",
+    "lock_wait": LOCK_WAIT_HELP,
+    "skip_migrations": "do not run app.migrate_command before rolling the web service",
+})
+@friendly
+def deploy(c: Context, env: str, version: str = "", yes: bool = False, dry_run: bool = False,
+           lock_wait: int = 0, skip_migrations: bool = False) -> None:
+    """Deploy a version with zero downtime; roll back by itself if the smoke test fails."""
+    cfg = with_version(load_config(env), version)
+    execute.deploy(cfg, execute.DeployOptions(
+        version=version or None, yes=yes, dry_run=dry_run, lock_wait=_lock_wait(lock_wait),
+        skip_migrations=skip_migrations))
+
+
+@task(help={
+    "env": ENV_HELP,
+    "version": "image tag to plan for (default: app.tag from the environment's YAML)",
+    "json": "print the plan as JSON (steps with argv) instead of text",
+    "skip_migrations": "plan without the migration step",
+})
+@friendly
+def plan(c: Context, env: str, version: str = "", json: bool = False,
+         skip_migrations: bool = False) -> None:
+    """Show what deploy would change: file diffs, image old -> new, steps. Changes nothing."""
+    cfg = with_version(load_config(env), version)
+    files = render_release(cfg)
+    runs = [execute.HostRun(connect(h)) for h in cfg.hosts]
+    try:
+        execute.gather(cfg, runs, take_lock=False,
+                       image_refs=sorted(set(images(files).values())))
+        now = datetime.now(UTC)
+        plans = []
+        for run in runs:
+            assert run.facts is not None
+            rid = release.new_id(now, cfg.app.tag, run.facts.release_ids)
+            plans.append((run, plan_deploy(cfg, run.facts, files, run.host, Options(
+                release_id=rid, skip_migrations=skip_migrations))))
+    finally:
+        for run in runs:
+            run.transport.close()
+    if json:
+        print(redact(_json.dumps([as_data(p) for _, p in plans], indent=2)))
+        return
+    for run, p in plans:
+        show_plan(p, run.facts, cfg, diffs=True)
+        if run.facts is not None and run.facts.lock == "held":
+            ui.warn(f"{run.host} is locked by {describe(run.facts.holder)}")
+
+
+@task(help={
+    "env": ENV_HELP,
+    "to": "release id (or its version, e.g. v1) to go back to (default: the previous one)",
+    "yes": YES_HELP,
+    "dry_run": "print the plan and change nothing",
+    "lock_wait": LOCK_WAIT_HELP,
+})
+@friendly
+def rollback(c: Context, env: str, to: str = "", yes: bool = False, dry_run: bool = False,
+             lock_wait: int = 0) -> None:
+    """Roll back to the previous (or a named) release, zero-downtime, same checks."""
+    execute.rollback(load_config(env), to=to or None, yes=yes, dry_run=dry_run,
+                     lock_wait=_lock_wait(lock_wait))
+
+
+@task(help={"env": ENV_HELP, "json": "print the hosts' facts as JSON"})
+@friendly
+def status(c: Context, env: str, json: bool = False) -> None:
+    """Show releases, containers with health and image, lock holder and the last deploy."""
+    cfg = load_config(env)
+    runs = execute.read_facts(cfg)
+    for run in runs:
+        run.transport.close()
+    if json:
+        data = [{"host": r.host, **dataclasses.asdict(r.facts)} for r in runs if r.facts]
+        for item in data:
+            item.pop("contents", None)
+            item.pop("env_lines", None)
+        print(redact(_json.dumps(data, indent=2, default=str)))
+        return
+    for run in runs:
+        assert run.facts is not None
+        show_status(cfg, run.host, run.facts)
+
+
+@task(help={
+    "env": ENV_HELP,
+    "service": "only this Compose service (default: all of them)",
+    "since": "only lines since this time: 10m, 2h or an RFC 3339 date",
+    "tail": "lines per container to show (default 200; 0 for all)",
+    "follow": "keep streaming new lines until Ctrl-C (one host only)",
+    "host": "only this host (its address), when the environment has several",
+})
+@friendly
+def logs(c: Context, env: str, service: str = "", since: str = "", tail: int = 200,
+         follow: bool = False, host: str = "") -> None:
+    """Show the stack's container logs from the current release (redacted)."""
+    cfg = load_config(env)
+    hosts = [h for h in cfg.hosts if not host or h.address == host]
+    if not hosts:
+        raise UserError(f"--host={host}: not a host of {env} "
+                        f"({', '.join(h.address for h in cfg.hosts)})")
+    if follow and len(hosts) > 1:
+        raise UserError("--follow streams one host: pick it with --host=ADDRESS")
+    if service and config_checks.name(service) is not None:
+        raise UserError(f"--service={service!r}: expected a Compose service name")
+    argv = ["docker", "compose", "-f", f"{cfg.deploy.app_dir}/current/compose.yml", "logs",
+            "--no-color", "--tail", str(tail) if tail > 0 else "all"]
+    if since:
+        argv += ["--since", since]
+    if follow:
+        argv.append("--follow")
+    if service:
+        argv.append(service)
+    for h in hosts:
+        t = connect(h)
+        try:
+            if follow:
+                t.stream(argv, sink=lambda text: print(redact(text), end="", flush=True))
+                continue
+            result = t.probe(Step(f"logs on {h.label}", tuple(argv), timeout=120))
+            if not result.ok:
+                err = result.stderr.strip()
+                if "no such file" in err.lower() or "not found" in err.lower():
+                    raise UserError(f"nothing is deployed on {h.label} yet (no current release)")
+                raise UserError(f"logs on {h.label} failed: {redact(err[-400:])}")
+            if len(hosts) > 1:
+                ui.console.rule(h.label)
+            print(redact(result.stdout), end="")
+        finally:
+            t.close()

@@ -1,0 +1,75 @@
+"""`lock` namespace: see and release the hosts' deploy locks."""
+
+from __future__ import annotations
+
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.tasks import task
+
+from fabfile import ui
+from fabfile.config import load_config
+from fabfile.deploy import audit, execute, lock, rollout, scripts
+from fabfile.errors import UserError
+from fabfile.tasks._adapter import friendly
+from fabfile.tasks.config import ENV_HELP
+
+
+@task(help={"env": ENV_HELP})
+@friendly
+def status(c: Context, env: str) -> None:
+    """Show who holds each host's deploy lock, if anyone."""
+    cfg = load_config(env)
+    runs = execute.read_facts(cfg)
+    rows = []
+    for run in runs:
+        run.transport.close()
+        assert run.facts is not None
+        state = run.facts.lock
+        holder = lock.describe(run.facts.holder) if state == "held" else ""
+        rows.append([run.host, state, holder])
+    ui.console.print(ui.table(f"deploy locks of {env}", ["host", "lock", "holder"], rows))
+
+
+@task(help={
+    "env": ENV_HELP,
+    "yes": "release without asking (needed without a terminal)",
+    "host": "only this host (its address), when the environment has several",
+})
+@friendly
+def release(c: Context, env: str, yes: bool = False, host: str = "") -> None:
+    """Remove a deploy lock left by a run that died (asks first unless --yes)."""
+    cfg = load_config(env)
+    runs = [r for r in execute.read_facts(cfg) if not host or r.transport.host.address == host]
+    if not runs:
+        raise UserError(f"--host={host}: not a host of {env}")
+    try:
+        for run in runs:
+            assert run.facts is not None
+            if run.facts.lock != "held":
+                ui.ok(f"{run.host}: not locked")
+                continue
+            who = lock.describe(run.facts.holder)
+            if not ui.confirm(f"{run.host} is locked by {who}. Release it? Only do so when "
+                              "that run is dead", assume_yes=yes):
+                raise UserError(f"{run.host}: lock left in place (pass --yes to release it "
+                                "without a terminal)")
+            line = audit.record(action="lock.release", result="released", env=env,
+                                who=lock.operator(), message=f"released the lock of {who}")
+            result = run.transport.probe(scripts.step(
+                "release the lock", "lock_release", cfg.deploy.app_dir, line, timeout=60))
+            m = rollout.markers(result.stdout)
+            if "phase-running" in m:
+                raise UserError(f"{run.host}: a deploy phase is still running there "
+                                f"({m['phase-running'][-1]}): its run is alive; wait for it")
+            if not result.ok:
+                raise UserError(f"{run.host}: could not release the lock: "
+                                f"{result.stderr.strip()[-300:]}")
+            ui.ok(f"{run.host}: released the lock of {who}")
+    finally:
+        for run in runs:
+            run.transport.close()
+
+
+namespace = Collection("lock")
+namespace.add_task(status, name="status")
+namespace.add_task(release, name="release")

@@ -1,0 +1,559 @@
+"""Orchestration: preflight, schema, copy + indexes + keys + verification, report.
+
+`migrate(sqlite_path, target_url, options)` is the one entry point a task needs: the `--env`
+mode supplies a local snapshot path and the environment's target URL; cutover calls it the
+same way and reads the returned report.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from fabfile.errors import UserError
+
+from . import ddl, target
+from .copy import CopyResult
+from .identifiers import quote_ident, quote_literal
+from .plan import NOCASE_COLLATION, PlanTable, SchemaPlan, build_plan
+from .preflight import BadRow
+from .report import MigrationReport, RunUI, TableReport, redact_url
+from .sqlite_schema import SourceSchema, open_readonly, qi, read_schema
+from .verify import TableVerdict
+from .workers import Pool, Task, TaskFailed, connect_target
+
+SCHEMA_MODES = ("infer", "existing")
+VERIFY_MODES = ("counts", "checksums")
+BAD_ROW_MODES = ("fail", "quarantine")
+
+
+@dataclass(frozen=True)
+class MigrateOptions:
+    jobs: int = field(default_factory=lambda: os.cpu_count() or 2)
+    schema: str = "infer"
+    drop_existing: bool = False
+    verify: str = "checksums"
+    on_bad_rows: str = "fail"
+    utc_timestamps: bool = False
+    dry_run: bool = False
+
+    def __post_init__(self) -> None:
+        if self.schema not in SCHEMA_MODES:
+            raise UserError(f"--schema must be one of {', '.join(SCHEMA_MODES)}, not {self.schema!r}")
+        if self.verify not in VERIFY_MODES:
+            raise UserError(f"--verify must be one of {', '.join(VERIFY_MODES)}, not {self.verify!r}")
+        if self.on_bad_rows not in BAD_ROW_MODES:
+            raise UserError(f"--on-bad-rows must be one of {', '.join(BAD_ROW_MODES)}, "
+                            f"not {self.on_bad_rows!r}")
+        if not 1 <= self.jobs <= 64:
+            raise UserError(f"--jobs must be between 1 and 64, not {self.jobs}")
+
+
+class MigrationFailed(UserError):
+    """The run stopped; the target was left as it was (or empty). The report says why."""
+
+    def __init__(self, message: str, report: MigrationReport, code: int = 1) -> None:
+        super().__init__(message, code=code)
+        self.report = report
+
+
+Keys = dict[str, list[tuple[Any, ...]]]
+
+
+def _read_source(path: Path) -> SourceSchema:
+    conn = open_readonly(path)
+    try:
+        return read_schema(conn)
+    finally:
+        conn.close()
+
+
+def _fingerprint(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+@contextmanager
+def _phase(report: MigrationReport, name: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        report.phases[name] = round(time.perf_counter() - start, 3)
+
+
+def migrate(sqlite_path: Path, target_url: str, options: MigrateOptions | None = None,
+            ui: RunUI | None = None) -> MigrationReport:
+    """Move the SQLite database at SQLITE_PATH into TARGET_URL; raise MigrationFailed if not.
+
+    The source is opened read-only and checked unchanged at the end; on any failure the
+    objects this run created are dropped again (tables filled in `existing` mode are
+    truncated), so a re-run starts from the same place.
+    """
+    options = options or MigrateOptions()
+    ui = ui or RunUI()
+    start = time.perf_counter()
+    report = MigrationReport(str(sqlite_path), redact_url(target_url), asdict(options))
+    before = _fingerprint(sqlite_path) if sqlite_path.exists() else None
+    with _phase(report, "schema read"):
+        schema = _read_source(sqlite_path)
+        plan = build_plan(schema, utc_timestamps=options.utc_timestamps)
+        conn = target.connect(target_url)
+        try:
+            if options.schema == "existing":
+                plan = target.plan_existing(plan, conn)
+            existing = target.relations(conn)
+        finally:
+            conn.close()
+    quarantine = options.on_bad_rows == "quarantine"
+    if options.schema == "infer":
+        clash = target.clashes(plan, existing, quarantine=quarantine)
+        if clash and not options.drop_existing and not options.dry_run:
+            raise UserError(f"the target already holds {', '.join(clash[:8])}"
+                            f"{' ...' if len(clash) > 8 else ''}: pass --drop-existing to replace "
+                            "them, or migrate into an empty database")
+    elif quarantine and target.QUARANTINE in existing and not options.dry_run:
+        raise UserError(f"the target already holds {target.QUARANTINE}: drop it first")
+    report.notes = list(plan.notes)
+    report.renames = dict(plan.renames)
+    ui.step(f"Source {sqlite_path}: {len(plan.tables)} tables, "
+            f"{sum(t.row_count for t in plan.tables):,} rows; target {report.target}")
+    pool = Pool(min(options.jobs, max(1, len(plan.tables))), sqlite_path, target_url)
+    created: dict[str, Any] = {"tables": [], "views": [], "collation": None, "filled": []}
+    try:
+        with _phase(report, "preflight"):
+            bad = _preflight(pool, plan, ui)
+        skip: Keys = {}
+        if bad:
+            report.bad_rows = bad
+            ui.bad_rows(bad, quarantined=quarantine and not options.dry_run)
+            if not quarantine:
+                raise MigrationFailed(
+                    f"{len(bad)} value(s) cannot move unchanged; nothing was written to the target. "
+                    "Fix them in the source, or pass --on-bad-rows=quarantine", report)
+            with _phase(report, "quarantine closure"):
+                skip = _quarantine_closure(pool, plan, bad)
+        ui.notes(report.notes)
+        report.statements = ddl.script(plan) if options.schema == "infer" else []
+        if options.dry_run:
+            ui.statements(report.statements)
+            report.ok = True
+            report.seconds = round(time.perf_counter() - start, 3)
+            return report
+        with _phase(report, "create schema"):
+            _create_schema(target_url, plan, options, clash_drop=options.drop_existing,
+                           quarantine=bool(skip), created=created)
+        with _phase(report, "load + verify"):
+            tables, verdicts = _load(pool, plan, options, skip, ui, report, created)
+        report.tables = tables
+        with _phase(report, "finish"):
+            _finish(target_url, sqlite_path, plan, skip, bad, report, options)
+        failed = [v for v in verdicts if not v.ok]
+        report.seconds = round(time.perf_counter() - start, 3)
+        if failed:
+            raise MigrationFailed(
+                "verification failed for " + "; ".join(f"{v.table}: {v.detail}" for v in failed) +
+                ". The target was rolled back.", report)
+        report.ok = True
+    except (Exception, KeyboardInterrupt) as exc:
+        report.ok = False
+        report.error = str(exc)
+        report.seconds = round(time.perf_counter() - start, 3)
+        _undo(target_url, created)
+        if isinstance(exc, TaskFailed):
+            raise MigrationFailed(f"{exc.task_id} failed: {exc.message}. The target was rolled "
+                                  "back.", report) from None
+        raise
+    finally:
+        pool.close()
+        after = _fingerprint(sqlite_path) if sqlite_path.exists() else None
+        report.source_unchanged = before == after
+    if not report.source_unchanged:
+        raise MigrationFailed(f"the source {sqlite_path} changed during the run: take a snapshot "
+                              "(or stop the app) and run again", report)
+    ui.summary(report)
+    return report
+
+
+def _preflight(pool: Pool, plan: SchemaPlan, ui: RunUI) -> list[BadRow]:
+    ui.step(f"Preflight: checking {sum(t.row_count for t in plan.tables):,} rows and "
+            f"{len(plan.foreign_keys)} foreign keys")
+    graph = [Task(f"scan:{t.source}", "scan", {"t": t}, priority=t.row_count * len(t.columns))
+             for t in plan.tables]
+    for fk in plan.foreign_keys:
+        graph.append(Task(f"orphans:{fk.name}", "orphans",
+                          {"child": plan.table(fk.source_table),
+                           "parent": plan.table(fk.source_parent), "fk": fk},
+                          priority=plan.table(fk.source_table).row_count))
+    results = pool.run(graph)
+    bad: list[BadRow] = []
+    for task in graph:
+        bad.extend(results[task.id])
+    return bad
+
+
+def _key(b: BadRow) -> tuple[Any, ...]:
+    return (b.rowid,) if b.pk is None else tuple(b.pk)
+
+
+def _quarantine_closure(pool: Pool, plan: SchemaPlan, bad: list[BadRow]) -> Keys:
+    """Bad rows plus, repeatedly, the children left orphaned by quarantining their parents."""
+    skip: dict[str, set[tuple[Any, ...]]] = {}
+    for b in bad:
+        skip.setdefault(b.table, set()).add(_key(b))
+    changed = True
+    while changed:
+        changed = False
+        graph = [Task(f"orphans:{fk.name}", "orphans",
+                      {"child": plan.table(fk.source_table), "parent": plan.table(fk.source_parent),
+                       "fk": fk, "excluded_parent": sorted(skip[fk.source_parent], key=repr)})
+                 for fk in plan.foreign_keys if skip.get(fk.source_parent)]
+        if not graph:
+            break
+        for rows in pool.run(graph).values():
+            for b in rows:
+                k = _key(b)
+                if k not in skip.setdefault(b.table, set()):
+                    skip[b.table].add(k)
+                    bad.append(BadRow(b.table, b.key, b.column,
+                                      b.reason.replace("orphaned", "orphaned by quarantine:", 1),
+                                      b.excerpt, b.rowid, b.pk))
+                    changed = True
+    return {t: sorted(v, key=repr) for t, v in skip.items()}
+
+
+def _create_schema(url: str, plan: SchemaPlan, options: MigrateOptions, *, clash_drop: bool,
+                   quarantine: bool, created: dict[str, Any]) -> None:
+    """All DDL before the data, in one transaction: it happens entirely or not at all."""
+    conn = target.connect(url)
+    try:
+        with conn.cursor() as cur:
+            if options.schema == "infer":
+                if clash_drop:
+                    existing = target.relations(conn)
+                    for v in plan.views:
+                        if existing.get(v.name) == "v":
+                            cur.execute(f"DROP VIEW {quote_ident(v.name)} CASCADE")  # type: ignore[arg-type]
+                    for name in [t.name for t in plan.tables] + [target.QUARANTINE]:
+                        if existing.get(name) in ("r", "p"):
+                            cur.execute(ddl.drop_table(name))  # type: ignore[arg-type]
+                    for ix in plan.indexes:
+                        if existing.get(ix.name) == "i":
+                            cur.execute(f"DROP INDEX IF EXISTS {quote_ident(ix.name)} CASCADE")  # type: ignore[arg-type]
+                if plan.uses_nocase:
+                    had = cur.execute("SELECT 1 FROM pg_collation WHERE collname = %s",
+                                      (NOCASE_COLLATION,)).fetchone()
+                    cur.execute(ddl.create_collation())  # type: ignore[arg-type]
+                    if not had:
+                        created["collation"] = NOCASE_COLLATION
+                for t in plan.tables:
+                    cur.execute(ddl.create_table(t))  # type: ignore[arg-type]
+                created["tables"] = [t.name for t in plan.tables]
+            if quarantine:
+                cur.execute(
+                    f"CREATE TABLE {quote_ident(target.QUARANTINE)} (id bigint GENERATED ALWAYS AS "
+                    "IDENTITY PRIMARY KEY, table_name text NOT NULL, row_key text NOT NULL, "
+                    "reasons text NOT NULL, row_data jsonb NOT NULL, "
+                    "quarantined_at timestamptz NOT NULL DEFAULT now())")
+                created["tables"] = [*created["tables"], target.QUARANTINE]
+        conn.commit()
+    except psycopg.Error as exc:
+        conn.rollback()
+        created.update(tables=[], collation=None)
+        raise UserError(f"creating the schema failed (nothing was changed): {exc}") from None
+    finally:
+        conn.close()
+    if options.schema == "existing":
+        created["filled"] = [t.name for t in plan.tables]
+
+
+def _undo(url: str, created: dict[str, Any]) -> None:
+    if not (created["tables"] or created["views"] or created["collation"] or created["filled"]):
+        return
+    try:
+        conn = target.connect(url)
+    except UserError:
+        return
+    try:
+        if created["filled"]:
+            target.truncate(conn, created["filled"])
+        target.drop_created(conn, tables=created["tables"], views=created["views"],
+                            collation=created["collation"])
+    finally:
+        conn.close()
+
+
+def _setval_sql(t: PlanTable) -> str:
+    col = quote_ident(t.identity or "")
+    tbl = quote_ident(t.name)
+    mx = f"(SELECT max({col}) FROM {tbl})"
+    return (f"SELECT setval(pg_get_serial_sequence({quote_literal(tbl)}, "
+            f"{quote_literal(t.identity or '')}), GREATEST({mx}, {t.identity_floor}, 1), "
+            f"{mx} IS NOT NULL OR {t.identity_floor} > 0)")
+
+
+def _load(pool: Pool, plan: SchemaPlan, options: MigrateOptions, skip: Keys, ui: RunUI,
+          report: MigrationReport, created: dict[str, Any]) -> tuple[list[TableReport], list[TableVerdict]]:
+    """Copy every table, then (per table, as soon as it can) verify, index, key and check it."""
+    size = {t.source: max(1, t.row_count) * max(1, len(t.columns)) for t in plan.tables}
+    reports = {t.source: TableReport(t.source, t.name) for t in plan.tables}
+    verdicts: list[TableVerdict] = []
+    graph: list[Task] = []
+    by_name = {t.name: t for t in plan.tables}
+    soft_failures: list[tuple[str, str]] = []
+
+    def copied(t: PlanTable) -> Any:
+        def done(result: CopyResult) -> None:
+            r = reports[t.source]
+            r.rows, r.bytes, r.seconds = result.rows, result.bytes, result.seconds
+            r.checksum = result.checksum.to_json()
+            r.quarantined = len(skip.get(t.source, []))
+            verify_task = next(x for x in graph if x.id == f"verify:{t.source}")
+            verify_task.kwargs["checksum"] = result.checksum
+        return done
+
+    def verified(t: PlanTable) -> Any:
+        def done(result: tuple[TableVerdict, float]) -> None:
+            verdict, _secs = result
+            verdicts.append(verdict)
+            r = reports[t.source]
+            r.verification = f"{verdict.mode} " + ("ok" if verdict.ok else "FAILED")
+            r.detail = verdict.detail
+        return done
+
+    def soft(label: str) -> Any:
+        def done(result: dict[str, Any]) -> None:
+            if not result["ok"]:
+                soft_failures.append((label, result["error"]))
+        return done
+
+    existing_mode = options.schema == "existing"
+    for t in plan.tables:
+        deps: set[str] = set()
+        if existing_mode:
+            deps = {f"copy:{fk.source_parent}" for fk in plan.foreign_keys
+                    if fk.source_table == t.source and fk.source_parent != t.source
+                    and not _reaches(plan, fk.source_parent, t.source)}
+        graph.append(Task(f"copy:{t.source}", "copy", {"t": t, "excluded": skip.get(t.source)},
+                          deps=deps, priority=1e15 + size[t.source], on_done=copied(t)))
+        graph.append(Task(f"verify:{t.source}", "verify",
+                          {"t": t, "checksum": None, "mode": options.verify,
+                           "excluded": skip.get(t.source)},
+                          deps={f"copy:{t.source}"}, priority=size[t.source] * 1.5,
+                          on_done=verified(t)))
+        if t.identity:
+            graph.append(Task(f"identity:{t.source}", "sql", {"statements": [_setval_sql(t)]},
+                              deps={f"copy:{t.source}"}, priority=1e14))
+    table_work: dict[str, set[str]] = {t.name: {f"verify:{t.source}"} for t in plan.tables}
+    for ix in plan.indexes:
+        t = by_name[ix.table]
+        soft_ix = ix.raw_sql is not None or ix.where is not None
+        graph.append(Task(f"index:{ix.name}", "sql",
+                          {"statements": [ddl.create_index(ix)], "soft": soft_ix},
+                          deps={f"copy:{t.source}"}, priority=size[t.source],
+                          on_done=soft(f"index {ix.name}") if soft_ix else None))
+        table_work[ix.table].add(f"index:{ix.name}")
+    for ix in plan.indexes:
+        attach = ddl.attach_constraint(ix)
+        if attach:
+            graph.append(Task(f"attach:{ix.name}", "sql", {"statements": [attach]},
+                              deps=set(table_work[ix.table]), priority=1e14))
+    ready_tables = {name: set(work) | {f"attach:{ix.name}" for ix in plan.indexes
+                                       if ix.table == name and ddl.attach_constraint(ix)}
+                    for name, work in table_work.items()}
+    previous: dict[str, str] = {}
+    for fk in plan.foreign_keys:
+        deps = ready_tables[fk.table] | ready_tables[fk.parent]
+        if fk.table in previous:
+            deps.add(previous[fk.table])
+        deps |= {f"fk:{o.name}" for o in plan.foreign_keys
+                 if o.table == fk.parent and o.table != fk.table
+                 and not _reaches(plan, o.source_parent, fk.source_table)}
+        graph.append(Task(f"fk:{fk.name}", "sql",
+                          {"statements": [ddl.add_foreign_key(fk),
+                                          ddl.validate_constraint(fk.table, fk.name)]},
+                          deps=deps, priority=size[fk.source_table]))
+        previous[fk.table] = f"fk:{fk.name}"
+    for ck in plan.checks:
+        t = by_name[ck.table]
+        deps = set(ready_tables[ck.table])
+        if ck.table in previous:
+            deps.add(previous[ck.table])
+        graph.append(Task(f"check:{ck.name}", "sql",
+                          {"statements": [ddl.add_check(ck, not_valid=True),
+                                          ddl.validate_constraint(ck.table, ck.name)],
+                           "soft": True},
+                          deps=deps, priority=size[t.source], on_done=soft(f"CHECK {ck.name}")))
+        previous[ck.table] = f"check:{ck.name}"
+    ui.step(f"Copying {len(plan.tables)} tables with {pool.jobs} workers"
+            + ("" if existing_mode else "; indexes, keys and verification as each table lands"))
+    with ui.copying([(t.source, t.row_count - len(skip.get(t.source, []))) for t in plan.tables]) as update:
+        pool.run(graph, progress=update)
+    for label, error in soft_failures:
+        report.notes.append(_note("warn", label, f"not kept: {error}"))
+    order = {t.source: i for i, t in enumerate(plan.tables)}
+    return sorted(reports.values(), key=lambda r: order[r.table]), verdicts
+
+
+def _note(level: str, subject: str, message: str) -> Any:
+    from .plan import Note
+    return Note(level, subject, message)
+
+
+def _reaches(plan: SchemaPlan, start: str, goal: str) -> bool:
+    """Whether GOAL is reachable from START along foreign keys (child -> parent)."""
+    seen: set[str] = set()
+    stack = [start]
+    while stack:
+        cur = stack.pop()
+        if cur == goal:
+            return True
+        if cur in seen:
+            continue
+        seen.add(cur)
+        stack.extend(fk.source_parent for fk in plan.foreign_keys if fk.source_table == cur)
+    return False
+
+
+def _finish(url: str, sqlite_path: Path, plan: SchemaPlan, skip: Keys, bad: list[BadRow],
+            report: MigrationReport, options: MigrateOptions) -> None:
+    """Views (kept when PostgreSQL accepts their SQL) and the quarantined rows."""
+    if not plan.views and not skip:
+        return
+    conn = connect_target(url)
+    try:
+        for v in plan.views:
+            try:
+                with conn.transaction():
+                    conn.execute(ddl.create_view(v.name, v.sql))  # type: ignore[arg-type]
+                report.notes.append(_note("info", f"view {v.source}", "recreated"))
+            except psycopg.Error as exc:
+                report.notes.append(_note("warn", f"view {v.source}", "not recreated: PostgreSQL "
+                                          f"refused its SQL ({str(exc).strip().splitlines()[0]}). "
+                                          f"Its SQL: {v.sql}"))
+        if skip:
+            _write_quarantine(conn, sqlite_path, plan, bad)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, bytes):
+        try:
+            text = v.decode("utf-8")
+        except UnicodeDecodeError:
+            return {"base64": base64.b64encode(v).decode()}
+        v = text
+    if isinstance(v, str) and "\x00" in v:
+        return {"base64": base64.b64encode(v.encode()).decode()}
+    if isinstance(v, float) and v != v:
+        return None
+    return v
+
+
+def _write_quarantine(conn: psycopg.Connection, sqlite_path: Path, plan: SchemaPlan,
+                      bad: list[BadRow]) -> None:
+    src = open_readonly(sqlite_path)
+    src.text_factory = bytes
+    try:
+        grouped: dict[tuple[str, str], list[BadRow]] = {}
+        for b in bad:
+            grouped.setdefault((b.table, b.key), []).append(b)
+        rows = []
+        for (table, key), items in grouped.items():
+            first = items[0]
+            t = plan.table(table)
+            if first.pk is None:
+                got = src.execute(f"SELECT * FROM {qi(table)} WHERE rowid = ?", (first.rowid,))
+            else:
+                keycols = [c.source for c in t.columns if c.name in t.primary_key]
+                where = " AND ".join(f"{qi(c)} IS ?" for c in keycols)
+                got = src.execute(f"SELECT * FROM {qi(table)} WHERE {where}", tuple(first.pk))
+            names = [d[0] for d in got.description]
+            values = got.fetchone() or ()
+            data = {n: _jsonable(v) for n, v in zip(names, values, strict=False)}
+            reasons = "; ".join(f"{b.column}: {b.reason}" for b in items)
+            rows.append((table, key, reasons, json.dumps(data)))
+        with conn.cursor() as cur:
+            cur.executemany(
+                f"INSERT INTO {quote_ident(target.QUARANTINE)} (table_name, row_key, reasons, "
+                "row_data) VALUES (%s, %s, %s, %s::jsonb)", rows)
+    finally:
+        src.close()
+
+
+def verify(sqlite_path: Path, target_url: str, *, jobs: int | None = None,
+           mode: str = "checksums", utc_timestamps: bool = False,
+           ui: RunUI | None = None) -> MigrationReport:
+    """Compare the target with the source (counts or checksums) without changing either."""
+    ui = ui or RunUI()
+    options = MigrateOptions(jobs=jobs or os.cpu_count() or 2, schema="existing", verify=mode,
+                             utc_timestamps=utc_timestamps)
+    start = time.perf_counter()
+    report = MigrationReport(str(sqlite_path), redact_url(target_url), asdict(options))
+    schema = _read_source(sqlite_path)
+    plan = build_plan(schema, utc_timestamps=utc_timestamps)
+    conn = target.connect(target_url)
+    try:
+        missing = [t.name for t in plan.tables if t.name not in target.relations(conn)]
+        if missing:
+            raise UserError(f"the target lacks table(s) {', '.join(missing)}: nothing to verify")
+        if quarantined := _quarantined_keys(conn, plan):
+            ui.warn(f"{sum(map(len, quarantined.values()))} quarantined row(s) are left out "
+                    "of the comparison")
+    finally:
+        conn.close()
+    ui.step(f"Verifying {len(plan.tables)} tables ({mode})")
+    pool = Pool(min(options.jobs, max(1, len(plan.tables))), sqlite_path, target_url)
+    reports = {t.source: TableReport(t.source, t.name) for t in plan.tables}
+    verdicts: list[TableVerdict] = []
+    try:
+        sums = pool.run([Task(f"sum:{t.source}", "source_checksum",
+                              {"t": t, "excluded": quarantined.get(t.source)},
+                              priority=t.row_count) for t in plan.tables])
+        checked = pool.run([Task(f"verify:{t.source}", "verify",
+                                 {"t": t, "checksum": sums[f"sum:{t.source}"], "mode": mode,
+                                  "excluded": quarantined.get(t.source)},
+                                 priority=t.row_count) for t in plan.tables])
+    except TaskFailed as exc:
+        raise UserError(f"verification could not run: {exc}") from None
+    finally:
+        pool.close()
+    for t in plan.tables:
+        verdict, secs = checked[f"verify:{t.source}"]
+        verdicts.append(verdict)
+        r = reports[t.source]
+        r.rows, r.seconds = verdict.target_rows, secs
+        r.verification = f"{verdict.mode} " + ("ok" if verdict.ok else "FAILED")
+        r.detail = verdict.detail
+        r.checksum = sums[f"sum:{t.source}"].to_json()
+    report.tables = list(reports.values())
+    report.seconds = round(time.perf_counter() - start, 3)
+    report.ok = all(v.ok for v in verdicts)
+    ui.summary(report)
+    if not report.ok:
+        raise MigrationFailed("verification failed for " + ", ".join(
+            v.table for v in verdicts if not v.ok), report)
+    return report
+
+
+def _quarantined_keys(conn: psycopg.Connection, plan: SchemaPlan) -> Keys:
+    if target.QUARANTINE not in target.relations(conn):
+        return {}
+    out: Keys = {}
+    rows = conn.execute(f"SELECT table_name, row_key FROM {quote_ident(target.QUARANTINE)}").fetchall()
+    conn.rollback()
+    for table, key in rows:
+        if str(key).startswith("rowid="):
+            out.setdefault(str(table), []).append((int(str(key)[6:]),))
+    return out

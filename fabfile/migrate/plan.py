@@ -1,0 +1,315 @@
+"""The schema plan: SQLite facts + options -> what PostgreSQL will hold. Pure.
+
+Names are kept exactly (always quoted); a name over 63 bytes gets a stable short form and a
+note. Whatever cannot be carried over (an untranslatable DEFAULT, a trigger, a collation with
+no equivalent) becomes a `Note`, never a silent loss.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .identifiers import fit_name, name_concerns
+from .sqlite_schema import Column, SourceSchema, Table
+from .typemap import Kind, PgType, map_declared
+
+NOCASE_COLLATION = "sqlite_nocase"
+
+
+@dataclass(frozen=True)
+class Note:
+    level: str
+    """`info` (kept, with a caveat) or `warn` (not carried over as it was)."""
+    subject: str
+    message: str
+
+
+@dataclass(frozen=True)
+class PlanColumn:
+    source: str
+    name: str
+    type: PgType
+    notnull: bool = False
+    default: str | None = None
+    collation: str | None = None
+    identity: bool = False
+
+
+@dataclass(frozen=True)
+class PlanIndex:
+    name: str
+    table: str
+    columns: tuple[str, ...]
+    role: str
+    """`pk`, `unique` (a constraint) or `index`."""
+    unique: bool = False
+    descending: tuple[bool, ...] = ()
+    collations: tuple[str | None, ...] = ()
+    where: str | None = None
+    raw_sql: str | None = None
+    """For an expression index: the SQLite statement, tried as it is."""
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class PlanForeignKey:
+    name: str
+    table: str
+    columns: tuple[str, ...]
+    parent: str
+    parent_columns: tuple[str, ...]
+    on_delete: str = "NO ACTION"
+    on_update: str = "NO ACTION"
+    source_table: str = ""
+    source_columns: tuple[str, ...] = ()
+    source_parent: str = ""
+    source_parent_columns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PlanCheck:
+    name: str
+    table: str
+    expression: str
+
+
+@dataclass(frozen=True)
+class PlanTable:
+    source: str
+    name: str
+    columns: tuple[PlanColumn, ...]
+    primary_key: tuple[str, ...] = ()
+    order_key: str | None = None
+    """A single integer key that orders rows the same way in both databases (the SQLite
+    rowid alias): checksums then hash the COPY stream in order, which costs nothing."""
+    identity: str | None = None
+    identity_floor: int = 0
+    row_count: int = 0
+    without_rowid: bool = False
+    rowid_alias: str | None = None
+    existing: bool = False
+
+    def pg_column(self, source: str) -> PlanColumn:
+        for c in self.columns:
+            if c.source == source:
+                return c
+        raise KeyError(source)
+
+
+@dataclass(frozen=True)
+class PlanView:
+    name: str
+    sql: str
+    source: str
+
+
+@dataclass(frozen=True)
+class SchemaPlan:
+    tables: tuple[PlanTable, ...]
+    indexes: tuple[PlanIndex, ...] = ()
+    foreign_keys: tuple[PlanForeignKey, ...] = ()
+    checks: tuple[PlanCheck, ...] = ()
+    views: tuple[PlanView, ...] = ()
+    notes: tuple[Note, ...] = ()
+    renames: dict[str, str] = field(default_factory=dict)
+    uses_nocase: bool = False
+
+    def table(self, source: str) -> PlanTable:
+        for t in self.tables:
+            if t.source == source:
+                return t
+        raise KeyError(source)
+
+
+_NUM = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$")
+_UTC_NOW = "(CURRENT_TIMESTAMP AT TIME ZONE 'UTC')"
+_NOW_WORDS = {
+    "CURRENT_TIMESTAMP": "ts", "(CURRENT_TIMESTAMP)": "ts",
+    "DATETIME('NOW')": "ts", "(DATETIME('NOW'))": "ts",
+    "CURRENT_DATE": "date", "(CURRENT_DATE)": "date", "DATE('NOW')": "date", "(DATE('NOW'))": "date",
+    "CURRENT_TIME": "time", "(CURRENT_TIME)": "time", "TIME('NOW')": "time", "(TIME('NOW'))": "time",
+    "STRFTIME('%S','NOW')": "epoch", "(STRFTIME('%S','NOW'))": "epoch",
+}
+
+
+def translate_default(raw: str | None, t: PgType) -> tuple[str | None, str | None]:
+    """(PostgreSQL DEFAULT expression, or None; a note when RAW could not be kept)."""
+    if raw is None:
+        return None, None
+    text = raw.strip()
+    key = re.sub(r"\s+", "", text).upper()
+    if key == "NULL":
+        return None, None
+    now = _NOW_WORDS.get(key)
+    if now:
+        if now == "epoch":
+            return "(extract(epoch from CURRENT_TIMESTAMP)::bigint)", None
+        if t.kind is Kind.TIMESTAMPTZ:
+            return {"ts": "CURRENT_TIMESTAMP", "date": "CURRENT_DATE", "time": "CURRENT_TIME"}[now], None
+        if t.kind is Kind.TEXT:
+            fmt = {"ts": "YYYY-MM-DD HH24:MI:SS", "date": "YYYY-MM-DD", "time": "HH24:MI:SS"}[now]
+            return f"to_char({_UTC_NOW}, '{fmt}')", None
+        return {"ts": _UTC_NOW, "date": f"({_UTC_NOW}::date)",
+                "time": f"({_UTC_NOW}::time(0))"}[now], None
+    if key in ("TRUE", "FALSE"):
+        return key.lower(), None
+    inner = text[1:-1].strip() if text.startswith("(") and text.endswith(")") else text
+    if _NUM.match(inner):
+        if t.kind is Kind.BOOL and inner in ("0", "1"):
+            return ("true" if inner == "1" else "false"), None
+        return (f"'{inner}'" if t.kind in (Kind.TEXT, Kind.NUMERIC) and inner.startswith(("+", "."))
+                else inner), None
+    if re.fullmatch(r"'(?:[^']|'')*'", inner):
+        if t.kind is Kind.BOOL and inner.lower() in ("'1'", "'0'", "'true'", "'false'"):
+            return ("true" if inner.lower() in ("'1'", "'true'") else "false"), None
+        return inner, None
+    m = re.fullmatch(r"[xX]'([0-9A-Fa-f]*)'", inner)
+    if m and t.kind is Kind.BYTEA:
+        return f"'\\x{m.group(1).lower()}'::bytea", None
+    return None, f"DEFAULT {raw} has no PostgreSQL equivalent here: not kept"
+
+
+def _plan_column(col: Column, *, utc: bool, identity: bool, notes: list[Note],
+                 table: str) -> PlanColumn:
+    t = map_declared(col.declared, utc_timestamps=utc)
+    if identity:
+        t = PgType(Kind.INT, "bigint")
+    name = fit_name(col.name)
+    default, why = (None, None) if identity else translate_default(col.default, t)
+    if why:
+        notes.append(Note("warn", f"{table}.{col.name}", why))
+    collation = None
+    if col.collation:
+        coll = col.collation.upper()
+        if coll == "NOCASE":
+            collation = NOCASE_COLLATION
+        elif coll == "RTRIM":
+            notes.append(Note("warn", f"{table}.{col.name}",
+                              "COLLATE RTRIM has no PostgreSQL equivalent: compared as written"))
+    if col.generated is not None:
+        notes.append(Note("warn", f"{table}.{col.name}",
+                          f"generated column AS ({col.generated}) copied as a plain column "
+                          "holding its current values"))
+    return PlanColumn(col.name, name, t, notnull=col.notnull or identity or bool(col.pk_order),
+                      default=default,
+                      collation=collation, identity=identity)
+
+
+_BOOL_CHECK = re.compile(r'^\s*["`\[]?(\w+)["`\]]?\s+IN\s*\(\s*0\s*,\s*1\s*\)\s*$', re.I)
+
+
+def build_plan(schema: SourceSchema, *, utc_timestamps: bool = False) -> SchemaPlan:
+    """What `--schema=infer` creates, for SCHEMA."""
+    notes: list[Note] = []
+    renames: dict[str, str] = {}
+    tables: list[PlanTable] = []
+    indexes: list[PlanIndex] = []
+    fks: list[PlanForeignKey] = []
+    checks: list[PlanCheck] = []
+    used_names: set[str] = set()
+
+    def unique_name(wanted: str) -> str:
+        name = fit_name(wanted)
+        n = 1
+        while name in used_names:
+            n += 1
+            name = fit_name(f"{wanted}{n}")
+        used_names.add(name)
+        return name
+
+    for t in schema.tables:
+        for ident in [t.name, *(c.name for c in t.columns)]:
+            for concern in name_concerns(ident):
+                subject = t.name if ident == t.name else f"{t.name}.{ident}"
+                notes.append(Note("info", subject, concern))
+                if "renamed" in concern:
+                    renames[subject] = fit_name(ident)
+        used_names.add(fit_name(t.name))
+    for t in schema.tables:
+        pgname = fit_name(t.name)
+        cols = tuple(_plan_column(c, utc=utc_timestamps, identity=c.name == t.rowid_alias,
+                                  notes=notes, table=t.name) for c in t.columns)
+        by_src = {c.source: c for c in cols}
+        pk = tuple(by_src[c].name for c in t.primary_key)
+        order_key = None
+        if t.rowid_alias:
+            order_key = by_src[t.rowid_alias].name
+        elif t.without_rowid and len(pk) == 1 and by_src[t.primary_key[0]].type.kind is Kind.INT:
+            order_key = pk[0]
+        floor = t.sequence or 0
+        tables.append(PlanTable(
+            source=t.name, name=pgname, columns=cols, primary_key=pk, order_key=order_key,
+            identity=by_src[t.rowid_alias].name if t.rowid_alias else None, identity_floor=floor,
+            row_count=t.row_count, without_rowid=t.without_rowid, rowid_alias=t.rowid_alias))
+        if any(c.collation == NOCASE_COLLATION for c in cols):
+            notes.append(Note("info", t.name, "COLLATE NOCASE -> ICU case-insensitive collation "
+                              f"{NOCASE_COLLATION} (also folds non-ASCII case; LIKE on it errors "
+                              "in PostgreSQL 15: use ILIKE on a cast or lower())"))
+        if pk:
+            indexes.append(PlanIndex(unique_name(f"{pgname}_pkey"), pgname, pk, "pk", unique=True,
+                                     source="PRIMARY KEY"))
+        for ix in t.indexes:
+            if ix.origin == "pk":
+                continue
+            if ix.expressions:
+                indexes.append(PlanIndex(unique_name(ix.name), pgname, (), "index",
+                                         unique=ix.unique, raw_sql=ix.sql, source=ix.name))
+                continue
+            pcols = tuple(by_src[c].name for c in ix.columns)
+            colls = tuple(NOCASE_COLLATION if (c or "").upper() == "NOCASE" and
+                          by_src[s].collation != NOCASE_COLLATION else None
+                          for c, s in zip(ix.collations, ix.columns, strict=False))
+            if ix.origin == "u":
+                cname = unique_name(f"{pgname}_{'_'.join(pcols)}_key")
+                indexes.append(PlanIndex(cname, pgname, pcols, "unique", unique=True,
+                                         collations=colls, source=ix.name))
+            else:
+                indexes.append(PlanIndex(unique_name(ix.name), pgname, pcols, "index",
+                                         unique=ix.unique, descending=ix.descending,
+                                         collations=colls, where=ix.partial_where, source=ix.name))
+        for fk in t.foreign_keys:
+            try:
+                parent = schema.table(fk.parent)
+            except KeyError:
+                notes.append(Note("warn", t.name, f"foreign key {fk.columns} references missing "
+                                  f"table {fk.parent!r}: not kept"))
+                continue
+            keyed = {parent.primary_key} | {ix.columns for ix in parent.indexes if ix.unique
+                                           and not ix.partial_where and not ix.expressions}
+            if tuple(fk.parent_columns) not in keyed:
+                notes.append(Note("warn", t.name, f"foreign key {fk.columns} -> {fk.parent}"
+                                  f"{fk.parent_columns}: the parent columns are not a key: not kept"))
+                continue
+            pcols = tuple(by_src[c].name for c in fk.columns)
+            parent_cols = tuple(fit_name(c) for c in fk.parent_columns)
+            fks.append(PlanForeignKey(
+                unique_name(f"{pgname}_{'_'.join(pcols)}_fkey"), pgname, pcols, fit_name(parent.name),
+                parent_cols, fk.on_delete.upper(), fk.on_update.upper(), t.name, fk.columns,
+                parent.name, tuple(fk.parent_columns)))
+        n = 0
+        for col in t.columns:
+            for expr in col.checks:
+                n += 1
+                checks.extend(_plan_check(pgname, n, expr, by_src, notes, t, unique_name))
+        for expr in t.checks:
+            n += 1
+            checks.extend(_plan_check(pgname, n, expr, by_src, notes, t, unique_name))
+    views = tuple(PlanView(fit_name(v.name), v.select, v.name) for v in schema.views)
+    for tr in schema.triggers:
+        notes.append(Note("warn", f"trigger {tr.name}", f"on {tr.table}: SQLite trigger syntax has "
+                          f"no PostgreSQL equivalent: not recreated. Its SQL: {tr.sql}"))
+    return SchemaPlan(tuple(tables), tuple(indexes), tuple(fks), tuple(checks), views,
+                      tuple(notes), renames,
+                      any(c.collation == NOCASE_COLLATION for t in tables for c in t.columns) or
+                      any(NOCASE_COLLATION in ix.collations for ix in indexes))
+
+
+def _plan_check(table: str, n: int, expr: str, by_src: dict[str, PlanColumn], notes: list[Note],
+                t: Table, unique_name: object) -> list[PlanCheck]:
+    m = _BOOL_CHECK.match(expr)
+    if m and m.group(1) in by_src and by_src[m.group(1)].type.kind is Kind.BOOL:
+        notes.append(Note("info", t.name, f"CHECK ({expr}) is implied by the boolean type"))
+        return []
+    assert callable(unique_name)
+    return [PlanCheck(unique_name(f"{table}_check{n}"), table, expr)]

@@ -1,0 +1,138 @@
+"""Preflight: every value that cannot move unchanged, found before the target is touched.
+
+Per table, one SQLite query evaluates every column's check in C and returns only the bad
+rows; per foreign key, one anti-join finds orphans (a range test when the parent's integer
+keys are dense, which costs one pass and no lookups).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from .plan import PlanForeignKey, PlanTable
+from .render import sq, sqlite_check
+
+EXCERPT = 60
+
+
+@dataclass(frozen=True)
+class BadRow:
+    table: str
+    key: str
+    """`rowid=N`, or the primary key of a WITHOUT ROWID table."""
+    column: str
+    reason: str
+    excerpt: str
+    rowid: int | None = None
+    pk: tuple[object, ...] | None = None
+
+
+def row_ident(t: PlanTable) -> tuple[str, list[str]]:
+    """SQL selecting a row's identity, and the source key columns (empty: rowid)."""
+    if t.without_rowid:
+        src = [c.source for c in t.columns if c.name in t.primary_key]
+        order = [next(c.source for c in t.columns if c.name == k) for k in t.primary_key]
+        return ", ".join(sq(c) for c in order), order or src
+    return "rowid", []
+
+
+def _excerpt(value: object) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bytes):
+        try:
+            text = value.decode("utf-8")
+        except UnicodeDecodeError:
+            return repr(value[:EXCERPT]) + ("..." if len(value) > EXCERPT else "")
+        value = text
+    text = repr(value)
+    return text[:EXCERPT] + ("..." if len(text) > EXCERPT else "")
+
+
+def _key_text(t: PlanTable, ident: tuple[object, ...], keycols: list[str]) -> str:
+    if not keycols:
+        return f"rowid={ident[0]}"
+    return ", ".join(f"{c}={v!r}" for c, v in zip(keycols, ident, strict=True))
+
+
+def scan_table(conn: sqlite3.Connection, t: PlanTable) -> list[BadRow]:
+    """Every (row, column) of T whose value does not fit its PostgreSQL column.
+
+    The scan only tests (`check IS NOT NULL OR ...`, short-circuited in C); the reasons are
+    built afterwards for the few rows it returns.
+    """
+    checks = [(c.source, sqlite_check(c.source, c.type)) for c in t.columns]
+    checks += [(c.source, f"CASE WHEN {sq(c.source)} IS NULL THEN 'NULL in a PRIMARY KEY column' END")
+               for c in t.columns if c.name in t.primary_key and not t.rowid_alias]
+    if not checks:
+        return []
+    ident_sql, keycols = row_ident(t)
+    nkey = len(keycols) or 1
+    test = " OR ".join(f"({expr}) IS NOT NULL" for _c, expr in checks)
+    bad_keys = conn.execute(f"SELECT {ident_sql} FROM {sq(t.source)} WHERE {test}").fetchall()
+    out: list[BadRow] = []
+    where = " AND ".join(f"{sq(c)} IS ?" for c in keycols) if keycols else "rowid = ?"
+    detail = ", ".join(f"{expr}, {sq(col)}" for col, expr in checks)
+    for key in bad_keys:
+        ident = tuple(key[:nkey])
+        row = conn.execute(f"SELECT {detail} FROM {sq(t.source)} WHERE {where}", ident).fetchone()
+        for i, (column, _expr) in enumerate(checks):
+            reason = row[2 * i]
+            if reason is not None:
+                text = reason.decode() if isinstance(reason, bytes) else str(reason)
+                out.append(_bad(t, ident, keycols, column, text, _excerpt(row[2 * i + 1])))
+    return out
+
+
+def _bad(t: PlanTable, ident: tuple[object, ...], keycols: list[str], column: str, reason: str,
+         excerpt: str) -> BadRow:
+    rowid = None if keycols else int(str(ident[0]))
+    return BadRow(t.source, _key_text(t, ident, keycols), column, reason, excerpt,
+                  rowid=rowid, pk=ident if keycols else None)
+
+
+def scan_orphans(conn: sqlite3.Connection, child: PlanTable, parent: PlanTable,
+                 fk: PlanForeignKey, excluded_parent: str | None = None) -> list[BadRow]:
+    """Rows of CHILD whose non-NULL key FK finds no parent row (SQLite's FK semantics).
+
+    EXCLUDED_PARENT names a temp table of parent rowids being quarantined: their children
+    count as orphans too.
+    """
+    ident_sql, keycols = row_ident(child)
+    nkey = len(keycols) or 1
+    c_cols = [sq(c) for c in fk.source_columns]
+    p_cols = [sq(c) for c in fk.source_parent_columns]
+    notnull = " AND ".join(f"c.{c} IS NOT NULL" for c in c_cols)
+    ident = "c.rowid" if not keycols else ", ".join("c." + sq(k) for k in keycols)
+    vals = ", ".join("c." + c for c in c_cols)
+    sql = None
+    if (len(c_cols) == 1 and parent.rowid_alias == fk.source_parent_columns[0]
+            and excluded_parent is None):
+        lo, hi, n = conn.execute(
+            f"SELECT min(rowid), max(rowid), count(*) FROM {sq(parent.source)}").fetchone()
+        c = f"c.{c_cols[0]}"
+        if not n:
+            sql = f"SELECT {ident}, {vals} FROM {sq(child.source)} c WHERE {notnull}"
+        elif hi - lo + 1 == n:
+            sql = (f"SELECT {ident}, {vals} FROM {sq(child.source)} c WHERE {notnull} AND "
+                   f"(typeof({c}) <> 'integer' OR {c} < {lo} OR {c} > {hi})")
+    if sql is None:
+        match = " AND ".join(f"p.{p} = c.{c}" for p, c in zip(p_cols, c_cols, strict=True))
+        pkey = "p.rowid"
+        if parent.without_rowid:
+            pkey = "(" + ", ".join("p." + sq(c.source) for c in parent.columns
+                                   if c.name in parent.primary_key) + ")"
+        excl = (f" AND {pkey} NOT IN (SELECT * FROM temp.{sq(excluded_parent)})"
+                if excluded_parent else "")
+        sql = (f"SELECT {ident}, {vals} FROM {sq(child.source)} c "
+               f"WHERE {notnull} AND NOT EXISTS (SELECT 1 FROM {sq(parent.source)} p "
+               f"WHERE {match}{excl})")
+    out = []
+    for row in conn.execute(sql):
+        key = tuple(row[:nkey])
+        shown = ", ".join(_excerpt(v) for v in row[nkey:])
+        reason = (f"orphaned foreign key: no {parent.source}"
+                  f"({', '.join(fk.source_parent_columns)}) = {shown}")
+        out.append(_bad(child, key, keycols, ", ".join(fk.source_columns), reason, shown))
+    return out

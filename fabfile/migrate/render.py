@@ -1,0 +1,420 @@
+"""Canonical rendering of values, as SQL text for both databases.
+
+Each column of kind K gets three expressions:
+- `check` (SQLite): NULL when the value can move as it is, else the reason it cannot;
+- `render` (SQLite): the value as PostgreSQL COPY text, which is also its canonical form;
+- `canon` (PostgreSQL): the same canonical text rebuilt from the stored value.
+
+The copy sends `render` lines and hashes them; verification hashes `canon` lines. The two
+are equal exactly when every value arrived unchanged, so a checksum match is a proof and a
+mismatch (never silent) names the table. Most work runs in SQLite's and PostgreSQL's C code;
+Python only sees floats (`repr`, shortest round-trip digits), JSON (jsonb's canonical text)
+and rare slow-path values, through the functions `register_functions` installs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import re
+import sqlite3
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from .typemap import Kind, PgType
+
+NULL_TEXT = "'\\N'"
+TAB = "'\t'"
+
+
+def sq(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+# --- SQLite side ------------------------------------------------------------------------
+
+def _esc(e: str) -> str:
+    """COPY text escaping in SQLite SQL, done only when the value needs it."""
+    return (f"CASE WHEN instr({e},'\\') OR instr({e},char(9)) OR instr({e},char(10)) "
+            f"OR instr({e},char(13)) THEN replace(replace(replace(replace({e},'\\','\\\\'),"
+            f"char(9),'\\t'),char(10),'\\n'),char(13),'\\r') ELSE {e} END")
+
+
+def _naive_text_ok(x: str) -> str:
+    """Text in a shape that keeps every digit, valid by SQLite's own calendar.
+
+    `datetime()` answers in canonical form, so equality with the input proves both the shape
+    and the date (Feb 30 comes back as Mar 1 and fails). Year 0 exists in SQLite, not in
+    PostgreSQL; more than 6 fractional digits would be rounded, so both are refused.
+    """
+    sp = f"replace({x},'T',' ')"
+    return (
+        f"({x} >= '0001' AND CASE length({x}) "
+        f"WHEN 19 THEN datetime({x}) = {x} OR (substr({x},11,1) = 'T' AND datetime({x}) = {sp}) "
+        f"WHEN 10 THEN date({x}) = {x} "
+        f"WHEN 16 THEN datetime({x}) = {sp} || ':00' "
+        f"ELSE length({x}) BETWEEN 21 AND 26 AND substr({x},20,1) = '.' "
+        f"AND substr({x},21) NOT GLOB '*[^0-9]*' AND datetime({x}) = substr({sp},1,19) END)")
+
+
+def _naive_text_render(x: str) -> str:
+    fixed = f"CASE WHEN instr({x},'T') THEN replace({x},'T',' ') ELSE {x} END"
+    return (f"CASE length({x}) WHEN 19 THEN {fixed} WHEN 10 THEN {x} || ' 00:00:00' "
+            f"WHEN 16 THEN {fixed} || ':00' ELSE rtrim(rtrim({fixed},'0'),'.') END")
+
+
+def _text_checks(x: str, length: int | None) -> str:
+    """NUL bytes and invalid UTF-8 (only non-ASCII text pays for the UTF-8 check)."""
+    b = f"CAST({x} AS BLOB)"
+    out = (f"WHEN length({b}) <> length({x}) AND (instr({b}, x'00') OR u8({b}) IS NOT NULL) "
+           f"THEN CASE WHEN instr({b}, x'00') THEN 'NUL byte in text' ELSE u8({b}) END ")
+    if length is not None:
+        out += (f"WHEN length({x}) > {length} THEN 'longer than varchar({length}): ' "
+                f"|| length({x}) || ' characters' ")
+    return out
+
+
+def sqlite_check(col: str, t: PgType) -> str:
+    """SQLite expression: NULL if the value of COL fits type T, else why not."""
+    x = sq(col)
+    k = t.kind
+    ty = f"typeof({x})"
+    if k is Kind.INT:
+        body = f"WHEN {ty} <> 'integer' THEN 'not an integer: ' || {ty} "
+    elif k is Kind.FLOAT:
+        body = f"WHEN {ty} NOT IN ('real','integer') THEN 'not a number: ' || {ty} "
+    elif k is Kind.BOOL:
+        body = f"WHEN {ty} <> 'integer' OR {x} NOT IN (0, 1) THEN 'not a boolean (0 or 1)' "
+    elif k is Kind.NUMERIC:
+        body = f"WHEN {ty} NOT IN ('real','integer') THEN 'not a number: ' || {ty} "
+        if t.precision is not None:
+            s = t.scale or 0
+            body += (f"WHEN abs({x}) >= 1e{t.precision - s} THEN "
+                     f"'out of range for numeric({t.precision},{s})' "
+                     f"WHEN {ty} = 'real' AND abs({x} - round({x}, {s})) > 1e-9 * max(1.0, abs({x})) "
+                     f"THEN 'more than {s} decimal places for numeric({t.precision},{s})' ")
+    elif k is Kind.TEXT:
+        allowed = "('text','integer','real')" if t.typeless else "('text','integer','real')"
+        body = f"WHEN {ty} NOT IN {allowed} THEN 'not text: ' || {ty} " + _text_checks(x, t.length)
+    elif k is Kind.DATE:
+        body = (f"WHEN {ty} = 'text' THEN CASE WHEN {x} >= '0001' AND date({x}) = {x} "
+                f"THEN NULL ELSE 'not a date (YYYY-MM-DD)' END "
+                f"WHEN {ty} = 'integer' THEN CASE WHEN {x} % 86400 = 0 AND "
+                f"date({x}, 'unixepoch') IS NOT NULL THEN NULL ELSE "
+                f"'integer is not Unix time at midnight' END "
+                f"WHEN {ty} = 'real' THEN CASE WHEN {x} - 0.5 = CAST({x} - 0.5 AS INTEGER) AND "
+                f"date({x}) IS NOT NULL THEN NULL ELSE 'real is not a Julian day at midnight' END "
+                f"ELSE 'not a date: ' || {ty} ")
+    elif k is Kind.TIME:
+        body = (f"WHEN {ty} <> 'text' THEN 'not a time: ' || {ty} "
+                f"WHEN NOT (CASE length({x}) WHEN 8 THEN time({x}) = {x} "
+                f"WHEN 5 THEN time({x}) = {x} || ':00' "
+                f"ELSE length({x}) BETWEEN 10 AND 15 AND substr({x},9,1) = '.' "
+                f"AND substr({x},10) NOT GLOB '*[^0-9]*' AND time({x}) = substr({x},1,8) END) "
+                f"THEN 'not a time (HH:MM[:SS[.ffffff]])' ")
+    elif k in (Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
+        text_bad = ("tzx(" + x + ")" if k is Kind.TIMESTAMPTZ else
+                    f"CASE WHEN {x} GLOB '*[0-9][Zz]' OR {x} GLOB '*[0-9][+-][0-9][0-9]:[0-9][0-9]' "
+                    f"THEN 'UTC offset in a naive DATETIME column (see --utc-timestamps)' "
+                    f"ELSE 'not a date-time (YYYY-MM-DD HH:MM:SS[.ffffff])' END")
+        body = (f"WHEN datetime({x}) = {x} AND {x} >= '0001' THEN NULL "
+                f"WHEN {ty} = 'text' THEN CASE WHEN {_naive_text_ok(x)} THEN NULL ELSE {text_bad} END "
+                f"WHEN {ty} = 'integer' THEN CASE WHEN datetime({x}, 'unixepoch') IS NULL "
+                f"THEN 'integer out of range for Unix time' END "
+                f"WHEN {ty} = 'real' THEN CASE WHEN datetime({x}) IS NULL "
+                f"THEN 'real out of range for a Julian day' END "
+                f"ELSE 'not a date-time: ' || {ty} ")
+    elif k in (Kind.JSONB, Kind.JSON):
+        body = (f"WHEN {ty} <> 'text' THEN 'not JSON text: ' || {ty} " + _text_checks(x, None) +
+                f"WHEN NOT json_valid({x}) THEN 'invalid JSON' ")
+        if k is Kind.JSONB:
+            body += f"WHEN instr({x}, '\\u') THEN jchk({x}) "
+    elif k is Kind.BYTEA:
+        body = f"WHEN {ty} <> 'blob' THEN 'not a BLOB: ' || {ty} "
+    elif k is Kind.UUID:
+        h = f"lower(replace(CAST({x} AS TEXT),'-',''))"
+        body = (f"WHEN {ty} = 'blob' THEN CASE WHEN length({x}) <> 16 THEN 'BLOB is not 16 bytes' END "
+                f"WHEN {ty} <> 'text' OR length({h}) <> 32 OR {h} GLOB '*[^0-9a-f]*' "
+                f"THEN 'not a UUID' ")
+    else:  # pragma: no cover - every Kind is handled above
+        raise ValueError(k)
+    return f"CASE WHEN {x} IS NULL THEN NULL {body}END"
+
+
+def sqlite_render(col: str, t: PgType) -> str:
+    """SQLite expression: COL as COPY text (canonical form); `\\N` for NULL."""
+    x = sq(col)
+    k = t.kind
+    ty = f"typeof({x})"
+    if k is Kind.INT:
+        e = f"CAST({x} AS TEXT)"
+    elif k is Kind.FLOAT:
+        e = f"r(CAST({x} AS REAL))"
+    elif k is Kind.BOOL:
+        e = f"CASE {x} WHEN 1 THEN 't' WHEN 0 THEN 'f' END"
+    elif k is Kind.NUMERIC:
+        if t.precision is not None:
+            s = t.scale or 0
+            zeros = "." + "0" * s if s else ""
+            e = (f"CASE WHEN {ty} = 'integer' THEN CAST({x} AS TEXT) || '{zeros}' "
+                 f"WHEN round({x}, {s}) = 0 THEN '0{zeros}' ELSE printf('%.{s}f', {x}) END")
+        else:
+            e = f"CASE WHEN {ty} = 'integer' THEN CAST({x} AS TEXT) ELSE nt({x}) END"
+    elif k is Kind.TEXT:
+        if t.typeless:
+            e = f"CASE {ty} WHEN 'integer' THEN CAST({x} AS TEXT) WHEN 'real' THEN r({x}) ELSE {_esc(x)} END"
+        else:
+            e = f"CASE {ty} WHEN 'text' THEN {_esc(x)} WHEN 'integer' THEN CAST({x} AS TEXT) ELSE r({x}) END"
+    elif k is Kind.DATE:
+        e = (f"CASE {ty} WHEN 'text' THEN {x} WHEN 'integer' THEN date({x}, 'unixepoch') "
+             f"ELSE date({x}) END")
+    elif k is Kind.TIME:
+        e = (f"CASE length({x}) WHEN 8 THEN {x} WHEN 5 THEN {x} || ':00' "
+             f"ELSE rtrim(rtrim({x},'0'),'.') END")
+    elif k in (Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
+        e = (f"CASE {ty} WHEN 'text' THEN {_naive_text_render(x)} "
+             f"WHEN 'integer' THEN datetime({x}, 'unixepoch') "
+             f"ELSE rtrim(rtrim(strftime('%Y-%m-%d %H:%M:%f', {x}),'0'),'.') END")
+        if k is Kind.TIMESTAMPTZ:
+            e = (f"CASE WHEN {ty} = 'text' AND NOT {_naive_text_ok(x)} THEN tz({x}) "
+                 f"ELSE ({e}) || '+00' END")
+    elif k is Kind.JSONB:
+        e = f"jc({x})"
+    elif k is Kind.JSON:
+        e = _esc(x)
+    elif k is Kind.BYTEA:
+        e = f"'\\\\x' || hex({x})"
+    elif k is Kind.UUID:
+        h = f"(CASE {ty} WHEN 'blob' THEN lower(hex({x})) ELSE lower(replace({x},'-','')) END)"
+        e = (f"substr({h},1,8)||'-'||substr({h},9,4)||'-'||substr({h},13,4)||'-'||"
+             f"substr({h},17,4)||'-'||substr({h},21,12)")
+    else:  # pragma: no cover
+        raise ValueError(k)
+    return f"CASE WHEN {x} IS NULL THEN {NULL_TEXT} ELSE {e} END"
+
+
+def sqlite_line(cols: list[tuple[str, PgType]]) -> str:
+    """One COPY line per row; a NULL line means a value rendered to nothing (a bug, caught)."""
+    return f" || {TAB} || ".join(sqlite_render(c, t) for c, t in cols)
+
+
+def sqlite_problems(cols: list[tuple[str, PgType]]) -> str:
+    """One text per row, `column: reason` for each value that cannot move, separated by
+    char(31); '' when the row is clean."""
+    parts = []
+    for c, t in cols:
+        label = "'" + c.replace("'", "''") + ": '"
+        parts.append(f"coalesce({label} || ({sqlite_check(c, t)}) || char(31), '')")
+    return " || ".join(parts) if parts else "''"
+
+
+# --- PostgreSQL side --------------------------------------------------------------------
+
+def pq(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _pg_esc(e: str) -> str:
+    return (f"replace(replace(replace(replace({e},'\\','\\\\'),E'\\t','\\t'),"
+            f"E'\\n','\\n'),E'\\r','\\r')")
+
+
+def _pg_float(c: str) -> str:
+    """float8's text in Python's `repr` layout (both print the shortest round-trip digits)."""
+    t = f"{c}::text"
+    digits = f"replace(ltrim(split_part({t},'e',1),'-'),'.','')"
+    sign = f"CASE WHEN {c} < 0 THEN '-' ELSE '' END"
+    return (f"CASE WHEN {c} = 'Infinity' THEN 'inf' WHEN {c} = '-Infinity' THEN '-inf' "
+            f"WHEN {c} = 'NaN' THEN 'nan' "
+            f"WHEN strpos({t},'e+15') > 0 THEN {sign} || CASE WHEN length({digits}) <= 16 "
+            f"THEN rpad({digits},16,'0') || '.0' ELSE left({digits},16) || '.' || "
+            f"substr({digits},17) END "
+            f"WHEN strpos({t},'.') = 0 AND strpos({t},'e') = 0 THEN {t} || '.0' ELSE {t} END")
+
+
+def pg_canon(col: str, t: PgType) -> str:
+    """PostgreSQL expression: the stored value of COL in the canonical text of `sqlite_render`."""
+    c = pq(col)
+    k = t.kind
+    if k is Kind.FLOAT:
+        e = _pg_float(f"{c}::float8")
+    elif k is Kind.BOOL:
+        e = f"CASE WHEN {c} THEN 't' ELSE 'f' END"
+    elif k in (Kind.TEXT, Kind.JSONB, Kind.JSON):
+        e = _pg_esc(f"{c}::text")
+    elif k is Kind.BYTEA:
+        e = f"'\\\\x' || upper(encode({c}, 'hex'))"
+    else:
+        e = f"{c}::text"
+    return f"coalesce({e}, {NULL_TEXT})"
+
+
+def pg_line(cols: list[tuple[str, PgType]]) -> str:
+    return f" || {TAB} || ".join(pg_canon(c, t) for c, t in cols)
+
+
+# --- Python functions SQLite calls ------------------------------------------------------
+
+def copy_escape(s: str) -> str:
+    if "\\" in s or "\t" in s or "\n" in s or "\r" in s:
+        s = s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return s
+
+
+class _HasFloat(Exception):
+    pass
+
+
+def _no_float(_s: str) -> Any:
+    raise _HasFloat
+
+
+def _jsonb_key(kv: tuple[str, Any]) -> tuple[int, bytes]:
+    b = kv[0].encode("utf-8", "surrogatepass")
+    return (len(b), b)
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    if len(pairs) > 1:
+        pairs.sort(key=_jsonb_key)
+    return dict(pairs)
+
+
+class _Obj(list):  # type: ignore[type-arg]
+    """A JSON object as its (key, value) pairs, in the slow path."""
+
+
+_FAST = json.JSONDecoder(object_pairs_hook=_pairs, parse_float=_no_float)
+_SLOW = json.JSONDecoder(object_pairs_hook=_Obj, parse_float=decimal.Decimal,
+                         parse_int=decimal.Decimal)
+_ENC = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "), allow_nan=False)
+
+
+def _num_text(d: decimal.Decimal) -> str:
+    """PostgreSQL numeric's output for a JSON number (no exponent, scale kept)."""
+    if d.is_zero():
+        d = abs(d)
+    out = format(d, "f")
+    return out
+
+
+def _slow_jsonb(v: Any) -> str:
+    if isinstance(v, _Obj):
+        items = _pairs(list(v))
+        return "{" + ", ".join(f"{_ENC.encode(k)}: {_slow_jsonb(x)}" for k, x in items.items()) + "}"
+    if isinstance(v, list):
+        return "[" + ", ".join(_slow_jsonb(x) for x in v) + "]"
+    if isinstance(v, decimal.Decimal):
+        return _num_text(v)
+    return _ENC.encode(v)
+
+
+@lru_cache(maxsize=65536)
+def jsonb_text(s: str) -> str:
+    """PostgreSQL's `jsonb::text` for JSON text S: keys by (byte length, bytes), last
+    duplicate wins, `", "` and `": "` separators, numbers as numeric prints them."""
+    try:
+        return _ENC.encode(_FAST.decode(s))
+    except _HasFloat:
+        return _slow_jsonb(_SLOW.decode(s))
+
+
+def _jc(s: str | bytes) -> str:
+    if isinstance(s, bytes):
+        s = s.decode()
+    return copy_escape(jsonb_text(s))
+
+
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000", re.I)
+
+
+def jsonb_problem(s: str | bytes) -> str | None:
+    """Why PostgreSQL's jsonb would refuse S though SQLite's json_valid accepts it."""
+    if isinstance(s, bytes):
+        s = s.decode("utf-8", "replace")
+    try:
+        text = jsonb_text(s)
+    except (ValueError, RecursionError) as exc:
+        return f"invalid JSON: {exc}"
+    if _NUL_ESCAPE.search(s):
+        return "JSON \\u0000 (jsonb refuses it)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "JSON lone surrogate escape (jsonb refuses it)"
+    return None
+
+
+def float_text(x: float) -> str:
+    return repr(x)
+
+
+def numeric_text(x: float | int) -> str:
+    """Unconstrained numeric for a SQLite REAL: the shortest decimal that round-trips."""
+    if isinstance(x, int):
+        return str(x)
+    if x != x:
+        return "NaN"
+    if x in (float("inf"), float("-inf")):
+        return "Infinity" if x > 0 else "-Infinity"
+    return _num_text(decimal.Decimal(repr(x)))
+
+
+def utf8_problem(b: bytes) -> str | None:
+    try:
+        b.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"invalid UTF-8 at byte {exc.start}"
+    return None
+
+
+def _parse_aware(s: str) -> dt.datetime | None:
+    try:
+        v = dt.datetime.fromisoformat(s.strip())
+    except ValueError:
+        return None
+    return v
+
+
+def utc_text(s: str | bytes) -> str:
+    """A date-time with an offset, as timestamptz prints it with TimeZone=UTC."""
+    if isinstance(s, bytes):
+        s = s.decode()
+    v = _parse_aware(s)
+    if v is None:
+        raise ValueError(f"not a date-time: {s!r}")
+    if v.tzinfo is not None:
+        v = v.astimezone(dt.UTC).replace(tzinfo=None)
+    out = v.isoformat(sep=" ")
+    if "." in out:
+        out = out.rstrip("0").rstrip(".")
+    return out + "+00"
+
+
+def utc_problem(s: str | bytes) -> str | None:
+    if isinstance(s, bytes):
+        s = s.decode("utf-8", "replace")
+    v = _parse_aware(s)
+    if v is None:
+        return "not a date-time (ISO 8601 with optional offset)"
+    if not 1 <= v.year <= 9999:
+        return "year out of range"
+    return None
+
+
+FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
+    "r": (1, repr),
+    "nt": (1, numeric_text),
+    "jc": (1, _jc),
+    "jchk": (1, jsonb_problem),
+    "u8": (1, utf8_problem),
+    "tz": (1, utc_text),
+    "tzx": (1, utc_problem),
+}
+
+
+def register_functions(conn: sqlite3.Connection) -> None:
+    for name, (nargs, fn) in FUNCTIONS.items():
+        conn.create_function(name, nargs, fn, deterministic=True)

@@ -1,0 +1,140 @@
+"""The PostgreSQL side before and after a run: reachability, what already exists, cleanup."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import psycopg
+
+from fabfile.errors import UserError
+
+from .identifiers import quote_ident
+from .plan import PlanColumn, PlanTable, SchemaPlan
+from .report import redact_url
+from .typemap import kind_of_pg
+
+QUARANTINE = "_quarantine"
+
+
+def connect(url: str) -> psycopg.Connection:
+    """A connection to URL, or a UserError that says why not (never a traceback)."""
+    try:
+        return psycopg.connect(url, connect_timeout=10, autocommit=False)
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot connect to the target {redact_url(url)}: {first}") from None
+
+
+def relations(conn: psycopg.Connection) -> dict[str, str]:
+    """Tables, views and indexes in the current schema: name -> relkind."""
+    rows = conn.execute(
+        "SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = current_schema() AND c.relkind IN ('r','v','m','i','p','f','S')").fetchall()
+    conn.rollback()
+    return {str(r[0]): str(r[1]) for r in rows}
+
+
+def clashes(plan: SchemaPlan, existing: dict[str, str], *, quarantine: bool) -> list[str]:
+    wanted = [t.name for t in plan.tables] + [v.name for v in plan.views]
+    wanted += [ix.name for ix in plan.indexes]
+    if quarantine:
+        wanted.append(QUARANTINE)
+    return [n for n in wanted if n in existing]
+
+
+@dataclass(frozen=True)
+class ExistingColumn:
+    name: str
+    type: str
+    notnull: bool
+    has_default: bool
+    generated: bool
+    sequence: str | None
+
+
+def existing_columns(conn: psycopg.Connection, table: str) -> list[ExistingColumn]:
+    rows = conn.execute(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.atthasdef, "
+        "a.attgenerated <> '', pg_get_serial_sequence(quote_ident(current_schema()) || '.' || "
+        "quote_ident(%s), a.attname) FROM pg_attribute a WHERE a.attrelid = "
+        "(quote_ident(current_schema()) || '.' || quote_ident(%s))::regclass "
+        "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum", (table, table)).fetchall()
+    conn.rollback()
+    return [ExistingColumn(str(r[0]), str(r[1]), bool(r[2]), bool(r[3]), bool(r[4]), r[5])
+            for r in rows]
+
+
+def plan_existing(plan: SchemaPlan, conn: psycopg.Connection) -> SchemaPlan:
+    """`--schema=existing`: copy into the app's own tables, by column name, typed by the target.
+
+    Every source column must find a target column (else data would be lost); target columns
+    the source lacks must be nullable or have a default. Tables must be empty.
+    """
+    have = relations(conn)
+    tables: list[PlanTable] = []
+    problems: list[str] = []
+    for t in plan.tables:
+        name = t.name if t.name in have else next(
+            (n for n in have if n.lower() == t.name.lower() and have[n] in "rp"), None)
+        if name is None:
+            problems.append(f"table {t.name!r} does not exist in the target")
+            continue
+        cols = existing_columns(conn, name)
+        by_name = {c.name: c for c in cols}
+        by_lower = {c.name.lower(): c for c in cols}
+        planned: list[PlanColumn] = []
+        seq_col = None
+        for pc in t.columns:
+            ec = by_name.get(pc.source) or by_lower.get(pc.source.lower())
+            if ec is None:
+                problems.append(f"{t.name}.{pc.source} has no column in the target table {name!r}")
+                continue
+            if ec.generated:
+                continue
+            planned.append(replace(pc, name=ec.name, type=kind_of_pg(ec.type), default=None,
+                                   identity=False))
+            if ec.sequence and seq_col is None:
+                seq_col = ec.name
+        used = {c.name for c in planned}
+        for ec in cols:
+            if ec.name not in used and ec.notnull and not ec.has_default and not ec.generated:
+                problems.append(f"target column {name}.{ec.name} is NOT NULL without a default "
+                                "and the source has no such column")
+        with conn.cursor() as cur:
+            got = cur.execute(f"SELECT EXISTS (SELECT 1 FROM {quote_ident(name)})").fetchone()
+        conn.rollback()
+        if got and got[0]:
+            problems.append(f"target table {name!r} is not empty (--schema=existing needs "
+                            "empty tables)")
+        order_key = None
+        if t.order_key:
+            src = next(c.source for c in t.columns if c.name == t.order_key)
+            order_key = next((c.name for c in planned if c.source == src), None)
+        tables.append(replace(t, name=name, columns=tuple(planned), order_key=order_key,
+                              identity=seq_col, existing=True))
+    if problems:
+        raise UserError("the target schema does not fit the source:\n  " + "\n  ".join(problems))
+    return replace(plan, tables=tuple(tables), indexes=(), foreign_keys=(), checks=(), views=(),
+                   uses_nocase=False)
+
+
+def drop_created(conn: psycopg.Connection, *, tables: list[str], views: list[str],
+                 collation: str | None) -> None:
+    """Undo what a failed run created, in one transaction."""
+    conn.rollback()
+    with conn.cursor() as cur:
+        for v in views:
+            cur.execute(f"DROP VIEW IF EXISTS {quote_ident(v)} CASCADE")  # type: ignore[arg-type]
+        for t in tables:
+            cur.execute(f"DROP TABLE IF EXISTS {quote_ident(t)} CASCADE")  # type: ignore[arg-type]
+        if collation:
+            cur.execute(f"DROP COLLATION IF EXISTS {quote_ident(collation)}")  # type: ignore[arg-type]
+    conn.commit()
+
+
+def truncate(conn: psycopg.Connection, tables: list[str]) -> None:
+    conn.rollback()
+    if tables:
+        names = ", ".join(quote_ident(t) for t in tables)
+        conn.execute(f"TRUNCATE {names}")  # type: ignore[arg-type]
+    conn.commit()

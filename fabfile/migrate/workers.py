@@ -1,0 +1,268 @@
+"""Worker processes and a small dependency scheduler.
+
+Each worker holds one read-only SQLite connection and one PostgreSQL connection and runs
+tasks by name (`HANDLERS`). Processes, not threads: rendering rows is Python work and the
+GIL would serialise it. The parent keeps the dependency graph and hands a worker the most
+valuable ready task whenever one is free; workers report progress and results on a queue.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue
+import sqlite3
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from .copy import copy_table
+from .plan import PlanForeignKey, PlanTable
+from .preflight import scan_orphans, scan_table
+from .render import register_functions
+from .sqlite_schema import open_readonly
+from .verify import check_count, check_table, first_difference, source_checksum
+
+SESSION_SETTINGS = (
+    "SET synchronous_commit = off",
+    "SET DateStyle = 'ISO, YMD'",
+    "SET TimeZone = 'UTC'",
+    "SET IntervalStyle = 'postgres'",
+    "SET extra_float_digits = 1",
+    "SET maintenance_work_mem = '256MB'",
+    "SET client_min_messages = warning",
+)
+"""synchronous_commit=off risks only the last commits on a server crash, never consistency;
+verification runs after everything is committed."""
+
+
+def connect_target(url: str) -> psycopg.Connection:
+    conn = psycopg.connect(url, autocommit=False)
+    with conn.cursor() as cur:
+        for stmt in SESSION_SETTINGS:
+            cur.execute(stmt)
+    conn.commit()
+    return conn
+
+
+@dataclass
+class Context:
+    """One worker's connections and its temp tables of excluded (quarantined) rows."""
+
+    sqlite_path: Path
+    target_url: str
+    _src: sqlite3.Connection | None = None
+    _pg: psycopg.Connection | None = None
+    excluded: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def src(self) -> sqlite3.Connection:
+        if self._src is None:
+            self._src = open_readonly(self.sqlite_path)
+            register_functions(self._src)
+            self._src.text_factory = bytes
+        return self._src
+
+    @property
+    def pg(self) -> psycopg.Connection:
+        if self._pg is None:
+            self._pg = connect_target(self.target_url)
+        return self._pg
+
+    def exclusion(self, table: str, keys: list[tuple[Any, ...]] | None) -> str | None:
+        """A temp table in SQLite holding KEYS (rowids or primary keys) of TABLE to skip."""
+        if not keys:
+            return None
+        name = f"skip_{len(self.excluded)}"
+        width = len(keys[0])
+        cols = ", ".join(f"k{i}" for i in range(width))
+        self.src.execute(f"CREATE TEMP TABLE {name} ({cols})")
+        self.src.executemany(f"INSERT INTO temp.{name} VALUES ({', '.join('?' * width)})", keys)
+        self.excluded[table] = name
+        return name
+
+    def close(self) -> None:
+        if self._pg is not None:
+            self._pg.close()
+        if self._src is not None:
+            self._src.close()
+
+
+def _scan(ctx: Context, t: PlanTable) -> Any:
+    return scan_table(ctx.src, t)
+
+
+def _orphans(ctx: Context, child: PlanTable, parent: PlanTable, fk: PlanForeignKey,
+             excluded_parent: list[tuple[Any, ...]] | None = None) -> Any:
+    name = ctx.exclusion(f"orphans:{parent.source}", excluded_parent) if excluded_parent else None
+    return scan_orphans(ctx.src, child, parent, fk, excluded_parent=name)
+
+
+def _copy(ctx: Context, t: PlanTable, excluded: list[tuple[Any, ...]] | None = None,
+          events: Any = None) -> Any:
+    name = ctx.exclusion(t.source, excluded)
+
+    def progress(rows: int, nbytes: int) -> None:
+        if events is not None:
+            events.put(("progress", t.source, rows, nbytes))
+
+    return copy_table(ctx.src, ctx.pg, t, excluded=name, progress=progress)
+
+
+def _sql(ctx: Context, statements: list[str], soft: bool = False) -> Any:
+    """Run STATEMENTS in one transaction; with SOFT, a failure is returned, not raised."""
+    start = time.perf_counter()
+    try:
+        with ctx.pg.cursor() as cur:
+            for stmt in statements:
+                cur.execute(stmt)  # type: ignore[arg-type]
+        ctx.pg.commit()
+    except psycopg.Error as exc:
+        ctx.pg.rollback()
+        if not soft:
+            raise
+        return {"ok": False, "error": str(exc).strip().splitlines()[0],
+                "seconds": time.perf_counter() - start}
+    return {"ok": True, "seconds": time.perf_counter() - start}
+
+
+def _verify(ctx: Context, t: PlanTable, checksum: Any, mode: str,
+            excluded: list[tuple[Any, ...]] | None = None) -> Any:
+    start = time.perf_counter()
+    if mode == "counts":
+        verdict = check_count(ctx.pg, t, checksum.rows)
+    else:
+        verdict = check_table(ctx.pg, t, checksum)
+        if not verdict.ok and verdict.source_rows == verdict.target_rows:
+            name = ctx.excluded.get(t.source) or ctx.exclusion(t.source, excluded)
+            detail = first_difference(ctx.src, ctx.pg, t, excluded=name)
+            verdict = type(verdict)(verdict.table, verdict.mode, False, verdict.source_rows,
+                                    verdict.target_rows, f"{verdict.detail}; {detail}")
+    return verdict, time.perf_counter() - start
+
+
+def _source_checksum(ctx: Context, t: PlanTable, excluded: list[tuple[Any, ...]] | None = None) -> Any:
+    name = ctx.exclusion(t.source, excluded)
+    return source_checksum(ctx.src, t, excluded=name)
+
+
+HANDLERS: dict[str, Callable[..., Any]] = {
+    "scan": _scan,
+    "orphans": _orphans,
+    "copy": _copy,
+    "sql": _sql,
+    "verify": _verify,
+    "source_checksum": _source_checksum,
+}
+
+
+def _worker_main(sqlite_path: Path, target_url: str, tasks: Any, events: Any) -> None:
+    ctx = Context(sqlite_path, target_url)
+    try:
+        while True:
+            item = tasks.get()
+            if item is None:
+                break
+            task_id, kind, kwargs = item
+            try:
+                if kind == "copy":
+                    kwargs = {**kwargs, "events": events}
+                result = HANDLERS[kind](ctx, **kwargs)
+                events.put(("done", task_id, result))
+            except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides
+                message = str(exc).strip() or type(exc).__name__
+                if not isinstance(exc, psycopg.Error | sqlite3.Error | RuntimeError):
+                    message += "\n" + traceback.format_exc()
+                events.put(("error", task_id, message))
+    finally:
+        ctx.close()
+
+
+@dataclass
+class Task:
+    id: str
+    kind: str
+    kwargs: dict[str, Any]
+    deps: set[str] = field(default_factory=set)
+    priority: float = 0.0
+    on_done: Callable[[Any], None] | None = None
+
+
+class TaskFailed(Exception):
+    def __init__(self, task_id: str, message: str) -> None:
+        super().__init__(f"{task_id}: {message}")
+        self.task_id = task_id
+        self.message = message
+
+
+class Pool:
+    """JOBS forked workers running a dependency graph of tasks."""
+
+    def __init__(self, jobs: int, sqlite_path: Path, target_url: str) -> None:
+        ctx = mp.get_context("fork")
+        self.jobs = jobs
+        self.tasks: Any = ctx.SimpleQueue()
+        self.events: Any = ctx.Queue()
+        self.procs = [ctx.Process(target=_worker_main, daemon=True,
+                                  args=(sqlite_path, target_url, self.tasks, self.events))
+                      for _ in range(jobs)]
+        for p in self.procs:
+            p.start()
+
+    def run(self, graph: Iterable[Task], *,
+            progress: Callable[[str, int, int], None] | None = None,
+            started: Callable[[Task], None] | None = None) -> dict[str, Any]:
+        """Run every task once its deps are done; the first failure stops new work and raises."""
+        pending = {t.id: t for t in graph}
+        done: dict[str, Any] = {}
+        running: dict[str, Task] = {}
+        failure: TaskFailed | None = None
+        while pending or running:
+            if failure is None:
+                ready = sorted((t for t in pending.values() if t.deps <= done.keys()),
+                               key=lambda t: -t.priority)
+                for task in ready[:max(0, self.jobs - len(running))]:
+                    del pending[task.id]
+                    running[task.id] = task
+                    if started:
+                        started(task)
+                    self.tasks.put((task.id, task.kind, task.kwargs))
+                if not running and pending:
+                    raise RuntimeError(f"dependency cycle among tasks: {sorted(pending)[:5]}")
+            elif not running:
+                break
+            try:
+                event = self.events.get(timeout=1.0)
+            except queue.Empty:
+                dead = [p for p in self.procs if not p.is_alive()]
+                if dead:
+                    raise RuntimeError("a worker process died") from None
+                continue
+            if event[0] == "progress":
+                if progress:
+                    progress(event[1], event[2], event[3])
+                continue
+            task = running.pop(event[1])
+            if event[0] == "error":
+                failure = failure or TaskFailed(task.id, event[2])
+                continue
+            done[task.id] = event[2]
+            if task.on_done:
+                task.on_done(event[2])
+        if failure:
+            raise failure
+        return done
+
+    def close(self) -> None:
+        for _ in self.procs:
+            self.tasks.put(None)
+        deadline = time.monotonic() + 5
+        for p in self.procs:
+            p.join(max(0.0, deadline - time.monotonic()))
+            if p.is_alive():
+                p.terminate()
+                p.join(1)

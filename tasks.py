@@ -2,7 +2,7 @@
 
 from invoke.collection import Collection
 
-from fabfile.tasks import certs, config, notify
+from fabfile.tasks import certs, config, doctor, notify
 from fabfile.tasks import deploy as deploy_tasks
 from fabfile.tasks import lock as lock_tasks
 
@@ -11,6 +11,7 @@ ns.add_collection(config.namespace)
 ns.add_task(config.render)
 ns.add_collection(certs.namespace)
 ns.add_collection(notify.namespace)
+ns.add_task(doctor.doctor)
 for deploy_task in (deploy_tasks.setup, deploy_tasks.deploy, deploy_tasks.plan,
                     deploy_tasks.rollback, deploy_tasks.status, deploy_tasks.logs):
     ns.add_task(deploy_task)

@@ -28,6 +28,7 @@ from fabfile.config.secrets import redact
 from fabfile.errors import UserError
 
 T = TypeVar("T")
+LineSink = Callable[[str], None]
 
 #: Writes stdin to "$1" atomically with mode "$2": a temp file in the same directory, then mv.
 PUT_SCRIPT = """set -eu
@@ -93,22 +94,23 @@ class Transport(ABC):
         self.host = host
         self.round_trips = 0
 
-    def run(self, step: Step) -> Result:
-        result = self.probe(step)
+    def run(self, step: Step, on_line: LineSink | None = None) -> Result:
+        result = self.probe(step, on_line)
         if step.check and not result.ok:
             raise CommandFailed(self.host, result)
         return result
 
-    def probe(self, step: Step) -> Result:
+    def probe(self, step: Step, on_line: LineSink | None = None) -> Result:
+        """Run `step`; `on_line` gets each stdout line as it arrives (progress of long steps)."""
         self.round_trips += 1
-        return self._exec(step)
+        return self._exec(step, on_line)
 
     def put(self, data: bytes, path: str, mode: int = 0o644, name: str | None = None) -> None:
         """Write `data` to `path` atomically with `mode`, in one round trip."""
         self.run(script(name or f"upload {path}", PUT_SCRIPT, path, f"{mode:o}", stdin=data))
 
     @abstractmethod
-    def _exec(self, step: Step) -> Result: ...
+    def _exec(self, step: Step, on_line: LineSink | None = None) -> Result: ...
 
     @abstractmethod
     def stream(self, argv: Sequence[str], sink: Callable[[str], None] | None = None) -> int:
@@ -122,7 +124,9 @@ class Transport(ABC):
 class LocalTransport(Transport):
     """The local machine: same interface, no SSH (the `local` environment)."""
 
-    def _exec(self, step: Step) -> Result:
+    def _exec(self, step: Step, on_line: LineSink | None = None) -> Result:
+        if on_line is not None:
+            return self._exec_lines(step, on_line)
         try:
             proc = subprocess.run(
                 list(step.argv), input=step.stdin if step.stdin is not None else b"",
@@ -134,6 +138,35 @@ class LocalTransport(Transport):
             return Result(step, 124, "", f"timed out after {step.timeout}s")
         return Result(step, proc.returncode, proc.stdout.decode("utf-8", "replace"),
                       proc.stderr.decode("utf-8", "replace"))
+
+    def _exec_lines(self, step: Step, on_line: LineSink) -> Result:
+        try:
+            proc = subprocess.Popen(list(step.argv), stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except FileNotFoundError:
+            return Result(step, 127, "", f"{step.argv[0]}: command not found")
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        out: list[bytes] = []
+        err: list[bytes] = []
+        readers = [threading.Thread(target=_drain_lines, args=(proc.stdout, out, on_line),
+                                    daemon=True),
+                   threading.Thread(target=_drain, args=(proc.stderr, err), daemon=True)]
+        for reader in readers:
+            reader.start()
+        try:
+            proc.stdin.write(step.stdin or b"")
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        try:
+            code = proc.wait(step.timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = 124
+        for reader in readers:
+            reader.join()
+        return Result(step, code, b"".join(out).decode("utf-8", "replace"),
+                      b"".join(err).decode("utf-8", "replace"))
 
     def stream(self, argv: Sequence[str], sink: Callable[[str], None] | None = None) -> int:
         if sink is None:
@@ -230,7 +263,7 @@ class SshTransport(Transport):
                 "host is up, hosts[].address/port are right and a firewall lets you in") from None
         return conn
 
-    def _exec(self, step: Step) -> Result:
+    def _exec(self, step: Step, on_line: LineSink | None = None) -> Result:
         conn = self.connection()
         transport = conn.client.get_transport()
         if transport is None or not transport.is_active():
@@ -241,8 +274,10 @@ class SshTransport(Transport):
         chan.exec_command(shlex.join(step.argv))
         out: list[bytes] = []
         err: list[bytes] = []
+        stdout = chan.makefile("rb")
         readers = [
-            threading.Thread(target=_drain, args=(chan.makefile("rb"), out), daemon=True),
+            threading.Thread(target=_drain, args=(stdout, out), daemon=True) if on_line is None
+            else threading.Thread(target=_drain_lines, args=(stdout, out, on_line), daemon=True),
             threading.Thread(target=_drain, args=(chan.makefile_stderr("rb"), err), daemon=True),
         ]
         for reader in readers:
@@ -293,6 +328,16 @@ def _drain(stream: IO[bytes], sink: list[bytes]) -> None:
     try:
         while chunk := stream.read(65536):
             sink.append(chunk)
+    except OSError:
+        return
+
+
+def _drain_lines(stream: IO[bytes], sink: list[bytes], on_line: LineSink) -> None:
+    """Like `_drain`, also handing each complete line to `on_line` as soon as it arrives."""
+    try:
+        while line := stream.readline():
+            sink.append(line)
+            on_line(line.decode("utf-8", "replace").rstrip("\n"))
     except OSError:
         return
 

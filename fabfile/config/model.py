@@ -155,7 +155,15 @@ class Database:
 
 @dataclass(frozen=True, kw_only=True)
 class Backup:
-    """Dumps to S3-compatible storage; the host keeps the newest `keep_local` in `cache_dir`."""
+    """Dumps to S3-compatible storage; the host keeps the newest `keep_local` in `cache_dir`.
+
+    `client_image` runs pg_dump/pg_restore on the host (`{major}`: the server's major version);
+    `client: host` uses the host's own tools from `client_bin_dir` (else its PATH). Dumps up to
+    `multipart_threshold_mb` go up in one PUT, larger ones in `part_size_mb` parts,
+    `upload_concurrency` at a time, through URLs valid for `url_expiry` seconds. Retention:
+    `retention_days`, plus the newest of each of the last `keep_daily` days, `keep_weekly`
+    weeks and `keep_monthly` months. `restore_jobs: 0` uses the host's CPU count.
+    """
 
     bucket: str = _check(checks.host_address)
     prefix: str = "backups"
@@ -170,6 +178,15 @@ class Backup:
     keep_local: int = _check(checks.positive, 7)
     client: Literal["docker", "host"] = "docker"
     multipart_threshold_mb: int = _check(checks.positive, 64)
+    client_image: str = "postgres:{major}"
+    client_bin_dir: str | None = _check(checks.abs_path, None)
+    part_size_mb: int = _check(checks.positive, 16)
+    upload_concurrency: int = _check(checks.positive, 4)
+    url_expiry: int = _check(checks.positive, 43200)
+    keep_daily: int = _check(checks.non_negative, 0)
+    keep_weekly: int = _check(checks.non_negative, 0)
+    keep_monthly: int = _check(checks.non_negative, 0)
+    restore_jobs: int = _check(checks.non_negative, 0)
 
 
 @dataclass(frozen=True, kw_only=True)

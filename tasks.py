@@ -3,6 +3,7 @@
 from invoke.collection import Collection
 
 from fabfile.tasks import certs, config, doctor, notify
+from fabfile.tasks import db as db_tasks
 from fabfile.tasks import deploy as deploy_tasks
 from fabfile.tasks import lock as lock_tasks
 
@@ -16,3 +17,4 @@ for deploy_task in (deploy_tasks.setup, deploy_tasks.deploy, deploy_tasks.plan,
                     deploy_tasks.rollback, deploy_tasks.status, deploy_tasks.logs):
     ns.add_task(deploy_task)
 ns.add_collection(lock_tasks.namespace)
+ns.add_collection(db_tasks.namespace)

@@ -26,7 +26,18 @@ def create_table(t: PlanTable) -> str:
         if c.default is not None:
             parts.append(f"DEFAULT {c.default}")
         lines.append("    " + " ".join(parts))
-    return f"CREATE TABLE {qi(t.name)} (\n" + ",\n".join(lines) + "\n)"
+    # Autovacuum would take locks that the index builds and foreign keys then wait on
+    # (it yields only after deadlock_timeout); the run turns it back on when done.
+    return (f"CREATE TABLE {qi(t.name)} (\n" + ",\n".join(lines) +
+            "\n) WITH (autovacuum_enabled = false)")
+
+
+def enable_autovacuum(t: PlanTable) -> str:
+    return f"ALTER TABLE {qi(t.name)} RESET (autovacuum_enabled)"
+
+
+def analyze(t: PlanTable) -> str:
+    return f"ANALYZE {qi(t.name)}"
 
 
 def create_index(ix: PlanIndex) -> str:

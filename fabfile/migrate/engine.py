@@ -175,6 +175,9 @@ def migrate(sqlite_path: Path, target_url: str, options: MigrateOptions | None =
         raise
     finally:
         pool.close()
+        if pool.timeline:
+            t0 = min(t[1] for t in pool.timeline)
+            report.timeline = [(n, round(a - t0, 3), round(b - t0, 3)) for n, a, b in pool.timeline]
         after = _fingerprint(sqlite_path) if sqlite_path.exists() else None
         report.source_unchanged = before == after
     if not report.source_unchanged:
@@ -344,29 +347,33 @@ def _load(pool: Pool, plan: SchemaPlan, options: MigrateOptions, skip: Keys, ui:
                     if fk.source_table == t.source and fk.source_parent != t.source
                     and not _reaches(plan, fk.source_parent, t.source)}
         graph.append(Task(f"copy:{t.source}", "copy", {"t": t, "excluded": skip.get(t.source)},
-                          deps=deps, priority=1e15 + size[t.source], on_done=copied(t)))
+                          deps=deps, priority=size[t.source], on_done=copied(t)))
         graph.append(Task(f"verify:{t.source}", "verify",
                           {"t": t, "checksum": None, "mode": options.verify,
                            "excluded": skip.get(t.source)},
-                          deps={f"copy:{t.source}"}, priority=size[t.source] * 1.5,
+                          deps={f"copy:{t.source}"}, priority=size[t.source] * 0.3,
                           on_done=verified(t)))
         if t.identity:
             graph.append(Task(f"identity:{t.source}", "sql", {"statements": [_setval_sql(t)]},
-                              deps={f"copy:{t.source}"}, priority=1e14))
+                              deps={f"copy:{t.source}"}, priority=1))
+        if not existing_mode:
+            graph.append(Task(f"analyze:{t.source}", "sql", {"statements": [ddl.analyze(t)]},
+                              deps={f"copy:{t.source}"}, priority=t.row_count * 0.02))
     table_work: dict[str, set[str]] = {t.name: {f"verify:{t.source}"} for t in plan.tables}
     for ix in plan.indexes:
         t = by_name[ix.table]
         soft_ix = ix.raw_sql is not None or ix.where is not None
         graph.append(Task(f"index:{ix.name}", "sql",
                           {"statements": [ddl.create_index(ix)], "soft": soft_ix},
-                          deps={f"copy:{t.source}"}, priority=size[t.source],
+                          deps={f"copy:{t.source}", f"analyze:{t.source}"},
+                          priority=t.row_count * 0.3 * max(1, len(ix.columns)),
                           on_done=soft(f"index {ix.name}") if soft_ix else None))
         table_work[ix.table].add(f"index:{ix.name}")
     for ix in plan.indexes:
         attach = ddl.attach_constraint(ix)
         if attach:
             graph.append(Task(f"attach:{ix.name}", "sql", {"statements": [attach]},
-                              deps=set(table_work[ix.table]), priority=1e14))
+                              deps=set(table_work[ix.table]), priority=1))
     ready_tables = {name: set(work) | {f"attach:{ix.name}" for ix in plan.indexes
                                        if ix.table == name and ddl.attach_constraint(ix)}
                     for name, work in table_work.items()}
@@ -381,7 +388,7 @@ def _load(pool: Pool, plan: SchemaPlan, options: MigrateOptions, skip: Keys, ui:
         graph.append(Task(f"fk:{fk.name}", "sql",
                           {"statements": [ddl.add_foreign_key(fk),
                                           ddl.validate_constraint(fk.table, fk.name)]},
-                          deps=deps, priority=size[fk.source_table]))
+                          deps=deps, priority=plan.table(fk.source_table).row_count * 0.2))
         previous[fk.table] = f"fk:{fk.name}"
     for ck in plan.checks:
         t = by_name[ck.table]
@@ -392,7 +399,7 @@ def _load(pool: Pool, plan: SchemaPlan, options: MigrateOptions, skip: Keys, ui:
                           {"statements": [ddl.add_check(ck, not_valid=True),
                                           ddl.validate_constraint(ck.table, ck.name)],
                            "soft": True},
-                          deps=deps, priority=size[t.source], on_done=soft(f"CHECK {ck.name}")))
+                          deps=deps, priority=t.row_count * 0.1, on_done=soft(f"CHECK {ck.name}")))
         previous[ck.table] = f"check:{ck.name}"
     ui.step(f"Copying {len(plan.tables)} tables with {pool.jobs} workers"
             + ("" if existing_mode else "; indexes, keys and verification as each table lands"))
@@ -427,10 +434,13 @@ def _reaches(plan: SchemaPlan, start: str, goal: str) -> bool:
 def _finish(url: str, sqlite_path: Path, plan: SchemaPlan, skip: Keys, bad: list[BadRow],
             report: MigrationReport, options: MigrateOptions) -> None:
     """Views (kept when PostgreSQL accepts their SQL) and the quarantined rows."""
-    if not plan.views and not skip:
-        return
     conn = connect_target(url)
     try:
+        if options.schema == "infer":
+            with conn.cursor() as cur:
+                for t in plan.tables:
+                    cur.execute(ddl.enable_autovacuum(t))  # type: ignore[arg-type]
+            conn.commit()
         for v in plan.views:
             try:
                 with conn.transaction():

@@ -222,16 +222,18 @@ def _pg_esc(e: str) -> str:
 
 
 def _pg_float(c: str) -> str:
-    """float8's text in Python's `repr` layout (both print the shortest round-trip digits)."""
+    """float8's text in Python's `repr` layout (both print the shortest round-trip digits):
+    PostgreSQL writes `5` and `1e+15` where Python writes `5.0` and `1000000000000000.0`."""
     t = f"{c}::text"
     digits = f"replace(ltrim(split_part({t},'e',1),'-'),'.','')"
     sign = f"CASE WHEN {c} < 0 THEN '-' ELSE '' END"
-    return (f"CASE WHEN {c} = 'Infinity' THEN 'inf' WHEN {c} = '-Infinity' THEN '-inf' "
+    return (f"CASE WHEN strpos({t},'.') > 0 AND strpos({t},'e') = 0 THEN {t} "
+            f"WHEN {c} = 'Infinity' THEN 'inf' WHEN {c} = '-Infinity' THEN '-inf' "
             f"WHEN {c} = 'NaN' THEN 'nan' "
             f"WHEN strpos({t},'e+15') > 0 THEN {sign} || CASE WHEN length({digits}) <= 16 "
             f"THEN rpad({digits},16,'0') || '.0' ELSE left({digits},16) || '.' || "
             f"substr({digits},17) END "
-            f"WHEN strpos({t},'.') = 0 AND strpos({t},'e') = 0 THEN {t} || '.0' ELSE {t} END")
+            f"WHEN strpos({t},'e') = 0 THEN {t} || '.0' ELSE {t} END")
 
 
 def pg_canon(col: str, t: PgType) -> str:
@@ -252,7 +254,7 @@ def pg_canon(col: str, t: PgType) -> str:
 
 
 def pg_line(cols: list[tuple[str, PgType]]) -> str:
-    return f" || {TAB} || ".join(pg_canon(c, t) for c, t in cols)
+    return "concat_ws(E'\\t', " + ", ".join(pg_canon(c, t) for c, t in cols) + ")"
 
 
 # --- Python functions SQLite calls ------------------------------------------------------

@@ -189,7 +189,26 @@ class Task:
     kwargs: dict[str, Any]
     deps: set[str] = field(default_factory=set)
     priority: float = 0.0
+    """An estimate of the task's own cost; the scheduler ranks by cost of the chain behind."""
     on_done: Callable[[Any], None] | None = None
+
+
+def _bottom_levels(tasks: dict[str, Task]) -> dict[str, float]:
+    """Each task's cost plus the costliest chain of tasks waiting on it (list scheduling:
+    run the longest remaining chain first)."""
+    succ: dict[str, list[str]] = {t: [] for t in tasks}
+    for t in tasks.values():
+        for d in t.deps:
+            if d in succ:
+                succ[d].append(t.id)
+    memo: dict[str, float] = {}
+
+    def level(tid: str) -> float:
+        if tid not in memo:
+            memo[tid] = tasks[tid].priority + max((level(s) for s in succ[tid]), default=0.0)
+        return memo[tid]
+
+    return {tid: level(tid) for tid in tasks}
 
 
 class TaskFailed(Exception):
@@ -212,22 +231,27 @@ class Pool:
                       for _ in range(jobs)]
         for p in self.procs:
             p.start()
+        self.timeline: list[tuple[str, float, float]] = []
+        """(task id, start, end) in perf_counter seconds: where the time went."""
 
     def run(self, graph: Iterable[Task], *,
             progress: Callable[[str, int, int], None] | None = None,
             started: Callable[[Task], None] | None = None) -> dict[str, Any]:
         """Run every task once its deps are done; the first failure stops new work and raises."""
         pending = {t.id: t for t in graph}
+        rank = _bottom_levels(pending)
         done: dict[str, Any] = {}
         running: dict[str, Task] = {}
+        begun: dict[str, float] = {}
         failure: TaskFailed | None = None
         while pending or running:
             if failure is None:
                 ready = sorted((t for t in pending.values() if t.deps <= done.keys()),
-                               key=lambda t: -t.priority)
+                               key=lambda t: -rank[t.id])
                 for task in ready[:max(0, self.jobs - len(running))]:
                     del pending[task.id]
                     running[task.id] = task
+                    begun[task.id] = time.perf_counter()
                     if started:
                         started(task)
                     self.tasks.put((task.id, task.kind, task.kwargs))
@@ -247,6 +271,7 @@ class Pool:
                     progress(event[1], event[2], event[3])
                 continue
             task = running.pop(event[1])
+            self.timeline.append((task.id, begun[task.id], time.perf_counter()))
             if event[0] == "error":
                 failure = failure or TaskFailed(task.id, event[2])
                 continue

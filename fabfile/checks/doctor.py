@@ -173,13 +173,16 @@ Evaluate = Callable[[Facts, Config, HostFacts | None], Outcome]
 
 @dataclass(frozen=True)
 class Check:
-    """`scope` host: judged once per host; env: once for the environment."""
+    """`scope` host: judged once per host; env: once for the environment. `remote`: judged
+    from the facts script's output, so not at all without an SSH session; `reads_facts`: uses
+    that output when there is some."""
 
     name: str
     scope: Literal["host", "env"]
     evaluate: Evaluate
     fix: str
     remote: bool = False
+    reads_facts: bool = False
 
 
 @dataclass(frozen=True)
@@ -641,7 +644,8 @@ CHECKS: tuple[Check, ...] = (
     Check("ports", "host", check_ports,
           "stop what holds the port: Traefik needs 80 and 443 for HTTP, HTTPS and ACME "
           "challenges", remote=True),
-    Check("dns", "env", check_dns, "point each domain's A/AAAA records at a host"),
+    Check("dns", "env", check_dns, "point each domain's A/AAAA records at a host",
+          reads_facts=True),
     Check("database", "host", check_database,
           "check the database URL and that the server admits this host", remote=True),
     Check("bucket", "env", check_bucket, "check the backup section and its credentials"),
@@ -777,7 +781,7 @@ def host_facts(cfg: Config, host: Host, *, selected: set[str],
     """Everything known about one host: its facts script, its name's addresses, its certs."""
     ssh_error: str | None = None
     probes: dict[str, Probe] = {}
-    if any(c.remote and c.name in selected for c in CHECKS):
+    if any((c.remote or c.reads_facts) and c.name in selected for c in CHECKS):
         transport = connect(host)
         try:
             result = transport.probe(facts_step(cfg, database="database" in selected))

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from fabfile.checks import certs
-from tests.checks.tls import Ca, Pem, TlsServer, make_ca, make_leaf, make_self_signed, tls_server
+from tests.checks.tls import Ca, Pem, make_ca, make_leaf, make_self_signed
+from tests.checks.tlsserve import TlsServer, tls_server
 from tests.checks.webhook import webhook
 from tests.helpers import env_tree, run_inv
 from tests.support.net import free_port

@@ -1,14 +1,8 @@
-"""Certificates made in the test (a CA, leaves it signs, self-signed ones) and a TLS server on
-127.0.0.1 that picks the certificate by SNI, as Traefik does for its routers."""
+"""Certificates made in the test: a CA, leaves it signs, self-signed ones (PEM files)."""
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
-import socket
-import ssl
-import threading
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -125,64 +119,3 @@ def make_self_signed(directory: Path, names: list[str], *, days: float, stem: st
         .sign(key, hashes.SHA256())
     )
     return _write(directory, stem, cert, key)
-
-
-def server_context(pem: Pem) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(pem.cert, pem.key)
-    return context
-
-
-class TlsServer:
-    """Accepts TLS on 127.0.0.1 and hands out the certificate chosen by SNI (else `default`).
-
-    It completes the handshake, answers one line of HTTP and closes; the accept loop wakes
-    every 0.1 s to see whether it should stop, so it ends within that bound.
-    """
-
-    def __init__(self, default: Pem, by_name: Mapping[str, Pem] | None = None,
-                 port: int = 0) -> None:
-        self.default = server_context(default)
-        self.by_name = {name: server_context(pem) for name, pem in (by_name or {}).items()}
-        self.default.sni_callback = self._pick
-        self.sock = socket.create_server(("127.0.0.1", port))
-        self.sock.settimeout(0.1)
-        self.port = int(self.sock.getsockname()[1])
-        self.handshakes = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-
-    def _pick(self, tls: ssl.SSLObject | ssl.SSLSocket, name: str | None,
-              context: ssl.SSLContext) -> None:
-        if name in self.by_name:
-            tls.context = self.by_name[name]
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            conn.settimeout(5)
-            with contextlib.suppress(OSError), conn, \
-                    self.default.wrap_socket(conn, server_side=True) as tls:
-                self.handshakes += 1
-                tls.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
-
-    def __enter__(self) -> TlsServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.sock.close()
-
-
-@contextlib.contextmanager
-def tls_server(default: Pem, by_name: Mapping[str, Pem] | None = None,
-               port: int = 0) -> Iterator[TlsServer]:
-    with TlsServer(default, by_name, port) as server:
-        yield server

@@ -8,7 +8,7 @@ Compose v2 (no old Docker can be installed here), a 2 MB tmpfs as app_dir, a pro
 container holding the web ports, a database that is down or speaks no TLS, a missing bucket,
 a certificate about to expire, domains that point elsewhere or nowhere.
 
-Traefik cannot run here; where a passing run needs it, a TLS server started under the name
+Traefik cannot run here; where a passing run needs it, a TLS server that names its process
 `traefik` holds 443 (the doctor knows Traefik by the name of the process holding the port).
 """
 
@@ -205,15 +205,12 @@ def web_ports() -> Iterator[None]:
 
 
 @contextmanager
-def fake_traefik(directory: Path, pem: Pem) -> Iterator[int]:
+def fake_traefik(pem: Pem) -> Iterator[int]:
     """`tlsserve.py` on 127.0.0.1:443 in a process named `traefik`, stopped after the block."""
-    directory.mkdir(parents=True, exist_ok=True)
-    exe = directory / "traefik"
-    exe.symlink_to(Path(sys.executable).resolve())
     proc = subprocess.Popen(
-        [str(exe), str(TLSSERVE), "--port", "443", "--cert", str(pem.cert), "--key",
-         str(pem.key), "--seconds", "120"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        [sys.executable, str(TLSSERVE), "--port", "443", "--cert", str(pem.cert), "--key",
+         str(pem.key), "--seconds", "120", "--process-name", "traefik"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(443, timeout=10)
         yield proc.pid
@@ -260,7 +257,7 @@ def lines(stdout: str) -> dict[str, str]:
 def test_a_healthy_environment_passes(tmp_path: Path, bed: Bed, web_ports: None) -> None:
     root = make_env(tmp_path, bed)
     checks = [c for c in doctor.CHECK_NAMES if c != "backup-age"]
-    with fake_traefik(tmp_path / "front", bed.good) as pid:
+    with fake_traefik(bed.good) as pid:
         proc = run_doctor_in_namespace(tmp_path, root, bed, f"127.0.0.1 {DOMAIN}",
                                        f"--only={','.join(checks)}")
     assert proc.returncode == 0, proc.stdout + proc.stderr

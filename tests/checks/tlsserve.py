@@ -3,6 +3,7 @@
 Standard library only, so it also runs as a separate process under another name:
 
     python tlsserve.py --port 443 --cert C --key K [--sni NAME=CERT,KEY ...] [--seconds 120]
+                       [--process-name traefik]
 
 The doctor's test bed starts it that way as `traefik` (Traefik itself cannot run here): the
 doctor judges who holds 443 by the process name, and the certificates by the handshake.
@@ -105,14 +106,16 @@ def main() -> None:
     parser.add_argument("--key", required=True)
     parser.add_argument("--sni", action="append", default=[], metavar="NAME=CERT,KEY")
     parser.add_argument("--seconds", type=float, default=120.0, help="exit after this long")
+    parser.add_argument("--process-name", help="the name `ps` and `ss` show (Linux comm)")
     args = parser.parse_args()
+    if args.process_name:
+        Path("/proc/self/comm").write_text(args.process_name)
     by_name = {}
     for item in args.sni:
         name, _, files = item.partition("=")
         cert, _, key = files.partition(",")
         by_name[name] = _Files(cert, key)
     server = TlsServer(_Files(args.cert, args.key), by_name, args.port)
-    print("listening", flush=True)
     deadline = time.monotonic() + args.seconds
     with server:
         while time.monotonic() < deadline:

@@ -326,13 +326,14 @@ def test_the_backup_age_comes_from_the_backup_engine(tmp_path: Path, bed: Bed,
 def test_ssh_and_host_key_failures(tmp_path: Path, bed: Bed, case: str) -> None:
     empty = tmp_path / "empty_known_hosts"
     empty.write_text("")
-    settings: dict[str, Any] = {
+    cases: dict[str, dict[str, Any]] = {
         "wrong key": {"known_hosts": write_wrong_known_hosts(bed.server.host,
                                                              tmp_path / "known_hosts")},
         "unknown host": {"known_hosts": empty},
         "unauthorized": {"key": "stranger"},
         "unreachable": {"port": free_port()},
-    }[case]
+    }
+    settings = cases[case]
     cfg = config(make_env(tmp_path, bed, **settings), bed)
     found = verdicts(cfg, "ssh", "docker")
     expected = {

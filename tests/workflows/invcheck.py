@@ -17,7 +17,9 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from invoke.collection import Collection
-from invoke.parser import ParseError, Parser, ParserContext
+from invoke.exceptions import ParseError
+from invoke.parser.context import ParserContext
+from invoke.parser.parser import Parser
 from invoke.program import Program
 
 EXPRESSION = re.compile(r"\$\{\{.*?\}\}", re.S)

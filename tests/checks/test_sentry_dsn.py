@@ -4,6 +4,7 @@ rendered file, not anything a task prints, not a Slack message."""
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ import pytest
 from fabfile.config import load_config
 from fabfile.render import render_release
 from tests.helpers import DUMMY_SECRETS, env_tree, run_inv
+from tests.support.docker import DockerEngine, docker
+from tests.support.sshd import SshHost
 
 DSN = "https://5f0c1e2d3b4a9e8d@o123.ingest.sentry.example/4567"
 ENVS = ["local", "staging", "prod"]
@@ -61,3 +64,29 @@ def test_tasks_never_print_it_and_render_writes_it_once(root: Path, tmp_path: Pa
     holders = [str(p.relative_to(out)) for p in written if DSN in p.read_text()]
     assert holders == ["app.env"]
     assert os.stat(out / "app.env").st_mode & 0o777 == 0o600
+
+
+@pytest.mark.testbed
+def test_setup_plan_and_dry_run_against_a_host_never_print_it(
+        tmp_path: Path, ssh_host: SshHost, docker_engine: DockerEngine) -> None:
+    """`inv setup`, `inv plan` and `inv deploy --dry-run` against a real host show the
+    release's files (diffs of the public ones): the DSN stays out of all of them."""
+    network = f"sentry-{uuid.uuid4().hex[:10]}"
+    root = env_tree(tmp_path, {"staging": {
+        "hosts": [{"address": ssh_host.address, "port": ssh_host.port, "user": ssh_host.user,
+                   "key_file": str(ssh_host.key_file),
+                   "known_hosts": str(ssh_host.known_hosts)}],
+        "deploy": {"app_dir": str(tmp_path / "srv" / "app"), "network": network},
+    }})
+    try:
+        outputs = []
+        for args in (("setup", "--env=staging"), ("plan", "--env=staging"),
+                     ("deploy", "--env=staging", "--dry-run")):
+            proc = run_inv(*args, env_dir=root, extra_env=secrets(), timeout=120)
+            assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+            outputs.append(proc.stdout + proc.stderr)
+    finally:
+        docker("network", "rm", network, check=False)
+    assert all("app.env" in output for output in outputs[1:])
+    for output in outputs:
+        assert DSN not in output and "5f0c1e2d3b4a9e8d" not in output

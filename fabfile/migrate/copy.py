@@ -1,9 +1,9 @@
 """One table from SQLite into PostgreSQL with COPY, hashing what it sends.
 
 SQLite renders each row as one COPY text line (see `render`); the worker joins a batch in C
-(`bytes.join` over the rows) and writes it. The source checksum is computed on exactly these
-bytes: for tables ordered by an integer key, md5 over the stream in chunks of key ranges; for
-the rest, a sum of per-line md5s, which does not depend on order.
+(`bytes.join` over the rows) and writes it. The source checksum is taken on exactly these
+bytes: for a table ordered by an integer key, md5 of the whole stream; for the rest, a sum of
+per-line md5s, which does not depend on order.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import hashlib
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from operator import itemgetter
 
 import psycopg
@@ -22,23 +22,21 @@ from .plan import PlanTable
 from .render import sq, sqlite_line
 
 BATCH_ROWS = 4000
-CHUNK_BYTES = 256 * 1024 * 1024
-"""md5 chunks stay well under PostgreSQL's 1 GB limit on one string_agg."""
 
 
 @dataclass
 class SourceChecksum:
-    """What verification compares with the target: per-chunk md5 (ordered) or a sum."""
+    """What verification compares with the target: md5 of the ordered stream, or a sum of
+    per-line hashes (tables without a single integer key)."""
 
     ordered: bool
     rows: int = 0
-    chunks: list[tuple[int, str]] = field(default_factory=list)
-    """(highest key of the chunk, md5 hex) in key order; the last chunk's bound is unused."""
+    md5: str = ""
     total: int = 0
 
     def to_json(self) -> dict[str, object]:
         if self.ordered:
-            return {"rows": self.rows, "md5_chunks": [c[1] for c in self.chunks]}
+            return {"rows": self.rows, "md5": self.md5}
         return {"rows": self.rows, "md5_sum": str(self.total)}
 
 
@@ -79,20 +77,14 @@ def copy_table(src: sqlite3.Connection, pg: psycopg.Connection, t: PlanTable, *,
                progress: Callable[[int, int], None] | None = None) -> CopyResult:
     """Stream T into the (empty) target table in one transaction; return what was sent."""
     start = time.perf_counter()
-    ordered = t.order_key is not None
-    key_pos = [c.name for c in t.columns].index(t.order_key) if ordered else -1
-    checksum = SourceChecksum(ordered)
+    checksum = SourceChecksum(t.order_key is not None)
     first = itemgetter(0)
     md5 = hashlib.md5()
-    chunk_bytes = 0
     rows = nbytes = 0
     last_report = start
     cur = src.execute(source_query(t, excluded=excluded))
     with pg.cursor() as pcur, pcur.copy(copy_statement(t)) as cp:
-        while True:
-            batch = cur.fetchmany(BATCH_ROWS)
-            if not batch:
-                break
+        while batch := cur.fetchmany(BATCH_ROWS):
             try:
                 data = b"\n".join(map(first, batch)) + b"\n"
             except TypeError:
@@ -102,24 +94,17 @@ def copy_table(src: sqlite3.Connection, pg: psycopg.Connection, t: PlanTable, *,
             cp.write(data)
             rows += len(batch)
             nbytes += len(data)
-            if ordered:
+            if checksum.ordered:
                 md5.update(data)
-                chunk_bytes += len(data)
-                if chunk_bytes >= CHUNK_BYTES:
-                    last_key = int(batch[-1][0].split(b"\t", key_pos + 1)[key_pos])
-                    checksum.chunks.append((last_key, md5.hexdigest()))
-                    md5 = hashlib.md5()
-                    chunk_bytes = 0
             else:
                 checksum.total += sum(map(line_hash, map(first, batch)))
             now = time.perf_counter()
             if progress and now - last_report > 0.2:
                 progress(rows, nbytes)
                 last_report = now
-    if ordered and (chunk_bytes or not checksum.chunks):
-        checksum.chunks.append((2**63 - 1, md5.hexdigest()))
     pg.commit()
     checksum.rows = rows
+    checksum.md5 = md5.hexdigest() if checksum.ordered else ""
     if progress:
         progress(rows, nbytes)
     return CopyResult(t.source, rows, nbytes, time.perf_counter() - start, checksum)

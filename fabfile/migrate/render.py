@@ -1,15 +1,16 @@
-"""Canonical rendering of values, as SQL text for both databases.
+"""Canonical rendering of values: PostgreSQL's own COPY text, produced by SQLite.
 
-Each column of kind K gets three expressions:
-- `check` (SQLite): NULL when the value can move as it is, else the reason it cannot;
-- `render` (SQLite): the value as PostgreSQL COPY text, which is also its canonical form;
-- `canon` (PostgreSQL): the same canonical text rebuilt from the stored value.
+Each column of kind K gets two SQLite expressions:
+- `check`: NULL when the value can move unchanged, else the reason it cannot;
+- `render`: the value exactly as PostgreSQL's `COPY ... TO STDOUT` will print it once stored
+  (DateStyle ISO, TimeZone UTC, extra_float_digits 1, bytea hex), COPY-escaped, `\\N` for NULL.
 
-The copy sends `render` lines and hashes them; verification hashes `canon` lines. The two
-are equal exactly when every value arrived unchanged, so a checksum match is a proof and a
-mismatch (never silent) names the table. Most work runs in SQLite's and PostgreSQL's C code;
-Python only sees floats (`repr`, shortest round-trip digits), JSON (jsonb's canonical text)
-and rare slow-path values, through the functions `register_functions` installs.
+The copy sends `render` lines and hashes them; verification hashes what the target's COPY TO
+prints. The two are equal exactly when every value arrived unchanged: a match is a proof and a
+mismatch, never silent, names the table and the first differing key. Most work runs in
+SQLite's C code; Python sees only floats (shortest round-trip digits, as PostgreSQL prints
+them), JSON (jsonb's canonical text) and rare slow-path values, through the functions
+`register_functions` installs.
 """
 
 from __future__ import annotations
@@ -35,11 +36,21 @@ def sq(name: str) -> str:
 
 # --- SQLite side ------------------------------------------------------------------------
 
+_NEEDS_ESCAPE = "'*[\\' || char(8) || '-' || char(13) || ']*'"
+_ESCAPES = (("\\", "\\\\"), ("char(8)", "'\\b'"), ("char(9)", "'\\t'"), ("char(10)", "'\\n'"),
+            ("char(11)", "'\\v'"), ("char(12)", "'\\f'"), ("char(13)", "'\\r'"))
+
+
 def _esc(e: str) -> str:
-    """COPY text escaping in SQLite SQL, done only when the value needs it."""
-    return (f"CASE WHEN instr({e},'\\') OR instr({e},char(9)) OR instr({e},char(10)) "
-            f"OR instr({e},char(13)) THEN replace(replace(replace(replace({e},'\\','\\\\'),"
-            f"char(9),'\\t'),char(10),'\\n'),char(13),'\\r') ELSE {e} END")
+    """COPY text escaping, as COPY TO writes it (backslash, \\b \\t \\n \\v \\f \\r), done
+    only for values that need it (one GLOB scan)."""
+    out = e
+    for raw, escaped in _ESCAPES:
+        if raw == "\\":
+            out = f"replace({out},'\\','\\\\')"
+        else:
+            out = f"replace({out},{raw},{escaped})"
+    return f"CASE WHEN {e} GLOB {_NEEDS_ESCAPE} THEN {out} ELSE {e} END"
 
 
 def _naive_text_ok(x: str) -> str:
@@ -151,7 +162,12 @@ def sqlite_render(col: str, t: PgType) -> str:
     if k is Kind.INT:
         e = f"CAST({x} AS TEXT)"
     elif k is Kind.FLOAT:
-        e = f"r(CAST({x} AS REAL))"
+        # Integral values print as integers and the rest as Python's repr prints them; only
+        # zero (sign), |x| >= 1e15 (layouts differ) and infinities need the Python function.
+        r = f"CAST({x} AS REAL)"
+        e = (f"CASE WHEN {r} = 0 OR abs({r}) >= 1e15 THEN pf({r}) "
+             f"WHEN {r} = CAST({r} AS INTEGER) THEN CAST(CAST({r} AS INTEGER) AS TEXT) "
+             f"ELSE r({r}) END")
     elif k is Kind.BOOL:
         e = f"CASE {x} WHEN 1 THEN 't' WHEN 0 THEN 'f' END"
     elif k is Kind.NUMERIC:
@@ -164,7 +180,8 @@ def sqlite_render(col: str, t: PgType) -> str:
             e = f"CASE WHEN {ty} = 'integer' THEN CAST({x} AS TEXT) ELSE nt({x}) END"
     elif k is Kind.TEXT:
         if t.typeless:
-            e = f"CASE {ty} WHEN 'integer' THEN CAST({x} AS TEXT) WHEN 'real' THEN r({x}) ELSE {_esc(x)} END"
+            e = (f"CASE {ty} WHEN 'integer' THEN CAST({x} AS TEXT) WHEN 'real' THEN r({x}) "
+                 f"ELSE {_esc(x)} END")
         else:
             e = f"CASE {ty} WHEN 'text' THEN {_esc(x)} WHEN 'integer' THEN CAST({x} AS TEXT) ELSE r({x}) END"
     elif k is Kind.DATE:
@@ -185,7 +202,7 @@ def sqlite_render(col: str, t: PgType) -> str:
     elif k is Kind.JSON:
         e = _esc(x)
     elif k is Kind.BYTEA:
-        e = f"'\\\\x' || hex({x})"
+        e = f"'\\\\x' || lower(hex({x}))"
     elif k is Kind.UUID:
         h = f"(CASE {ty} WHEN 'blob' THEN lower(hex({x})) ELSE lower(replace({x},'-','')) END)"
         e = (f"substr({h},1,8)||'-'||substr({h},9,4)||'-'||substr({h},13,4)||'-'||"
@@ -210,58 +227,16 @@ def sqlite_problems(cols: list[tuple[str, PgType]]) -> str:
     return " || ".join(parts) if parts else "''"
 
 
-# --- PostgreSQL side --------------------------------------------------------------------
-
-def pq(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _pg_esc(e: str) -> str:
-    return (f"replace(replace(replace(replace({e},'\\','\\\\'),E'\\t','\\t'),"
-            f"E'\\n','\\n'),E'\\r','\\r')")
-
-
-def _pg_float(c: str) -> str:
-    """float8's text in Python's `repr` layout (both print the shortest round-trip digits):
-    PostgreSQL writes `5` and `1e+15` where Python writes `5.0` and `1000000000000000.0`."""
-    t = f"{c}::text"
-    digits = f"replace(ltrim(split_part({t},'e',1),'-'),'.','')"
-    sign = f"CASE WHEN {c} < 0 THEN '-' ELSE '' END"
-    return (f"CASE WHEN strpos({t},'.') > 0 AND strpos({t},'e') = 0 THEN {t} "
-            f"WHEN {c} = 'Infinity' THEN 'inf' WHEN {c} = '-Infinity' THEN '-inf' "
-            f"WHEN {c} = 'NaN' THEN 'nan' "
-            f"WHEN strpos({t},'e+15') > 0 THEN {sign} || CASE WHEN length({digits}) <= 16 "
-            f"THEN rpad({digits},16,'0') || '.0' ELSE left({digits},16) || '.' || "
-            f"substr({digits},17) END "
-            f"WHEN strpos({t},'e') = 0 THEN {t} || '.0' ELSE {t} END")
-
-
-def pg_canon(col: str, t: PgType) -> str:
-    """PostgreSQL expression: the stored value of COL in the canonical text of `sqlite_render`."""
-    c = pq(col)
-    k = t.kind
-    if k is Kind.FLOAT:
-        e = _pg_float(f"{c}::float8")
-    elif k is Kind.BOOL:
-        e = f"CASE WHEN {c} THEN 't' ELSE 'f' END"
-    elif k in (Kind.TEXT, Kind.JSONB, Kind.JSON):
-        e = _pg_esc(f"{c}::text")
-    elif k is Kind.BYTEA:
-        e = f"'\\\\x' || upper(encode({c}, 'hex'))"
-    else:
-        e = f"{c}::text"
-    return f"coalesce({e}, {NULL_TEXT})"
-
-
-def pg_line(cols: list[tuple[str, PgType]]) -> str:
-    return "concat_ws(E'\\t', " + ", ".join(pg_canon(c, t) for c, t in cols) + ")"
-
-
 # --- Python functions SQLite calls ------------------------------------------------------
 
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n",
+                               "\v": "\\v", "\f": "\\f", "\r": "\\r"})
+
+
 def copy_escape(s: str) -> str:
-    if "\\" in s or "\t" in s or "\n" in s or "\r" in s:
-        s = s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    """COPY text escaping in Python (for values rendered by Python functions)."""
+    if "\\" in s or any(c in s for c in "\b\t\n\v\f\r"):
+        return s.translate(_COPY_ESCAPES)
     return s
 
 
@@ -350,7 +325,24 @@ def jsonb_problem(s: str | bytes) -> str | None:
 
 
 def float_text(x: float) -> str:
-    return repr(x)
+    """float8 as PostgreSQL prints it: Python's shortest round-trip digits (the same digits
+    PostgreSQL's Ryu-based output picks) in PostgreSQL's layout: `5` not `5.0`, exponent form
+    from 1e15 (Python switches at 1e16), `Infinity`."""
+    if x != x:
+        return "NaN"
+    if x in (_INF, -_INF):
+        return "Infinity" if x > 0 else "-Infinity"
+    s = repr(x)
+    if 1e15 <= abs(x) < 1e16:
+        digits = s.lstrip("-").split("e")[0].replace(".", "").rstrip("0") or "0"
+        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        return ("-" if x < 0 else "") + mantissa + "e+15"
+    if s.endswith(".0"):
+        return s[:-2]
+    return s
+
+
+_INF = float("inf")
 
 
 def numeric_text(x: float | int) -> str:
@@ -408,6 +400,7 @@ def utc_problem(s: str | bytes) -> str | None:
 
 FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
     "r": (1, repr),
+    "pf": (1, float_text),
     "nt": (1, numeric_text),
     "jc": (1, _jc),
     "jchk": (1, jsonb_problem),

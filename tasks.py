@@ -2,6 +2,7 @@
 
 from invoke.collection import Collection
 
+from fabfile.tasks import backup as backup_tasks
 from fabfile.tasks import certs, config, doctor, notify
 from fabfile.tasks import db as db_tasks
 from fabfile.tasks import deploy as deploy_tasks
@@ -18,3 +19,4 @@ for deploy_task in (deploy_tasks.setup, deploy_tasks.deploy, deploy_tasks.plan,
     ns.add_task(deploy_task)
 ns.add_collection(lock_tasks.namespace)
 ns.add_collection(db_tasks.namespace)
+ns.add_collection(backup_tasks.namespace)

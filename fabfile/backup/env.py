@@ -1,0 +1,51 @@
+"""What every backup operation starts from: the environment's settings, its bucket, its
+database as the host reaches it, the client that runs pg_dump, and the host that runs it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from fabfile.config import Backup, Config, Host
+from fabfile.errors import UserError
+
+from .plan import Client, DbTarget, env_target
+from .s3 import Store
+
+
+@dataclass
+class BackupEnv:
+    cfg: Config
+
+    @cached_property
+    def settings(self) -> Backup:
+        if self.cfg.backup is None:
+            raise UserError(f"environment {self.cfg.env} has no backup section: add one to "
+                            f"environments/{self.cfg.env}.yaml (bucket, prefix, credentials)")
+        return self.cfg.backup
+
+    @cached_property
+    def store(self) -> Store:
+        return Store(self.settings)
+
+    @cached_property
+    def target(self) -> DbTarget:
+        return env_target(self.cfg)
+
+    @cached_property
+    def client(self) -> Client:
+        self.settings  # noqa: B018 - raises when there is no backup section
+        client = Client.from_config(self.cfg)
+        client.check_network(self.target)
+        return client
+
+    @property
+    def host(self) -> Host:
+        """Backups run on the first host: its cache holds the recent dumps."""
+        if not self.cfg.hosts:
+            raise UserError(f"environment {self.cfg.env} lists no hosts")
+        return self.cfg.hosts[0]
+
+    @property
+    def cache_dir(self) -> str:
+        return self.settings.cache_dir

@@ -1,0 +1,109 @@
+"""`backup` namespace: dumps to S3 with a host cache, listing, restore by date, verification,
+retention and bucket setup. Thin adapters over `fabfile.backup`."""
+
+from __future__ import annotations
+
+import json as _json
+
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.tasks import task
+
+from fabfile import ui
+from fabfile.backup import dump, listing
+from fabfile.backup import prune as pruning
+from fabfile.backup import restore as restoring
+from fabfile.backup import setup as setting
+from fabfile.backup.naming import DATE_HELP, parse_date_spec
+from fabfile.config import load_config
+from fabfile.tasks._adapter import friendly
+
+ENV_HELP = "environment name: a file environments/<ENV>.yaml (staging, prod, ...)"
+DATE = f"which backup: {DATE_HELP}"
+
+
+@task(help={"env": ENV_HELP, "label": "free text stored in the manifest (e.g. before-migration)"})
+@friendly
+def create(c: Context, env: str, label: str = "") -> None:
+    """Dump the database on the host, upload it to S3, write its manifest last."""
+    dump.create_or_alert(load_config(env), label=label)
+
+
+@task(name="list", help={"env": ENV_HELP, "json": "print JSON instead of a table"})
+@friendly
+def list_(c: Context, env: str, json: bool = False) -> None:
+    """List backups, newest first: size, where the copies are, verified or not."""
+    found, warning = listing.rows(load_config(env))
+    if json:
+        print(_json.dumps([dict(zip(["date", "time", "id", "size", "where", "status", "verified",
+                                     "label"], row.cells(), strict=True)) for row in found],
+                          indent=2))
+        return
+    if warning:
+        ui.warn(warning)
+    ui.console.print(ui.table(f"backups of {env}", listing.COLUMNS,
+                              [row.cells() for row in found]))
+    complete = sum(1 for row in found if row.entry.complete and not row.problem)
+    ui.console.print(f"{complete} complete, {len(found) - complete} incomplete or damaged")
+
+
+@task(help={
+    "env": ENV_HELP,
+    "date": DATE,
+    "target_url": "restore into this database instead of the environment's own "
+                  "(postgresql://user:password@host:5432/db, reachable from the host)",
+    "yes": "do not ask before replacing the live database (CI)",
+})
+@friendly
+def restore(c: Context, env: str, date: str = "latest", target_url: str = "",
+            yes: bool = False) -> None:
+    """Restore a backup by date over the live database (after a safety backup) or elsewhere."""
+    spec = parse_date_spec(date)
+    done = restoring.restore(load_config(env), spec, target_url=target_url or None,
+                             assume_yes=yes)
+    m = done.manifest
+    ui.ok(f"restored backup {m.backup_id} into {done.target} from the "
+          f"{'host cache' if done.source == 'cache' else 'S3 copy'} in {done.seconds:.1f}s")
+
+
+@task(help={"env": ENV_HELP, "date": DATE})
+@friendly
+def verify(c: Context, env: str, date: str = "latest") -> None:
+    """Restore a backup into a scratch database and compare row counts with its manifest."""
+    result = restoring.verify(load_config(env), parse_date_spec(date))
+    rows = sum(result.restored_tables.values())
+    ui.ok(f"backup {result.backup_id} verified: {len(result.restored_tables)} tables, "
+          f"{rows:,} rows, as in its manifest ({result.seconds:.1f}s); scratch database dropped")
+
+
+@task(help={"env": ENV_HELP, "dry_run": "show what would be deleted, delete nothing"})
+@friendly
+def prune(c: Context, env: str, dry_run: bool = False) -> None:
+    """Apply retention to S3 and the host cache; never deletes the newest complete backup."""
+    result = pruning.prune(load_config(env), dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    rows = [[e.backup_id, e.status, "delete"] for e in result.decision.delete]
+    rows += [[backup_id, "", f"keep: {why}"] for backup_id, why in result.decision.keep.items()]
+    ui.console.print(ui.table(f"retention for {env}{' (dry run)' if dry_run else ''}",
+                              ["id", "status", "decision"], sorted(rows, reverse=True)))
+    if result.cache_warning:
+        ui.warn(result.cache_warning)
+    ui.ok(f"{verb} {len(result.decision.delete)} backup(s) ({len(result.deleted_keys)} "
+          f"objects), {len(result.aborted_uploads)} unfinished upload(s) and "
+          f"{len(result.evicted)} cached dump(s) on the host")
+
+
+@task(help={"env": ENV_HELP})
+@friendly
+def setup(c: Context, env: str) -> None:
+    """Merge the bucket lifecycle rule, check encryption, create the host cache (0700)."""
+    report = setting.setup(load_config(env))
+    for warning in report.warnings:
+        ui.warn(warning)
+    ui.console.print(ui.table(f"backup setup of {env}", ["what", "result"],
+                              [list(line) for line in report.lines]))
+
+
+namespace = Collection("backup")
+for backup_task in (create, list_, restore, verify, prune, setup):
+    namespace.add_task(backup_task)

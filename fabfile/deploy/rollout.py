@@ -3,14 +3,17 @@ behind Traefik"), as two phases that each poll inside one remote script:
 
 1. `roll_up.sh`: `docker compose up -d --no-deps --no-recreate --scale web=OLD+N web` starts N
    new containers beside the old ones; wait until every new one is healthy (fail fast on
-   unhealthy, bounded by health_timeout + start_period). On failure: remove the new ones.
+   unhealthy, bounded by health_timeout + start_period). On failure or interrupt: retire the
+   new ones (drained like the old, since the proxy may already route to the healthy ones).
 2. `roll_drain.sh`: create the drain file in each old container so its healthcheck fails,
    wait until Docker reports it unhealthy (the proxy drops it on that event), wait the
    proxy's throttle plus a margin, `docker stop -t GRACE`, then `docker rm`, by id.
 
 Compose never scales down here: it would remove the newest containers. Both phases run
 detached from the connection (`phase.sh`), so an interrupted operator cannot leave one
-half done; `finish.sh` signals a phase that lost its operator.
+half done; `finish.sh` signals a phase that lost its operator: the first retires the new
+containers, the second ignores the signal and completes (undoing a drain would fail
+requests).
 """
 
 from __future__ import annotations
@@ -65,9 +68,11 @@ def roll_steps(cfg: Config, compose: str, old_ids: Sequence[str], *,
     what = f"{n} new container{'s' * (n != 1)}"
     title = (f"web: start {what} beside {len(old_ids)} old, wait until healthy" if old_ids
              else f"web: start {what}, wait until healthy")
+    retire = (cfg.app.drain_file, f"{settle(cfg):g}", str(cfg.app.stop_grace_period),
+              str(unhealthy_timeout(cfg)))
     steps: list[tuple[Literal["roll_up", "roll_drain"], Step]] = [("roll_up", scripts.phase(
         title, lock_dir(cfg), "roll_up", compose, cfg.project, web, str(n),
-        str(up_timeout(cfg)), *old_ids, timeout=up_timeout(cfg) + 120))]
+        str(up_timeout(cfg)), *retire, *old_ids, timeout=up_timeout(cfg) + drain_bound(cfg)))]
     if old_ids:
         drain = "stop WITHOUT draining (test-only)" if skip_drain else "drain, stop"
         steps.append(("roll_drain", scripts.phase(
@@ -80,7 +85,7 @@ def roll_steps(cfg: Config, compose: str, old_ids: Sequence[str], *,
 
 def abort_wait(cfg: Config) -> float:
     """How long `finish.sh` waits for an interrupted phase to undo or complete itself."""
-    return max(float(cfg.deploy.health_timeout), drain_bound(cfg)) + 30
+    return 2 * drain_bound(cfg) + 30
 
 
 def markers(output: str) -> dict[str, list[str]]:

@@ -14,14 +14,20 @@ from fabfile.remote import Step, script
 
 NAMES = ("facts", "upload", "phase", "services", "migrate", "roll_up", "roll_drain", "finish",
          "setup", "lock_release")
+WITH_LIBRARY = ("roll_up", "roll_drain")
+"""Scripts that get `scripts/lib.sh` (the rollout's shared functions) prepended."""
+
+
+def _read(name: str) -> str:
+    return resources.files(__package__).joinpath("scripts", f"{name}.sh").read_text("utf-8")
 
 
 @cache
 def body(name: str) -> str:
-    """The text of `scripts/<name>.sh`."""
+    """The text of `scripts/<name>.sh` (after `lib.sh` for the rollout phases)."""
     if name not in NAMES:
         raise KeyError(name)
-    return resources.files(__package__).joinpath("scripts", f"{name}.sh").read_text("utf-8")
+    return _read("lib") + "\n" + _read(name) if name in WITH_LIBRARY else _read(name)
 
 
 def step(title: str, name: str, *args: str, stdin: bytes | None = None,

@@ -1,6 +1,7 @@
 # Everything a deploy decides on, gathered in one round trip as a line-oriented report that
 # `fabfile/deploy/facts.py` parses. With LOCK_MODE=take it first takes the host's deploy lock
 # (an atomic mkdir of APP_DIR/lock), polling for up to LOCK_WAIT seconds while another holds it.
+# The run's TOKEN is an empty file in the lock (an inode, no data: it works on a full disk).
 # Usage: facts.sh APP_DIR PROJECT NETWORK LOCK_MODE LOCK_WAIT HOLDER_JSON TOKEN [IMAGE...]
 set -u
 app_dir=$1 project=$2 network=$3 lock_mode=$4 lock_wait=$5 holder=$6 token=$7
@@ -33,8 +34,8 @@ if [ "$lock_mode" = take ]; then
   deadline=$((now + lock_wait))
   while :; do
     if mkdir "$lock" 2>/dev/null; then
+      : > "$lock/token.$token"
       printf '%s\n' "$holder" > "$lock/holder.json"
-      printf '%s\n' "$token" > "$lock/token"
       echo "lock taken"
       break
     fi

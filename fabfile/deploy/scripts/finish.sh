@@ -11,7 +11,7 @@ shift 5
 lock="$app_dir/lock"
 code=0
 
-if [ -f "$lock/phase.pid" ] && [ "$(cat "$lock/token" 2>/dev/null)" = "$token" ]; then
+if [ -f "$lock/phase.pid" ] && [ -e "$lock/token.$token" ]; then
   read -r pid name < "$lock/phase.pid"
   if kill -0 "$pid" 2>/dev/null; then
     echo "@aborting $name"
@@ -52,7 +52,7 @@ done
 
 printf '%s\n' "$audit" >> "$app_dir/audit.log" || code=1
 
-if [ "$(cat "$lock/token" 2>/dev/null)" = "$token" ]; then
+if [ -e "$lock/token.$token" ]; then
   rm -rf "$lock" && echo "@unlocked"
 elif [ -d "$lock" ]; then
   echo "@lock-not-ours"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from fabfile.config import Backup, Config, Host
+from fabfile.config import Backup, Config, Host, Secret
 from fabfile.errors import UserError
 
 from .plan import Client, DbTarget, env_target
@@ -26,10 +26,13 @@ class BackupEnv:
 
     @cached_property
     def store(self) -> Store:
+        _require(self.settings.access_key_id, self.settings.secret_access_key)
         return Store(self.settings)
 
     @cached_property
     def target(self) -> DbTarget:
+        db = self.cfg.database
+        _require(db.url, db.local.password if db.local else None)
         return env_target(self.cfg)
 
     @cached_property
@@ -49,3 +52,12 @@ class BackupEnv:
     @property
     def cache_dir(self) -> str:
         return self.settings.cache_dir
+
+
+def _require(*secrets: Secret | None) -> None:
+    """Tasks load the environment with placeholders for secrets they do not use (CI gives a
+    backup job only the backup's secrets); the ones they do use must be real."""
+    for secret in secrets:
+        if secret is not None and secret.placeholder:
+            raise UserError(f"the secret {secret.name} is not set: export it (or put it in "
+                            "the environment's .env file)")

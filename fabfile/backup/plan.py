@@ -202,24 +202,26 @@ else
 fi
 """
 
-#: One upload part: $1 file  $2 part size  $3 work dir  $4 part number (from xargs).
+#: One upload part: $1 file  $2 part size  $3 work dir  $4 logs dir  $5 part number (xargs).
 _PART = r"""set -u
-file=$1 size=$2 work=$3 n=$4
-url=$(sed -n "${n}p" "$work/urls")
+file=$1 size=$2 work=$3 logs=$4 n=$5
+url=$(sed -n "${n}p" "$logs/urls")
 blocks=$((size / 1048576))
 dd if="$file" of="$work/part.$n" bs=1048576 skip=$(( (n - 1) * blocks )) count="$blocks" \
   status=none || exit 255
 code=$(curl -sS --retry 3 --retry-delay 1 --connect-timeout 15 -T "$work/part.$n" \
-  -D "$work/part.$n.h" -o "$work/part.$n.body" -w '%{http_code}' "$url" 2>"$work/part.$n.err") \
+  -D "$logs/part.$n.h" -o "$logs/part.$n.body" -w '%{http_code}' "$url" 2>"$logs/part.$n.err") \
   || code=000
 rm -f "$work/part.$n"
 case $code in
   2??) ;;
-  *) printf 'part %s: HTTP %s %s %s\n' "$n" "$code" "$(cat "$work/part.$n.err")" \
-       "$(head -c 300 "$work/part.$n.body" 2>/dev/null)" >&2
+  000) printf 'part %s: no response: %s\n' "$n" "$(cat "$logs/part.$n.err")" >"$logs/part.$n.fail"
+       exit 255 ;;
+  *) printf 'part %s: HTTP %s %s\n' "$n" "$code" \
+       "$(head -c 300 "$logs/part.$n.body" 2>/dev/null)" >"$logs/part.$n.fail"
      exit 255 ;;
 esac
-etag=$(sed -n 's/^[Ee][Tt][Aa][Gg]:[[:space:]]*//p' "$work/part.$n.h" | tr -d '\r')
+etag=$(sed -n 's/^[Ee][Tt][Aa][Gg]:[[:space:]]*//p' "$logs/part.$n.h" | tr -d '\r')
 printf 'etag %s %s\n' "$n" "$etag"
 """
 
@@ -247,46 +249,50 @@ find "$cache" -maxdepth 1 -name '.work-*' -mmin +1440 -exec rm -rf {} + 2>/dev/n
 final="$cache/$id.dump.zst"
 [ ! -e "$final" ] || fail 12 "$final exists already: a backup with id $id was made before"
 work=$(mktemp -d "$cache/.work-$id.XXXXXX")
+logs=$(mktemp -d)
 ticker=
 cleanup() {
   if [ -n "$ticker" ]; then kill "$ticker" 2>/dev/null || true; fi
-  rm -rf "$work" "$final.partial"
+  rm -rf "$work" "$logs" "$final.partial"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
-cat >"$work/urls"
-disk_full() { grep -qi 'no space left' "$@" 2>/dev/null; }
+cat >"$logs/urls"
+disk_full() {
+  grep -qi 'no space left' "$@" 2>/dev/null \
+    || [ "$(df -Pk "$cache" | awk 'NR == 2 {print $4}')" -lt 1024 ]
+}
 
 say "phase dump"
 raw="$work/raw.dump"
 ( while sleep 1; do [ -f "$raw" ] && say "progress $(stat -c %s "$raw")"; done ) &
 ticker=$!
 status=0
-client dump "$conn" "$raw" </dev/null >"$work/counts" 2>"$work/dump.err" || status=$?
+client dump "$conn" "$raw" </dev/null >"$logs/counts" 2>"$logs/dump.err" || status=$?
 kill "$ticker" 2>/dev/null || true
 ticker=
 if [ "$status" -ne 0 ]; then
-  cat "$work/dump.err" >&2
-  disk_full "$work/dump.err" && fail 31 "no space left on the host in $cache while dumping"
+  cat "$logs/dump.err" >&2
+  disk_full "$logs/dump.err" && fail 31 "no space left on the host in $cache while dumping"
   fail 30 "pg_dump failed (exit $status)"
 fi
 
 say "phase compress $(stat -c %s "$raw")"
-mkfifo "$work/hash"
-sha256sum <"$work/hash" >"$work/sha" &
+mkfifo "$logs/hash"
+sha256sum <"$logs/hash" >"$logs/sha" &
 hasher=$!
 status=0
-{ zstd -q -1 -T0 -c "$raw" 2>"$work/zstd.err" || echo >"$work/zstd.failed"; } \
-  | tee "$work/hash" 2>"$work/tee.err" >"$final.partial" || status=$?
+{ zstd -q -1 -T0 -c "$raw" 2>"$logs/zstd.err" || echo >"$logs/zstd.failed"; } \
+  | tee "$logs/hash" 2>"$logs/tee.err" >"$final.partial" || status=$?
 wait "$hasher" || true
 rm -f "$raw"
-if [ "$status" -ne 0 ] || [ -f "$work/zstd.failed" ]; then
-  cat "$work/tee.err" "$work/zstd.err" >&2
-  disk_full "$work/tee.err" "$work/zstd.err" \
+if [ "$status" -ne 0 ] || [ -f "$logs/zstd.failed" ]; then
+  cat "$logs/tee.err" "$logs/zstd.err" >&2
+  disk_full "$logs/tee.err" "$logs/zstd.err" \
     && fail 31 "no space left on the host in $cache while compressing"
   fail 32 "compressing the dump failed"
 fi
-sha=$(cut -d' ' -f1 <"$work/sha")
+sha=$(cut -d' ' -f1 <"$logs/sha")
 size=$(stat -c %s "$final.partial")
 say "dumped $size $sha"
 
@@ -299,15 +305,15 @@ if [ "$size" -le "$threshold" ]; then
 $headers
 EOF
   code=$(curl -sS --retry 3 --retry-delay 1 --connect-timeout 15 -T "$final.partial" \
-    -D "$work/put.h" -o "$work/put.body" -w '%{http_code}' "$@" "$put_url" 2>"$work/put.err") \
+    -D "$logs/put.h" -o "$logs/put.body" -w '%{http_code}' "$@" "$put_url" 2>"$logs/put.err") \
     || code=000
   case $code in
     2??) say "uploaded single" ;;
-    *) fail 40 "upload failed: HTTP $code $(cat "$work/put.err")" \
-         "$(head -c 400 "$work/put.body" 2>/dev/null)" ;;
+    000) fail 40 "no response: $(cat "$logs/put.err")" ;;
+    *) fail 40 "HTTP $code $(head -c 400 "$logs/put.body" 2>/dev/null)" ;;
   esac
 else
-  urls=$(grep -c . "$work/urls" || true)
+  urls=$(grep -c . "$logs/urls" || true)
   n=$(( (size + part - 1) / part ))
   if [ "$n" -gt "$urls" ]; then
     part=$(( ( (size + urls - 1) / urls + 1048575 ) / 1048576 * 1048576 ))
@@ -315,12 +321,13 @@ else
   fi
   say "phase upload $size $n"
   seq 1 "$n" | xargs -P "$conc" -n 1 sh -c "$part_script" part "$final.partial" "$part" "$work" \
-    || fail 40 "upload failed: $(cat "$work"/part.*.err 2>/dev/null | tr '\n' ' ' | head -c 600)"
+    "$logs" 2>"$logs/xargs.err" \
+    || fail 40 "$(cat "$logs"/part.*.fail "$logs/xargs.err" 2>/dev/null | head -n 3 | head -c 600)"
 fi
 mv "$final.partial" "$final"
 ls -1 "$cache" | grep -E '^[0-9]{8}T[0-9]{6}Z\.dump\.zst$' | sort -r | tail -n +"$((keep + 1))" \
   | while IFS= read -r old; do rm -f "$cache/$old"; say "evicted $old"; done
-cat "$work/counts"
+cat "$logs/counts"
 say "done"
 """
 
@@ -342,17 +349,18 @@ mkdir -p "$cache"
 chmod 700 "$cache"
 cached="$cache/$id.dump.zst"
 work=$(mktemp -d "$cache/.work-$id.XXXXXX")
+logs=$(mktemp -d)
 plain="$work/restore.dump"
 [ "$jobs" -gt 0 ] || jobs=$(nproc 2>/dev/null || echo 2)
-mkfifo "$work/go"
+mkfifo "$logs/go"
 client restore "$conn" "$plain" "$jobs" "$clean" "$scratch" "$admin" \
-  <"$work/go" >"$work/client.out" 2>"$work/client.err" &
+  <"$logs/go" >"$logs/client.out" 2>"$logs/client.err" &
 clientpid=$!
-exec 5>"$work/go"
+exec 5>"$logs/go"
 cleanup() {
   exec 5>&- || true
   wait "$clientpid" 2>/dev/null || true
-  rm -rf "$work" "$cached.partial"
+  rm -rf "$work" "$logs" "$cached.partial"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
@@ -361,24 +369,24 @@ trap 'exit 130' INT TERM HUP
 # $1 keeps a copy of the bytes there too ("" for none). It may run in a pipeline's
 # subshell: `checked` reads its result in the caller (sets $got).
 check() {
-  rm -f "$work/h" "$work/tee.failed"
-  mkfifo "$work/h"
-  sha256sum <"$work/h" >"$work/sha" &
+  rm -f "$logs/h" "$logs/tee.failed"
+  mkfifo "$logs/h"
+  sha256sum <"$logs/h" >"$logs/sha" &
   hasher=$!
   if [ -n "$1" ]; then
-    { tee "$work/h" "$1" 2>>"$work/check.err" || echo >"$work/tee.failed"; } \
-      | zstd -q -d -c >"$plain" 2>>"$work/check.err" || true
+    { tee "$logs/h" "$1" 2>>"$logs/check.err" || echo >"$logs/tee.failed"; } \
+      | zstd -q -d -c >"$plain" 2>>"$logs/check.err" || true
   else
-    { tee "$work/h" 2>>"$work/check.err" || echo >"$work/tee.failed"; } \
-      | zstd -q -d -c >"$plain" 2>>"$work/check.err" || true
+    { tee "$logs/h" 2>>"$logs/check.err" || echo >"$logs/tee.failed"; } \
+      | zstd -q -d -c >"$plain" 2>>"$logs/check.err" || true
   fi
   wait "$hasher" || true
 }
 checked() {
-  if grep -qi 'no space left' "$work/check.err" 2>/dev/null; then
+  if grep -qi 'no space left' "$logs/check.err" 2>/dev/null; then
     fail 31 "no space left on the host in $cache while unpacking the dump"
   fi
-  got=$(cut -d' ' -f1 <"$work/sha")
+  got=$(cut -d' ' -f1 <"$logs/sha")
 }
 
 source=
@@ -390,12 +398,12 @@ if [ -f "$cached" ]; then
 fi
 if [ -z "$source" ]; then
   say "phase download"
-  rm -f "$work/curl.failed"
-  { curl -sS -f --retry 3 --retry-delay 1 --connect-timeout 15 "$get_url" 2>"$work/curl.err" \
-      || echo >"$work/curl.failed"; } | check "$cached.partial"
+  rm -f "$logs/curl.failed"
+  { curl -sS -f --retry 3 --retry-delay 1 --connect-timeout 15 "$get_url" 2>"$logs/curl.err" \
+      || echo >"$logs/curl.failed"; } | check "$cached.partial"
   checked
-  if [ -f "$work/curl.failed" ]; then
-    fail 50 "download from S3 failed: $(tr '\n' ' ' <"$work/curl.err")"
+  if [ -f "$logs/curl.failed" ]; then
+    fail 50 "download from S3 failed: $(tr '\n' ' ' <"$logs/curl.err")"
   fi
   if [ "$got" != "$sha" ]; then
     say "corrupt s3 $got"
@@ -410,9 +418,9 @@ echo go >&5
 exec 5>&-
 status=0
 wait "$clientpid" || status=$?
-cat "$work/client.out"
+cat "$logs/client.out"
 if [ "$status" -ne 0 ]; then
-  cat "$work/client.err" >&2
+  cat "$logs/client.err" >&2
   fail 60 "pg_restore failed (exit $status)"
 fi
 say "done"

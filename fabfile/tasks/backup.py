@@ -15,25 +15,30 @@ from fabfile.backup import prune as pruning
 from fabfile.backup import restore as restoring
 from fabfile.backup import setup as setting
 from fabfile.backup.naming import DATE_HELP, parse_date_spec
-from fabfile.config import load_config
+from fabfile.config import Config, load_config
 from fabfile.tasks._adapter import friendly
 
 ENV_HELP = "environment name: a file environments/<ENV>.yaml (staging, prod, ...)"
 DATE = f"which backup: {DATE_HELP}"
 
 
+def _config(env: str) -> Config:
+    """The environment, needing only the secrets a backup task uses (checked where used)."""
+    return load_config(env, placeholder_secrets=True)
+
+
 @task(help={"env": ENV_HELP, "label": "free text stored in the manifest (e.g. before-migration)"})
 @friendly
 def create(c: Context, env: str, label: str = "") -> None:
     """Dump the database on the host, upload it to S3, write its manifest last."""
-    dump.create_or_alert(load_config(env), label=label)
+    dump.create_or_alert(_config(env), label=label)
 
 
 @task(name="list", help={"env": ENV_HELP, "json": "print JSON instead of a table"})
 @friendly
 def list_(c: Context, env: str, json: bool = False) -> None:
     """List backups, newest first: size, where the copies are, verified or not."""
-    found, warning = listing.rows(load_config(env))
+    found, warning = listing.rows(_config(env))
     if json:
         print(_json.dumps([dict(zip(["date", "time", "id", "size", "where", "status", "verified",
                                      "label"], row.cells(), strict=True)) for row in found],
@@ -59,7 +64,7 @@ def restore(c: Context, env: str, date: str = "latest", target_url: str = "",
             yes: bool = False) -> None:
     """Restore a backup by date over the live database (after a safety backup) or elsewhere."""
     spec = parse_date_spec(date)
-    done = restoring.restore(load_config(env), spec, target_url=target_url or None,
+    done = restoring.restore(_config(env), spec, target_url=target_url or None,
                              assume_yes=yes)
     m = done.manifest
     ui.ok(f"restored backup {m.backup_id} into {done.target} from the "
@@ -70,7 +75,7 @@ def restore(c: Context, env: str, date: str = "latest", target_url: str = "",
 @friendly
 def verify(c: Context, env: str, date: str = "latest") -> None:
     """Restore a backup into a scratch database and compare row counts with its manifest."""
-    result = restoring.verify(load_config(env), parse_date_spec(date))
+    result = restoring.verify(_config(env), parse_date_spec(date))
     rows = sum(result.restored_tables.values())
     ui.ok(f"backup {result.backup_id} verified: {len(result.restored_tables)} tables, "
           f"{rows:,} rows, as in its manifest ({result.seconds:.1f}s); scratch database dropped")
@@ -80,7 +85,7 @@ def verify(c: Context, env: str, date: str = "latest") -> None:
 @friendly
 def prune(c: Context, env: str, dry_run: bool = False) -> None:
     """Apply retention to S3 and the host cache; never deletes the newest complete backup."""
-    result = pruning.prune(load_config(env), dry_run=dry_run)
+    result = pruning.prune(_config(env), dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
     rows = [[e.backup_id, e.status, "delete"] for e in result.decision.delete]
     rows += [[backup_id, "", f"keep: {why}"] for backup_id, why in result.decision.keep.items()]
@@ -97,7 +102,7 @@ def prune(c: Context, env: str, dry_run: bool = False) -> None:
 @friendly
 def setup(c: Context, env: str) -> None:
     """Merge the bucket lifecycle rule, check encryption, create the host cache (0700)."""
-    report = setting.setup(load_config(env))
+    report = setting.setup(_config(env))
     for warning in report.warnings:
         ui.warn(warning)
     ui.console.print(ui.table(f"backup setup of {env}", ["what", "result"],

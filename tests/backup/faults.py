@@ -11,8 +11,8 @@ import threading
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from tests.support.docker import docker, image_labels
-from tests.support.images import POSTGRES_TAG
+from tests.support.docker import docker
+from tests.support.images import POSTGRES_TAG, image_labels
 
 
 class _Handler(socketserver.BaseRequestHandler):

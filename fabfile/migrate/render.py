@@ -53,6 +53,12 @@ def _esc(e: str) -> str:
     return f"CASE WHEN {e} GLOB {_NEEDS_ESCAPE} THEN {out} ELSE {e} END"
 
 
+def _day_ok(x: str) -> str:
+    """The day exists in its month: SQLite keeps Feb 30 as written unless a modifier makes it
+    normalise, so days past the 28th are checked that way."""
+    return f"(substr({x},9,2) <= '28' OR date({x}, '+0 days') = substr({x},1,10))"
+
+
 def _naive_text_ok(x: str) -> str:
     """Text in a shape that keeps every digit, valid by SQLite's own calendar.
 
@@ -62,7 +68,7 @@ def _naive_text_ok(x: str) -> str:
     """
     sp = f"replace({x},'T',' ')"
     return (
-        f"({x} >= '0001' AND CASE length({x}) "
+        f"({x} >= '0001' AND {_day_ok(x)} AND CASE length({x}) "
         f"WHEN 19 THEN datetime({x}) = {x} OR (substr({x},11,1) = 'T' AND datetime({x}) = {sp}) "
         f"WHEN 10 THEN date({x}) = {x} "
         f"WHEN 16 THEN datetime({x}) = {sp} || ':00' "
@@ -77,9 +83,12 @@ def _naive_text_render(x: str) -> str:
 
 
 def _text_checks(x: str, length: int | None) -> str:
-    """NUL bytes and invalid UTF-8 (only non-ASCII text pays for the UTF-8 check)."""
+    """NUL bytes and invalid UTF-8; only text with a NUL (length stops there) or a
+    non-ASCII character (GLOB) pays for the UTF-8 check in Python."""
     b = f"CAST({x} AS BLOB)"
-    out = (f"WHEN length({b}) <> length({x}) AND (instr({b}, x'00') OR u8({b}) IS NOT NULL) "
+    non_ascii = "'*[^' || char(1) || '-' || char(127) || ']*'"
+    out = (f"WHEN (length({b}) <> length({x}) OR {x} GLOB {non_ascii}) "
+           f"AND (instr({b}, x'00') OR u8({b}) IS NOT NULL) "
            f"THEN CASE WHEN instr({b}, x'00') THEN 'NUL byte in text' ELSE u8({b}) END ")
     if length is not None:
         out += (f"WHEN length({x}) > {length} THEN 'longer than varchar({length}): ' "
@@ -110,7 +119,7 @@ def sqlite_check(col: str, t: PgType) -> str:
         allowed = "('text','integer','real')" if t.typeless else "('text','integer','real')"
         body = f"WHEN {ty} NOT IN {allowed} THEN 'not text: ' || {ty} " + _text_checks(x, t.length)
     elif k is Kind.DATE:
-        body = (f"WHEN {ty} = 'text' THEN CASE WHEN {x} >= '0001' AND date({x}) = {x} "
+        body = (f"WHEN {ty} = 'text' THEN CASE WHEN {x} >= '0001' AND date({x}) = {x} AND {_day_ok(x)} "
                 f"THEN NULL ELSE 'not a date (YYYY-MM-DD)' END "
                 f"WHEN {ty} = 'integer' THEN CASE WHEN {x} % 86400 = 0 AND "
                 f"date({x}, 'unixepoch') IS NOT NULL THEN NULL ELSE "
@@ -130,7 +139,7 @@ def sqlite_check(col: str, t: PgType) -> str:
                     f"CASE WHEN {x} GLOB '*[0-9][Zz]' OR {x} GLOB '*[0-9][+-][0-9][0-9]:[0-9][0-9]' "
                     f"THEN 'UTC offset in a naive DATETIME column (see --utc-timestamps)' "
                     f"ELSE 'not a date-time (YYYY-MM-DD HH:MM:SS[.ffffff])' END")
-        body = (f"WHEN datetime({x}) = {x} AND {x} >= '0001' THEN NULL "
+        body = (f"WHEN datetime({x}) = {x} AND {x} >= '0001' AND {_day_ok(x)} THEN NULL "
                 f"WHEN {ty} = 'text' THEN CASE WHEN {_naive_text_ok(x)} THEN NULL ELSE {text_bad} END "
                 f"WHEN {ty} = 'integer' THEN CASE WHEN datetime({x}, 'unixepoch') IS NULL "
                 f"THEN 'integer out of range for Unix time' END "

@@ -109,24 +109,30 @@ def first_difference(src: sqlite3.Connection, pg: psycopg.Connection, t: PlanTab
         if t.order_key:
             kpos = names.index(t.order_key)
             target = _target_lines(pg, t)
-            for s_line in source:
-                t_line = next(target, None)
-                if t_line != s_line:
-                    key = s_line.split(b"\t")[kpos].decode()
-                    return (f"first difference at {t.order_key}={key}: source {_show(s_line)}, "
-                            f"target {_show(t_line)}")
-            extra = next(target, None)
+            try:
+                for s_line in source:
+                    t_line = next(target, None)
+                    if t_line != s_line:
+                        key = s_line.split(b"\t")[kpos].decode()
+                        return (f"first difference at {t.order_key}={key}: source "
+                                f"{_show(s_line)}, target {_show(t_line)}")
+                extra = next(target, None)
+            finally:
+                target.close()
             if extra is not None:
                 return f"target has an extra row: {_show(extra)}"
             return "no differing row found on a second pass (did the source change?)"
         counts: dict[bytes, int] = {}
         for s_line in source:
             counts[s_line] = counts.get(s_line, 0) + 1
+        unexpected = None
         for t_line in _target_lines(pg, t):
             if counts.get(t_line):
                 counts[t_line] -= 1
-            else:
-                return f"target row not in the source: {_show(t_line)}"
+            elif unexpected is None:
+                unexpected = t_line
+        if unexpected is not None:
+            return f"target row not in the source: {_show(unexpected)}"
         missing = [k for k, v in counts.items() if v]
         if missing:
             return f"source row missing from the target: {_show(missing[0])}"

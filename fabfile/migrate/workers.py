@@ -58,6 +58,7 @@ class Context:
     _src: sqlite3.Connection | None = None
     _pg: psycopg.Connection | None = None
     excluded: dict[str, str] = field(default_factory=dict)
+    made: int = 0
 
     @property
     def src(self) -> sqlite3.Connection:
@@ -77,7 +78,8 @@ class Context:
         """A temp table in SQLite holding KEYS (rowids or primary keys) of TABLE to skip."""
         if not keys:
             return None
-        name = f"skip_{len(self.excluded)}"
+        self.made += 1
+        name = f"skip_{self.made}"
         width = len(keys[0])
         cols = ", ".join(f"k{i}" for i in range(width))
         self.src.execute(f"CREATE TEMP TABLE {name} ({cols})")

@@ -134,7 +134,7 @@ def gather(cfg: Config, runs: Sequence[HostRun], *, take_lock: bool, holder: Hol
             run.facts = facts.parse(result.stdout)
         except UserError as exc:
             return exc
-        run.locked = run.facts.lock == "taken"
+        run.locked = take_lock and run.facts.lock == "taken"
         return None
 
     with ui.console.status("gathering facts" + (" and taking the lock" if take_lock else "")):
@@ -380,14 +380,14 @@ def _summary(report: Report) -> None:
 
 def _notify(cfg: Config, report: Report, what: str) -> None:
     failed = [r for r in report.runs if r.result not in ("success", "no-change")]
+    notes = "; ".join(f"{r.host}: {r.result}: {r.message.splitlines()[0] if r.message else ''}"
+                      for r in failed)
     if not failed:
         text, level = f"{what} succeeded on {len(report.runs)} host(s)", "success"
     elif any(r.result == "rolled-back" for r in failed):
-        text = f"{what} ROLLED BACK: " + "; ".join(f"{r.host}: {r.message}" for r in failed)
-        level = "warning"
+        text, level = f"{what} ROLLED BACK: {notes}", "warning"
     else:
-        text = f"{what} FAILED: " + "; ".join(f"{r.host}: {r.result} {r.message}" for r in failed)
-        level = "failure"
+        text, level = f"{what} FAILED: {notes}", "failure"
     problem = notify.send(cfg, text, level)  # type: ignore[arg-type]
     if problem:
         ui.warn(problem)

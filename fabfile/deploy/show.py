@@ -37,7 +37,7 @@ def show_plan(plan: HostPlan, facts: Facts | None, cfg: Config, *, diffs: bool =
         console.print("  files: " + "; ".join(parts))
     if diffs:
         for c in changed:
-            if c.secret or not c.diff:
+            if c.secret or not c.diff or c.status == "added":
                 continue
             for line in c.diff.splitlines():
                 style = ("green" if line.startswith("+") and not line.startswith("+++") else

@@ -46,7 +46,7 @@ def _lock_wait(value: int) -> float:
 @task(help={"env": ENV_HELP})
 @friendly
 def setup(c: Context, env: str) -> None:
-    """Prepare hosts: check Docker and Compose v2, create app dir, network, acme.json."""
+    """Prepare hosts: Docker/Compose check, dirs, network."""
     bootstrap.setup(load_config(env))
 
 
@@ -61,7 +61,7 @@ def setup(c: Context, env: str) -> None:
 @friendly
 def deploy(c: Context, env: str, version: str = "", yes: bool = False, dry_run: bool = False,
            lock_wait: int = 0, skip_migrations: bool = False) -> None:
-    """Deploy a version with zero downtime; roll back by itself if the smoke test fails."""
+    """Deploy a version with zero downtime (or roll back)."""
     cfg = with_version(load_config(env), version)
     execute.deploy(cfg, execute.DeployOptions(
         version=version or None, yes=yes, dry_run=dry_run, lock_wait=_lock_wait(lock_wait),
@@ -77,7 +77,7 @@ def deploy(c: Context, env: str, version: str = "", yes: bool = False, dry_run: 
 @friendly
 def plan(c: Context, env: str, version: str = "", json: bool = False,
          skip_migrations: bool = False) -> None:
-    """Show what deploy would change: file diffs, image old -> new, steps. Changes nothing."""
+    """Show what deploy would change (diffs and steps)."""
     cfg = with_version(load_config(env), version)
     files = render_release(cfg)
     runs = [execute.HostRun(connect(h)) for h in cfg.hosts]
@@ -113,7 +113,7 @@ def plan(c: Context, env: str, version: str = "", json: bool = False,
 @friendly
 def rollback(c: Context, env: str, to: str = "", yes: bool = False, dry_run: bool = False,
              lock_wait: int = 0) -> None:
-    """Roll back to the previous (or a named) release, zero-downtime, same checks."""
+    """Roll back to the previous or a named release."""
     execute.rollback(load_config(env), to=to or None, yes=yes, dry_run=dry_run,
                      lock_wait=_lock_wait(lock_wait))
 
@@ -121,7 +121,7 @@ def rollback(c: Context, env: str, to: str = "", yes: bool = False, dry_run: boo
 @task(help={"env": ENV_HELP, "json": "print the hosts' facts as JSON"})
 @friendly
 def status(c: Context, env: str, json: bool = False) -> None:
-    """Show releases, containers with health and image, lock holder and the last deploy."""
+    """Show releases, containers, lock and last deploy."""
     cfg = load_config(env)
     runs = execute.read_facts(cfg)
     for run in runs:
@@ -149,7 +149,7 @@ def status(c: Context, env: str, json: bool = False) -> None:
 @friendly
 def logs(c: Context, env: str, service: str = "", since: str = "", tail: int = 200,
          follow: bool = False, host: str = "") -> None:
-    """Show the stack's container logs from the current release (redacted)."""
+    """Show the stack's container logs (secrets redacted)."""
     cfg = load_config(env)
     hosts = [h for h in cfg.hosts if not host or h.address == host]
     if not hosts:

@@ -37,7 +37,7 @@ def status(c: Context, env: str) -> None:
 })
 @friendly
 def release(c: Context, env: str, yes: bool = False, host: str = "") -> None:
-    """Remove a deploy lock left by a run that died (asks first unless --yes)."""
+    """Remove a dead run's deploy lock (asks first)."""
     cfg = load_config(env)
     runs = [r for r in execute.read_facts(cfg) if not host or r.transport.host.address == host]
     if not runs:

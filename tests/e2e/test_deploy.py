@@ -73,7 +73,7 @@ def test_deploy_before_setup_says_to_run_setup(stack: Stack) -> None:
      "Docker Engine 19.03.8 on local is too old (need 20.10 or newer)"),
     ("version) echo 24.0.7 ;; compose) echo 2.12.2 ;;",
      "Docker Compose 2.12.2 on local is too old (need 2.20 or newer"),
-])
+], ids=["compose-missing", "engine-too-old", "compose-too-old"])
 def test_setup_checks_docker_and_compose(stack: Stack, tmp_path: Path, fake: str,
                                          message: str) -> None:
     """With the local transport, a `docker` on PATH that is missing Compose or too old."""

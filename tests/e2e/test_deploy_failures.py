@@ -105,7 +105,8 @@ def phase_running(stack: Stack, name: str) -> bool:
 
 
 @pytest.mark.parametrize(("sig", "phase"), [(signal.SIGTERM, "roll_up"),
-                                            (signal.SIGINT, "roll_drain")])
+                                            (signal.SIGINT, "roll_drain")],
+                         ids=["sigterm-starting-new", "ctrl-c-draining-old"])
 def test_interrupted_mid_rollout_releases_the_lock_and_the_next_deploy_converges(
         live: Stack, sig: signal.Signals, phase: str) -> None:
     """SIGTERM while new containers start: they are removed. Ctrl-C while the old ones

@@ -20,13 +20,20 @@ states() {
 # running ID...: those of the containers that are running.
 running() { states "$@" | awk '$2 == "running" {print $1}'; }
 
-# drain FILE ID...: create FILE in each container, so that its healthcheck fails.
+# drain FILE ID...: create FILE in each container (in parallel), so its healthcheck fails.
 drain() {
   file=$1
   shift
+  pids=
   for id in "$@"; do
-    docker exec "$id" sh -c ': > "$1"' sh "$file" || return 1
+    docker exec "$id" sh -c ': > "$1"' sh "$file" &
+    pids="$pids $!"
   done
+  failed=0
+  for pid in $pids; do
+    wait "$pid" || failed=1
+  done
+  return "$failed"
 }
 
 # undrain FILE ID...: remove FILE again (best effort).

@@ -1,0 +1,170 @@
+"""The executor's orchestration across hosts, with scripted transports standing in for SSH
+(the test bed has one Docker Engine, so two real hosts cannot be told apart): facts from
+every host first, then host by host; a failure stops the run and every lock is released."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fabfile.config import Config, Host
+from fabfile.deploy import execute, scripts
+from fabfile.errors import UserError
+from fabfile.remote import Result, Step, Transport
+from tests.deploy.factgen import config, report
+
+V1 = "20240101T000000Z-v1"
+HOSTS = [{"address": "203.0.113.1", "user": "deploy"}, {"address": "203.0.113.2",
+                                                          "user": "deploy"}]
+
+
+def script_name(step: Step) -> str:
+    shown = scripts.shown(step.argv)
+    if shown[:2] != ["sh", "-c"]:
+        return shown[0]
+    name = shown[2].strip("<>").removesuffix(".sh")
+    return shown[6].strip("<>").removesuffix(".sh") if name == "phase" else name
+
+
+class Scripted(Transport):
+    """Answers each script with canned output; `fail` maps a script name to a Result or an
+    exception to raise (an interrupt arriving during that command)."""
+
+    def __init__(self, host: Host, cfg: Config, tmp: Path, calls: list[tuple[str, str, Step]],
+                 lock: str = "taken", fail: dict[str, Any] | None = None) -> None:
+        super().__init__(host)
+        self.cfg, self.tmp, self.calls, self.lock = cfg, tmp, calls, lock
+        self.fail = fail or {}
+
+    def _exec(self, step: Step, on_line: Any = None) -> Result:
+        name = script_name(step)
+        self.calls.append((self.host.address, name, step))
+        failure = self.fail.get(name)
+        if isinstance(failure, BaseException):
+            raise failure
+        if isinstance(failure, Result):
+            return Result(step, failure.exit_code, failure.stdout, failure.stderr)
+        out = {
+            "facts": lambda: report(self.cfg, {
+                "lock": self.lock if step.argv[7] == "take" else "free",
+                "current": {"release": V1, "tag": "v1"},
+                "releases": {V1: "live"},
+                "holder": {"who": "bob@ci"} if self.lock == "held" else None,
+                "containers": [{"id": f"{self.host.address}-a{i}", "tag": "v1",
+                                "release": V1} for i in (1, 2)]}, self.tmp),
+            "upload": lambda: "@uploaded x\n",
+            "migrate": lambda: "migrated\n@migrate-exit 0\n",
+            "roll_up": lambda: "@new n1 n2\n@healthy 1.50\n",
+            "roll_drain": lambda: "@unhealthy 2.0\n@stopping 5.0\n@stopped 5.3\n",
+            "finish": lambda: "@switched x\n@unlocked\n",
+        }[name]()
+        return Result(step, 0, out, "")
+
+    def stream(self, argv: Any, sink: Any = None) -> int:
+        raise AssertionError("not used")
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> Config:
+    return config("unit", tmp_path, {"app": {"tag": "v2"}, "hosts": HOSTS})
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    messages: list[tuple[str, str]] = []
+    monkeypatch.setattr(execute.notify, "send",
+                        lambda cfg, text, level="info": messages.append((level, text)))
+    return messages
+
+
+@pytest.fixture
+def hosts(cfg: Config, tmp_path: Path,
+          monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., list[tuple[str, str, Step]]]]:
+    """`hosts(**{address: options})` installs scripted transports; returns the call log."""
+    calls: list[tuple[str, str, Step]] = []
+
+    def install(**options: dict[str, Any]) -> list[tuple[str, str, Step]]:
+        monkeypatch.setattr(execute, "connect", lambda host: Scripted(
+            host, cfg, tmp_path, calls, **options.get(host.address.replace(".", "_"), {})))
+        return calls
+
+    yield install
+
+
+def steps_of(calls: list[tuple[str, str, Step]], address: str) -> list[str]:
+    return [name for host, name, _ in calls if host == address]
+
+
+def audit_of(calls: list[tuple[str, str, Step]], address: str) -> dict[str, Any]:
+    finish = [step for host, name, step in calls if host == address and name == "finish"]
+    assert len(finish) == 1
+    return dict(json.loads(finish[0].argv[8]))
+
+
+def test_facts_from_all_hosts_then_host_by_host(cfg: Config, hosts: Any,
+                                                sent: list[tuple[str, str]]) -> None:
+    calls = hosts()
+    report_ = execute.deploy(cfg, execute.DeployOptions(yes=True))
+    assert report_.ok
+    order = [(host, name) for host, name, _ in calls]
+    assert {order[0], order[1]} == {("203.0.113.1", "facts"), ("203.0.113.2", "facts")}
+    assert order[2:] == [("203.0.113.1", n) for n in
+                         ("upload", "migrate", "roll_up", "roll_drain", "finish")] + [
+        ("203.0.113.2", n) for n in ("upload", "migrate", "roll_up", "roll_drain", "finish")]
+    assert [r.commands for r in report_.runs] == [6, 6]
+    assert audit_of(calls, "203.0.113.2")["result"] == "success"
+    assert sent == [("success", "deploy of v2 to unit succeeded on 2 host(s)")]
+
+
+def test_a_failing_host_stops_the_run_and_every_lock_is_released(
+        cfg: Config, hosts: Any, sent: list[tuple[str, str]]) -> None:
+    bad = Result(Step("x", ()), 2, "@new n1 n2\n@log boom\n@error unhealthy n1 running "
+                 "unhealthy\n@removed n1 n2\n", "")
+    calls = hosts(**{"203_0_113_1": {"fail": {"roll_up": bad}}})
+    expected = re.escape("v2 never turned healthy on deploy@203.0.113.1:22")
+    with pytest.raises(UserError, match=expected):
+        execute.deploy(cfg, execute.DeployOptions(yes=True))
+    assert steps_of(calls, "203.0.113.1") == ["facts", "upload", "migrate", "roll_up", "finish"]
+    assert steps_of(calls, "203.0.113.2") == ["facts", "finish"]
+    first, second = audit_of(calls, "203.0.113.1"), audit_of(calls, "203.0.113.2")
+    assert first["result"] == "failed" and "never turned healthy" in first["message"]
+    assert second["result"] == "cancelled"
+    finish = next(s for h, n, s in calls if h == "203.0.113.1" and n == "finish")
+    assert finish.argv[9:] == (finish.argv[9],) and finish.argv[9].endswith("-v2")
+    assert sent[0][0] == "failure" and "203.0.113.2:22: cancelled: not deployed" in sent[0][1]
+    assert "boom" not in sent[0][1]
+
+
+def test_a_lock_held_on_one_host_changes_nothing_anywhere(cfg: Config, hosts: Any,
+                                                          sent: list[tuple[str, str]]) -> None:
+    calls = hosts(**{"203_0_113_2": {"lock": "held"}})
+    with pytest.raises(UserError, match=re.escape("203.0.113.2:22 is locked by bob@ci")) as info:
+        execute.deploy(cfg, execute.DeployOptions(yes=True))
+    assert info.value.code == 75
+    assert steps_of(calls, "203.0.113.1") == ["facts", "finish"]
+    assert steps_of(calls, "203.0.113.2") == ["facts"]
+    assert audit_of(calls, "203.0.113.1")["result"] == "cancelled"
+
+
+def test_dry_run_reads_facts_only(cfg: Config, hosts: Any, sent: list[tuple[str, str]]) -> None:
+    calls = hosts()
+    assert execute.deploy(cfg, execute.DeployOptions(dry_run=True)).ok
+    assert [name for _, name, _ in calls] == ["facts", "facts"]
+    assert all(step.argv[4 + 3] == "read" for _, _, step in calls)
+    assert sent == []
+
+
+def test_an_interrupt_mid_phase_stops_it_and_releases_the_lock(
+        cfg: Config, hosts: Any, sent: list[tuple[str, str]]) -> None:
+    calls = hosts(**{"203_0_113_1": {"fail": {"roll_up": KeyboardInterrupt()}}})
+    with pytest.raises(KeyboardInterrupt):
+        execute.deploy(cfg, execute.DeployOptions(yes=True))
+    finish = next(s for h, n, s in calls if h == "203.0.113.1" and n == "finish")
+    assert int(finish.argv[6]) > 0, "finish must wait for the interrupted phase"
+    assert audit_of(calls, "203.0.113.1")["result"] == "interrupted"
+    assert audit_of(calls, "203.0.113.2")["result"] == "cancelled"

@@ -7,6 +7,7 @@ import base64
 import copy
 import hashlib
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from fabfile.render import render_release
 
 HERE = Path(__file__).parent
 ENVIRONMENTS = HERE / "environments"
+_WRITING = threading.Lock()
 SECRETS = {
     "UNIT_DATABASE_URL": "postgresql://app:unit-pw@db.example.com:5432/app?sslmode=require",
     "EDGE_DB_PASSWORD": "edge-pw-1234",
@@ -40,9 +42,10 @@ def config(env: str, tmp: Path, overrides: dict[str, Any] | None = None,
     data = yaml.safe_load((ENVIRONMENTS / f"{env}.yaml").read_text())
     key = hashlib.sha256(json.dumps([env, overrides], sort_keys=True).encode()).hexdigest()
     root = tmp / f"env-{key[:12]}"
-    root.mkdir(parents=True, exist_ok=True)
-    (root / f"{env}.yaml").write_text(yaml.safe_dump(_merge(data, overrides or {})))
-    return load_config(env, root=root, environ={**SECRETS, **(secrets or {})})
+    with _WRITING:
+        root.mkdir(parents=True, exist_ok=True)
+        (root / f"{env}.yaml").write_text(yaml.safe_dump(_merge(data, overrides or {})))
+        return load_config(env, root=root, environ={**SECRETS, **(secrets or {})})
 
 
 def _b64(text: str) -> str:

@@ -64,7 +64,8 @@ def attach_constraint(ix: PlanIndex) -> str | None:
         kind = "UNIQUE"
     else:
         return None
-    return f"ALTER TABLE {qi(ix.table)} ADD CONSTRAINT {qi(ix.name)} {kind} USING INDEX {qi(ix.name)}"
+    return (f"ALTER TABLE {qi(ix.table)} ADD CONSTRAINT {qi(ix.name)} {kind} "
+            f"USING INDEX {qi(ix.name)}")
 
 
 def add_foreign_key(fk: PlanForeignKey, *, not_valid: bool = True) -> str:

@@ -5,6 +5,8 @@ mode supplies a local snapshot path and the environment's target URL; cutover ca
 same way and reads the returned report.
 """
 
+# ruff: noqa: S608 - SQL text here is built from quoted identifiers, never from values
+
 from __future__ import annotations
 
 import base64
@@ -48,9 +50,11 @@ class MigrateOptions:
 
     def __post_init__(self) -> None:
         if self.schema not in SCHEMA_MODES:
-            raise UserError(f"--schema must be one of {', '.join(SCHEMA_MODES)}, not {self.schema!r}")
+            raise UserError(f"--schema must be one of {', '.join(SCHEMA_MODES)}, "
+                            f"not {self.schema!r}")
         if self.verify not in VERIFY_MODES:
-            raise UserError(f"--verify must be one of {', '.join(VERIFY_MODES)}, not {self.verify!r}")
+            raise UserError(f"--verify must be one of {', '.join(VERIFY_MODES)}, "
+                            f"not {self.verify!r}")
         if self.on_bad_rows not in BAD_ROW_MODES:
             raise UserError(f"--on-bad-rows must be one of {', '.join(BAD_ROW_MODES)}, "
                             f"not {self.on_bad_rows!r}")
@@ -138,8 +142,8 @@ def migrate(sqlite_path: Path, target_url: str, options: MigrateOptions | None =
             ui.bad_rows(bad, quarantined=quarantine and not options.dry_run)
             if not quarantine:
                 raise MigrationFailed(
-                    f"{len(bad)} value(s) cannot move unchanged; nothing was written to the target. "
-                    "Fix them in the source, or pass --on-bad-rows=quarantine", report)
+                    f"{len(bad)} value(s) cannot move unchanged; nothing was written to the "
+                    "target. Fix them in the source, or pass --on-bad-rows=quarantine", report)
             with _phase(report, "quarantine closure"):
                 skip = _quarantine_closure(pool, plan, bad)
         ui.notes(report.notes)
@@ -245,21 +249,21 @@ def _create_schema(url: str, plan: SchemaPlan, options: MigrateOptions, *, clash
                     existing = target.relations(conn)
                     for v in plan.views:
                         if existing.get(v.name) == "v":
-                            cur.execute(f"DROP VIEW {quote_ident(v.name)} CASCADE")  # type: ignore[arg-type]
+                            cur.execute(f"DROP VIEW {quote_ident(v.name)} CASCADE")
                     for name in [t.name for t in plan.tables] + [target.QUARANTINE]:
                         if existing.get(name) in ("r", "p"):
-                            cur.execute(ddl.drop_table(name))  # type: ignore[arg-type]
+                            cur.execute(ddl.drop_table(name))
                     for ix in plan.indexes:
                         if existing.get(ix.name) == "i":
-                            cur.execute(f"DROP INDEX IF EXISTS {quote_ident(ix.name)} CASCADE")  # type: ignore[arg-type]
+                            cur.execute(f"DROP INDEX IF EXISTS {quote_ident(ix.name)} CASCADE")
                 if plan.uses_nocase:
                     had = cur.execute("SELECT 1 FROM pg_collation WHERE collname = %s",
                                       (NOCASE_COLLATION,)).fetchone()
-                    cur.execute(ddl.create_collation())  # type: ignore[arg-type]
+                    cur.execute(ddl.create_collation())
                     if not had:
                         created["collation"] = NOCASE_COLLATION
                 for t in plan.tables:
-                    cur.execute(ddl.create_table(t))  # type: ignore[arg-type]
+                    cur.execute(ddl.create_table(t))
                 created["tables"] = [t.name for t in plan.tables]
             if quarantine:
                 cur.execute(
@@ -305,7 +309,8 @@ def _setval_sql(t: PlanTable) -> str:
 
 
 def _load(pool: Pool, plan: SchemaPlan, options: MigrateOptions, skip: Keys, ui: RunUI,
-          report: MigrationReport, created: dict[str, Any]) -> tuple[list[TableReport], list[TableVerdict]]:
+          report: MigrationReport,
+          created: dict[str, Any]) -> tuple[list[TableReport], list[TableVerdict]]:
     """Copy every table, then (per table, as soon as it can) verify, index, key and check it."""
     size = {t.source: max(1, t.row_count) * max(1, len(t.columns)) for t in plan.tables}
     reports = {t.source: TableReport(t.source, t.name) for t in plan.tables}
@@ -403,7 +408,8 @@ def _load(pool: Pool, plan: SchemaPlan, options: MigrateOptions, skip: Keys, ui:
         previous[ck.table] = f"check:{ck.name}"
     ui.step(f"Copying {len(plan.tables)} tables with {pool.jobs} workers"
             + ("" if existing_mode else "; indexes, keys and verification as each table lands"))
-    with ui.copying([(t.source, t.row_count - len(skip.get(t.source, []))) for t in plan.tables]) as update:
+    bars = [(t.source, t.row_count - len(skip.get(t.source, []))) for t in plan.tables]
+    with ui.copying(bars) as update:
         pool.run(graph, progress=update)
     for label, error in soft_failures:
         report.notes.append(_note("warn", label, f"not kept: {error}"))
@@ -439,12 +445,12 @@ def _finish(url: str, sqlite_path: Path, plan: SchemaPlan, skip: Keys, bad: list
         if options.schema == "infer":
             with conn.cursor() as cur:
                 for t in plan.tables:
-                    cur.execute(ddl.enable_autovacuum(t))  # type: ignore[arg-type]
+                    cur.execute(ddl.enable_autovacuum(t))
             conn.commit()
         for v in plan.views:
             try:
                 with conn.transaction():
-                    conn.execute(ddl.create_view(v.name, v.sql))  # type: ignore[arg-type]
+                    conn.execute(ddl.create_view(v.name, v.sql))
                 report.notes.append(_note("info", f"view {v.source}", "recreated"))
             except psycopg.Error as exc:
                 report.notes.append(_note("warn", f"view {v.source}", "not recreated: PostgreSQL "
@@ -561,7 +567,8 @@ def _quarantined_keys(conn: psycopg.Connection, plan: SchemaPlan) -> Keys:
     if target.QUARANTINE not in target.relations(conn):
         return {}
     out: Keys = {}
-    rows = conn.execute(f"SELECT table_name, row_key FROM {quote_ident(target.QUARANTINE)}").fetchall()
+    rows = conn.execute(
+        f"SELECT table_name, row_key FROM {quote_ident(target.QUARANTINE)}").fetchall()
     conn.rollback()
     for table, key in rows:
         if str(key).startswith("rowid="):

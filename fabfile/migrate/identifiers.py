@@ -8,16 +8,21 @@ MAX_IDENT_BYTES = 63
 
 # PostgreSQL's reserved key words (SQL key words appendix, "reserved" and "reserved (can be
 # function or type)"): unquoted they are syntax errors as table or column names.
-RESERVED = frozenset("""
-all analyse analyze and any array as asc asymmetric authorization binary both case cast check
-collate collation column concurrently constraint create cross current_catalog current_date
-current_role current_schema current_time current_timestamp current_user default deferrable desc
-distinct do else end except false fetch for foreign freeze from full grant group having ilike in
-initially inner intersect into is isnull join lateral leading left like limit localtime
-localtimestamp natural not notnull null offset on only or order outer overlaps placing primary
-references returning right select session_user similar some symmetric system_user table
-tablesample then to trailing true union unique user using variadic verbose when where window with
-""".split())
+RESERVED = frozenset([
+    "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric",
+    "authorization", "binary", "both", "case", "cast", "check", "collate", "collation",
+    "column", "concurrently", "constraint", "create", "cross", "current_catalog",
+    "current_date", "current_role", "current_schema", "current_time", "current_timestamp",
+    "current_user", "default", "deferrable", "desc", "distinct", "do", "else", "end", "except",
+    "false", "fetch", "for", "foreign", "freeze", "from", "full", "grant", "group", "having",
+    "ilike", "in", "initially", "inner", "intersect", "into", "is", "isnull", "join",
+    "lateral", "leading", "left", "like", "limit", "localtime", "localtimestamp", "natural",
+    "not", "notnull", "null", "offset", "on", "only", "or", "order", "outer", "overlaps",
+    "placing", "primary", "references", "returning", "right", "select", "session_user",
+    "similar", "some", "symmetric", "system_user", "table", "tablesample", "then", "to",
+    "trailing", "true", "union", "unique", "user", "using", "variadic", "verbose", "when",
+    "where", "window", "with",
+])
 
 
 def quote_ident(name: str) -> str:
@@ -39,7 +44,7 @@ def fit_name(name: str) -> str:
     raw = name.encode()
     if len(raw) <= MAX_IDENT_BYTES:
         return name
-    digest = hashlib.sha1(raw).hexdigest()[:8]
+    digest = hashlib.sha1(raw, usedforsecurity=False).hexdigest()[:8]
     budget = MAX_IDENT_BYTES - 9
     prefix = raw[:budget].decode("utf-8", errors="ignore")
     return f"{prefix}_{digest}"

@@ -127,8 +127,10 @@ _UTC_NOW = "(CURRENT_TIMESTAMP AT TIME ZONE 'UTC')"
 _NOW_WORDS = {
     "CURRENT_TIMESTAMP": "ts", "(CURRENT_TIMESTAMP)": "ts",
     "DATETIME('NOW')": "ts", "(DATETIME('NOW'))": "ts",
-    "CURRENT_DATE": "date", "(CURRENT_DATE)": "date", "DATE('NOW')": "date", "(DATE('NOW'))": "date",
-    "CURRENT_TIME": "time", "(CURRENT_TIME)": "time", "TIME('NOW')": "time", "(TIME('NOW'))": "time",
+    "CURRENT_DATE": "date", "(CURRENT_DATE)": "date",
+    "DATE('NOW')": "date", "(DATE('NOW'))": "date",
+    "CURRENT_TIME": "time", "(CURRENT_TIME)": "time",
+    "TIME('NOW')": "time", "(TIME('NOW'))": "time",
     "STRFTIME('%S','NOW')": "epoch", "(STRFTIME('%S','NOW'))": "epoch",
 }
 
@@ -146,7 +148,8 @@ def translate_default(raw: str | None, t: PgType) -> tuple[str | None, str | Non
         if now == "epoch":
             return "(extract(epoch from CURRENT_TIMESTAMP)::bigint)", None
         if t.kind is Kind.TIMESTAMPTZ:
-            return {"ts": "CURRENT_TIMESTAMP", "date": "CURRENT_DATE", "time": "CURRENT_TIME"}[now], None
+            words = {"ts": "CURRENT_TIMESTAMP", "date": "CURRENT_DATE", "time": "CURRENT_TIME"}
+            return words[now], None
         if t.kind is Kind.TEXT:
             fmt = {"ts": "YYYY-MM-DD HH24:MI:SS", "date": "YYYY-MM-DD", "time": "HH24:MI:SS"}[now]
             return f"to_char({_UTC_NOW}, '{fmt}')", None
@@ -279,14 +282,15 @@ def build_plan(schema: SourceSchema, *, utc_timestamps: bool = False) -> SchemaP
                                            and not ix.partial_where and not ix.expressions}
             if tuple(fk.parent_columns) not in keyed:
                 notes.append(Note("warn", t.name, f"foreign key {fk.columns} -> {fk.parent}"
-                                  f"{fk.parent_columns}: the parent columns are not a key: not kept"))
+                                  f"{fk.parent_columns}: the parent columns are not a key: "
+                                  "not kept"))
                 continue
             pcols = tuple(by_src[c].name for c in fk.columns)
             parent_cols = tuple(fit_name(c) for c in fk.parent_columns)
             fks.append(PlanForeignKey(
-                unique_name(f"{pgname}_{'_'.join(pcols)}_fkey"), pgname, pcols, fit_name(parent.name),
-                parent_cols, fk.on_delete.upper(), fk.on_update.upper(), t.name, fk.columns,
-                parent.name, tuple(fk.parent_columns)))
+                unique_name(f"{pgname}_{'_'.join(pcols)}_fkey"), pgname, pcols,
+                fit_name(parent.name), parent_cols, fk.on_delete.upper(), fk.on_update.upper(),
+                t.name, fk.columns, parent.name, tuple(fk.parent_columns)))
         n = 0
         for col in t.columns:
             for expr in col.checks:

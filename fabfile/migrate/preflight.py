@@ -5,6 +5,8 @@ rows; per foreign key, one anti-join finds orphans (a range test when the parent
 keys are dense, which costs one pass and no lookups).
 """
 
+# ruff: noqa: S608 - SQL text here is built from quoted identifiers, never from values
+
 from __future__ import annotations
 
 import sqlite3
@@ -63,7 +65,8 @@ def scan_table(conn: sqlite3.Connection, t: PlanTable) -> list[BadRow]:
     built afterwards for the few rows it returns.
     """
     checks = [(c.source, sqlite_check(c.source, c.type)) for c in t.columns]
-    checks += [(c.source, f"CASE WHEN {sq(c.source)} IS NULL THEN 'NULL in a PRIMARY KEY column' END")
+    checks += [(c.source,
+                f"CASE WHEN {sq(c.source)} IS NULL THEN 'NULL in a PRIMARY KEY column' END")
                for c in t.columns if c.name in t.primary_key and not t.rowid_alias]
     if not checks:
         return []
@@ -99,7 +102,7 @@ def scan_orphans(conn: sqlite3.Connection, child: PlanTable, parent: PlanTable,
     EXCLUDED_PARENT names a temp table of parent rowids being quarantined: their children
     count as orphans too.
     """
-    ident_sql, keycols = row_ident(child)
+    _ident, keycols = row_ident(child)
     nkey = len(keycols) or 1
     c_cols = [sq(c) for c in fk.source_columns]
     p_cols = [sq(c) for c in fk.source_parent_columns]

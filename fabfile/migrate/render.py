@@ -18,9 +18,11 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import math
 import re
 import sqlite3
 from collections.abc import Callable
+from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
@@ -44,12 +46,9 @@ _ESCAPES = (("\\", "\\\\"), ("char(8)", "'\\b'"), ("char(9)", "'\\t'"), ("char(1
 def _esc(e: str) -> str:
     """COPY text escaping, as COPY TO writes it (backslash, \\b \\t \\n \\v \\f \\r), done
     only for values that need it (one GLOB scan)."""
-    out = e
-    for raw, escaped in _ESCAPES:
-        if raw == "\\":
-            out = f"replace({out},'\\','\\\\')"
-        else:
-            out = f"replace({out},{raw},{escaped})"
+    out = f"replace({e},'\\','\\\\')"
+    for raw, escaped in _ESCAPES[1:]:
+        out = f"replace({out},{raw},{escaped})"
     return f"CASE WHEN {e} GLOB {_NEEDS_ESCAPE} THEN {out} ELSE {e} END"
 
 
@@ -113,13 +112,15 @@ def sqlite_check(col: str, t: PgType) -> str:
             s = t.scale or 0
             body += (f"WHEN abs({x}) >= 1e{t.precision - s} THEN "
                      f"'out of range for numeric({t.precision},{s})' "
-                     f"WHEN {ty} = 'real' AND abs({x} - round({x}, {s})) > 1e-9 * max(1.0, abs({x})) "
+                     f"WHEN {ty} = 'real' AND "
+                     f"abs({x} - round({x}, {s})) > 1e-9 * max(1.0, abs({x})) "
                      f"THEN 'more than {s} decimal places for numeric({t.precision},{s})' ")
     elif k is Kind.TEXT:
-        allowed = "('text','integer','real')" if t.typeless else "('text','integer','real')"
-        body = f"WHEN {ty} NOT IN {allowed} THEN 'not text: ' || {ty} " + _text_checks(x, t.length)
+        body = (f"WHEN {ty} NOT IN ('text','integer','real') THEN 'not text: ' || {ty} "
+                + _text_checks(x, t.length))
     elif k is Kind.DATE:
-        body = (f"WHEN {ty} = 'text' THEN CASE WHEN {x} >= '0001' AND date({x}) = {x} AND {_day_ok(x)} "
+        body = (f"WHEN {ty} = 'text' THEN CASE WHEN {x} >= '0001' AND date({x}) = {x} "
+                f"AND {_day_ok(x)} "
                 f"THEN NULL ELSE 'not a date (YYYY-MM-DD)' END "
                 f"WHEN {ty} = 'integer' THEN CASE WHEN {x} % 86400 = 0 AND "
                 f"date({x}, 'unixepoch') IS NOT NULL THEN NULL ELSE "
@@ -136,11 +137,13 @@ def sqlite_check(col: str, t: PgType) -> str:
                 f"THEN 'not a time (HH:MM[:SS[.ffffff]])' ")
     elif k in (Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
         text_bad = ("tzx(" + x + ")" if k is Kind.TIMESTAMPTZ else
-                    f"CASE WHEN {x} GLOB '*[0-9][Zz]' OR {x} GLOB '*[0-9][+-][0-9][0-9]:[0-9][0-9]' "
+                    f"CASE WHEN {x} GLOB '*[0-9][Zz]' "
+                    f"OR {x} GLOB '*[0-9][+-][0-9][0-9]:[0-9][0-9]' "
                     f"THEN 'UTC offset in a naive DATETIME column (see --utc-timestamps)' "
                     f"ELSE 'not a date-time (YYYY-MM-DD HH:MM:SS[.ffffff])' END")
         body = (f"WHEN datetime({x}) = {x} AND {x} >= '0001' AND {_day_ok(x)} THEN NULL "
-                f"WHEN {ty} = 'text' THEN CASE WHEN {_naive_text_ok(x)} THEN NULL ELSE {text_bad} END "
+                f"WHEN {ty} = 'text' THEN "
+                f"CASE WHEN {_naive_text_ok(x)} THEN NULL ELSE {text_bad} END "
                 f"WHEN {ty} = 'integer' THEN CASE WHEN datetime({x}, 'unixepoch') IS NULL "
                 f"THEN 'integer out of range for Unix time' END "
                 f"WHEN {ty} = 'real' THEN CASE WHEN datetime({x}) IS NULL "
@@ -155,7 +158,8 @@ def sqlite_check(col: str, t: PgType) -> str:
         body = f"WHEN {ty} <> 'blob' THEN 'not a BLOB: ' || {ty} "
     elif k is Kind.UUID:
         h = f"lower(replace(CAST({x} AS TEXT),'-',''))"
-        body = (f"WHEN {ty} = 'blob' THEN CASE WHEN length({x}) <> 16 THEN 'BLOB is not 16 bytes' END "
+        body = (f"WHEN {ty} = 'blob' THEN "
+                f"CASE WHEN length({x}) <> 16 THEN 'BLOB is not 16 bytes' END "
                 f"WHEN {ty} <> 'text' OR length({h}) <> 32 OR {h} GLOB '*[^0-9a-f]*' "
                 f"THEN 'not a UUID' ")
     else:  # pragma: no cover - every Kind is handled above
@@ -192,7 +196,8 @@ def sqlite_render(col: str, t: PgType) -> str:
             e = (f"CASE {ty} WHEN 'integer' THEN CAST({x} AS TEXT) WHEN 'real' THEN r({x}) "
                  f"ELSE {_esc(x)} END")
         else:
-            e = f"CASE {ty} WHEN 'text' THEN {_esc(x)} WHEN 'integer' THEN CAST({x} AS TEXT) ELSE r({x}) END"
+            e = (f"CASE {ty} WHEN 'text' THEN {_esc(x)} WHEN 'integer' THEN CAST({x} AS TEXT) "
+                 f"ELSE r({x}) END")
     elif k is Kind.DATE:
         e = (f"CASE {ty} WHEN 'text' THEN {x} WHEN 'integer' THEN date({x}, 'unixepoch') "
              f"ELSE date({x}) END")
@@ -289,7 +294,8 @@ def _num_text(d: decimal.Decimal) -> str:
 def _slow_jsonb(v: Any) -> str:
     if isinstance(v, _Obj):
         items = _pairs(list(v))
-        return "{" + ", ".join(f"{_ENC.encode(k)}: {_slow_jsonb(x)}" for k, x in items.items()) + "}"
+        inner = ", ".join(f"{_ENC.encode(k)}: {_slow_jsonb(x)}" for k, x in items.items())
+        return "{" + inner + "}"
     if isinstance(v, list):
         return "[" + ", ".join(_slow_jsonb(x) for x in v) + "]"
     if isinstance(v, decimal.Decimal):
@@ -334,23 +340,57 @@ def jsonb_problem(s: str | bytes) -> str | None:
 
 
 def float_text(x: float) -> str:
-    """float8 as PostgreSQL prints it: Python's shortest round-trip digits (the same digits
-    PostgreSQL's Ryu-based output picks) in PostgreSQL's layout: `5` not `5.0`, exponent form
-    from 1e15 (Python switches at 1e16), `Infinity`."""
+    """float8 as PostgreSQL prints it (extra_float_digits = 1): the shortest digits that
+    read back as X, in PostgreSQL's layout (`5`, not `5.0`; exponent form from 1e15, where
+    Python switches at 1e16; `Infinity`)."""
     if x != x:
         return "NaN"
     if x in (_INF, -_INF):
         return "Infinity" if x > 0 else "-Infinity"
     s = repr(x)
-    if 1e15 <= abs(x) < 1e16:
-        digits = s.lstrip("-").split("e")[0].replace(".", "").rstrip("0") or "0"
-        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-        return ("-" if x < 0 else "") + mantissa + "e+15"
+    if abs(x) >= 1e15:
+        mantissa, _, exp = s.partition("e")
+        digits = mantissa.lstrip("-").replace(".", "")
+        if not exp:
+            exponent = len(mantissa.lstrip("-").split(".")[0]) - 1
+        else:
+            exponent = int(exp) + len(mantissa.lstrip("-").split(".")[0]) - 1
+        digits = digits.rstrip("0") or "0"
+        if abs(x) >= _TWO_53:
+            digits, exponent = _strictly_inside(x, digits, exponent)
+        body = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        return f"{'-' if x < 0 else ''}{body}e+{exponent:02d}"
     if s.endswith(".0"):
         return s[:-2]
     return s
 
 
+def _strictly_inside(x: float, digits: str, exponent: int) -> tuple[str, int]:
+    """PostgreSQL's Ryu never picks a decimal that lies exactly halfway to the next double;
+    Python's repr may (it rounds ties to even). Only integers past 2**53 can hit that."""
+    exact = Fraction(x)
+    n_below, n_above = math.nextafter(x, -_INF), math.nextafter(x, _INF)
+    below = Fraction(n_below) if math.isfinite(n_below) else 2 * exact - Fraction(n_above)
+    above = Fraction(n_above) if math.isfinite(n_above) else 2 * exact - below
+    lo, hi = (exact + below) / 2, (exact + above) / 2
+    if lo > hi:
+        lo, hi = hi, lo
+
+    def value(d: str, e: int) -> Fraction:
+        return Fraction(int(d)) * Fraction(10) ** (e - len(d) + 1)
+
+    sign = -1 if x < 0 else 1
+    if lo < sign * value(digits, exponent) < hi:
+        return digits, exponent
+    for precision in range(len(digits) + 1, 18):
+        m, _, e = f"{abs(x):.{precision - 1}e}".partition("e")
+        d = m.replace(".", "")
+        if lo < sign * value(d, int(e)) < hi:
+            return d.rstrip("0") or "0", int(e)
+    return digits, exponent
+
+
+_TWO_53 = float(2**53)
 _INF = float("inf")
 
 

@@ -11,8 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn,
-                           TimeElapsedColumn)
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from .plan import Note
@@ -138,7 +144,8 @@ class RunUI:
         for t in report.tables:
             total_rows += t.rows
             total_bytes += t.bytes
-            mark = ("[green]" if t.verification.endswith("ok") else "[red]") + t.verification + "[/]"
+            color = "green" if t.verification.endswith("ok") else "red"
+            mark = f"[{color}]{t.verification}[/]"
             if t.quarantined:
                 mark += f" ({t.quarantined} quarantined)"
             table.add_row(t.table, f"{t.rows:,}", f"{t.bytes / 1e6:.1f}", f"{t.seconds:.2f}",
@@ -151,4 +158,5 @@ class RunUI:
             if t.detail:
                 self.console.print(f"[red]{t.table}[/]: {t.detail}")
         if report.phases:
-            self.console.print("phases: " + ", ".join(f"{k} {v:.2f}s" for k, v in report.phases.items()))
+            phases = ", ".join(f"{k} {v:.2f}s" for k, v in report.phases.items())
+            self.console.print(f"phases: {phases}")

@@ -5,6 +5,8 @@ CHECK expressions, generated-column expressions, AUTOINCREMENT, WITHOUT ROWID) i
 the `CREATE TABLE` text with a small tokenizer.
 """
 
+# ruff: noqa: S608 - SQL text here is built from quoted identifiers, never from values
+
 from __future__ import annotations
 
 import re
@@ -351,7 +353,8 @@ def _read_table(conn: sqlite3.Connection, name: str, sql: str, seq: int | None) 
             pk_order=pk, collation=pc.collation if pc else None,
             generated=(pc.generated if pc else None) if hidden in (2, 3) else None,
             stored=hidden == 3, checks=pc.checks if pc else ()))
-    pk_cols = tuple(c.name for c in sorted((c for c in cols if c.pk_order), key=lambda c: c.pk_order))
+    keyed = sorted((c for c in cols if c.pk_order), key=lambda c: c.pk_order)
+    pk_cols = tuple(c.name for c in keyed)
     rowid_alias = None
     if not parsed.without_rowid and len(pk_cols) == 1:
         col = next(c for c in cols if c.name == pk_cols[0])

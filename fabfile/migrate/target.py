@@ -1,5 +1,7 @@
 """The PostgreSQL side before and after a run: reachability, what already exists, cleanup."""
 
+# ruff: noqa: S608 - SQL text here is built from quoted identifiers, never from values
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -29,7 +31,8 @@ def relations(conn: psycopg.Connection) -> dict[str, str]:
     """Tables, views and indexes in the current schema: name -> relkind."""
     rows = conn.execute(
         "SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = current_schema() AND c.relkind IN ('r','v','m','i','p','f','S')").fetchall()
+        "WHERE n.nspname = current_schema() AND c.relkind IN ('r','v','m','i','p','f','S')"
+    ).fetchall()
     conn.rollback()
     return {str(r[0]): str(r[1]) for r in rows}
 
@@ -124,11 +127,11 @@ def drop_created(conn: psycopg.Connection, *, tables: list[str], views: list[str
     conn.rollback()
     with conn.cursor() as cur:
         for v in views:
-            cur.execute(f"DROP VIEW IF EXISTS {quote_ident(v)} CASCADE")  # type: ignore[arg-type]
+            cur.execute(f"DROP VIEW IF EXISTS {quote_ident(v)} CASCADE")
         for t in tables:
-            cur.execute(f"DROP TABLE IF EXISTS {quote_ident(t)} CASCADE")  # type: ignore[arg-type]
+            cur.execute(f"DROP TABLE IF EXISTS {quote_ident(t)} CASCADE")
         if collation:
-            cur.execute(f"DROP COLLATION IF EXISTS {quote_ident(collation)}")  # type: ignore[arg-type]
+            cur.execute(f"DROP COLLATION IF EXISTS {quote_ident(collation)}")
     conn.commit()
 
 
@@ -136,5 +139,5 @@ def truncate(conn: psycopg.Connection, tables: list[str]) -> None:
     conn.rollback()
     if tables:
         names = ", ".join(quote_ident(t) for t in tables)
-        conn.execute(f"TRUNCATE {names}")  # type: ignore[arg-type]
+        conn.execute(f"TRUNCATE {names}")
     conn.commit()

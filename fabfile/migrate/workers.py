@@ -6,6 +6,8 @@ GIL would serialise it. The parent keeps the dependency graph and hands a worker
 valuable ready task whenever one is free; workers report progress and results on a queue.
 """
 
+# ruff: noqa: S608 - SQL text here is built from quoted identifiers, never from values
+
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -121,7 +123,7 @@ def _sql(ctx: Context, statements: list[str], soft: bool = False) -> Any:
     try:
         with ctx.pg.cursor() as cur:
             for stmt in statements:
-                cur.execute(stmt)  # type: ignore[arg-type]
+                cur.execute(stmt)
         ctx.pg.commit()
     except psycopg.Error as exc:
         ctx.pg.rollback()
@@ -147,7 +149,8 @@ def _verify(ctx: Context, t: PlanTable, checksum: Any, mode: str,
     return verdict, time.perf_counter() - start
 
 
-def _source_checksum(ctx: Context, t: PlanTable, excluded: list[tuple[Any, ...]] | None = None) -> Any:
+def _source_checksum(ctx: Context, t: PlanTable,
+                     excluded: list[tuple[Any, ...]] | None = None) -> Any:
     name = ctx.exclusion(t.source, excluded)
     return source_checksum(ctx.src, t, excluded=name)
 
@@ -175,7 +178,7 @@ def _worker_main(sqlite_path: Path, target_url: str, tasks: Any, events: Any) ->
                     kwargs = {**kwargs, "events": events}
                 result = HANDLERS[kind](ctx, **kwargs)
                 events.put(("done", task_id, result))
-            except Exception as exc:  # noqa: BLE001 - reported to the parent, which decides
+            except Exception as exc:
                 message = str(exc).strip() or type(exc).__name__
                 if not isinstance(exc, psycopg.Error | sqlite3.Error | RuntimeError):
                     message += "\n" + traceback.format_exc()

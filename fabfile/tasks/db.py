@@ -10,8 +10,13 @@ from invoke.context import Context
 from invoke.tasks import task
 
 from fabfile.errors import UserError
-from fabfile.migrate.engine import (BAD_ROW_MODES, SCHEMA_MODES, VERIFY_MODES, MigrateOptions,
-                                    MigrationFailed)
+from fabfile.migrate.engine import (
+    BAD_ROW_MODES,
+    SCHEMA_MODES,
+    VERIFY_MODES,
+    MigrateOptions,
+    MigrationFailed,
+)
 from fabfile.migrate.engine import migrate as run_migration
 from fabfile.migrate.engine import verify as run_verify
 from fabfile.migrate.report import MigrationReport

@@ -20,7 +20,8 @@ from fabfile.migrate.engine import MigrateOptions, migrate
 from fabfile.migrate.report import MigrationReport, RunUI
 
 ROOT = Path(__file__).resolve().parents[2]
-GENERATOR = Path(os.environ.get("SHARED_DIR", ROOT.parent / "shared")) / "bench" / "make_roster_sqlite.py"
+SHARED = Path(os.environ.get("SHARED_DIR", ROOT.parent / "shared"))
+GENERATOR = SHARED / "bench" / "make_roster_sqlite.py"
 
 
 def sha256(path: Path) -> str:

@@ -1,5 +1,7 @@
 """The migration against the real PostgreSQL of the test bed: round trip and every quirk."""
 
+# ruff: noqa: S608 - SQL text here is built from quoted identifiers, never from values
+
 from __future__ import annotations
 
 import sqlite3
@@ -34,19 +36,24 @@ def test_roster_round_trip_with_equal_checksums(roster1: Path, pg_db: str, run: 
     assert cols[("events", "start_time")][1] == "timestamp without time zone"
     assert cols[("assignments", "score")][1] == "double precision"
     assert cols[("people", "roles")][1] == "jsonb"
-    indexes = {r[0] for r in query(pg_db, "SELECT indexname FROM pg_indexes WHERE schemaname='public'")}
+    indexes = {r[0] for r in query(
+        pg_db, "SELECT indexname FROM pg_indexes WHERE schemaname='public'")}
     assert {"ix_people_org", "ix_events_org_start", "ix_assignments_event",
             "ix_assignments_person"} <= indexes
-    assert query(pg_db, "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND convalidated")[0][0] == 11
+    assert query(pg_db, "SELECT count(*) FROM pg_constraint "
+                        "WHERE contype = 'f' AND convalidated")[0][0] == 11
     assert query(pg_db, "SELECT count(*) FROM pg_constraint WHERE NOT convalidated")[0][0] == 0
     # naive stays naive: the text in SQLite is the text in PostgreSQL
-    src = sqlite3.connect(roster1).execute("SELECT created_at FROM people WHERE id = 1").fetchone()[0]
+    src = sqlite3.connect(roster1).execute(
+        "SELECT created_at FROM people WHERE id = 1").fetchone()[0]
     got = query(pg_db, "SELECT created_at::text FROM people WHERE id = 1")[0][0]
     assert got == src.rstrip("0").rstrip(".")
     # identities continue past the highest id
-    nxt = query(pg_db, "INSERT INTO teams (org_id, name) VALUES ('org_0000', 'new') RETURNING id")[0][0]
+    nxt = query(pg_db, "INSERT INTO teams (org_id, name) "
+                       "VALUES ('org_0000', 'new') RETURNING id")[0][0]
     assert nxt == 1001
-    assert query(pg_db, "SELECT reloptions FROM pg_class WHERE relname = 'assignments'")[0][0] is None
+    assert query(pg_db, "SELECT reloptions FROM pg_class "
+                        "WHERE relname = 'assignments'")[0][0] is None
 
 
 def test_verify_task_engine_agrees_and_finds_a_changed_row(roster1: Path, pg_db: str,
@@ -75,8 +82,8 @@ def test_real_tiny_and_huge_doubles_survive(make_db: Make, pg_db: str, run: Run)
     assert report.ok
     got = [r[0] for r in query(pg_db, "SELECT v FROM m ORDER BY id")]
     assert got == values
-    assert query(pg_db, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
-                        "WHERE attrelid = 'm'::regclass AND attname = 'v'")[0][0] == "double precision"
+    assert query(pg_db, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE "
+                        "attrelid = 'm'::regclass AND attname = 'v'")[0][0] == "double precision"
 
 
 def test_integer_primary_key_without_autoincrement_gets_identity(make_db: Make, pg_db: str,
@@ -232,7 +239,8 @@ def test_orphaned_foreign_key_is_a_bad_row_and_quarantine_moves_it(make_db: Make
     with pytest.raises(MigrationFailed) as err:
         run(path, pg_db)
     reasons = sorted((b.table, b.key, b.reason.split(":")[0]) for b in err.value.report.bad_rows)
-    assert reasons == [("a", "rowid=2", "NUL byte in text"), ("b", "rowid=2", "orphaned foreign key"),
+    assert reasons == [("a", "rowid=2", "NUL byte in text"),
+                       ("b", "rowid=2", "orphaned foreign key"),
                        ("b", "rowid=4", "not an integer")]
     assert tables(pg_db) == []
     report = run(path, pg_db, on_bad_rows="quarantine")
@@ -251,7 +259,8 @@ def test_orphaned_foreign_key_is_a_bad_row_and_quarantine_moves_it(make_db: Make
 
 def test_existing_tables_refuse_unless_drop_existing_and_rerun_converges(
         make_db: Make, pg_db: str, run: Run) -> None:
-    path = make_db("CREATE TABLE t (id INTEGER PRIMARY KEY, x TEXT); INSERT INTO t (x) VALUES ('a');")
+    path = make_db("CREATE TABLE t (id INTEGER PRIMARY KEY, x TEXT);"
+                   "INSERT INTO t (x) VALUES ('a');")
     run(path, pg_db)
     with pytest.raises(UserError, match="already holds t"):
         run(path, pg_db)
@@ -267,7 +276,8 @@ def test_failed_run_leaves_the_target_as_it_was(make_db: Make, pg_db: str, run: 
     with pytest.raises(MigrationFailed, match="rolled back"):
         run(path, pg_db)
     assert tables(pg_db) == ["keep_me"]
-    assert query(pg_db, "SELECT count(*) FROM pg_collation WHERE collname = 'sqlite_nocase'")[0][0] == 0
+    assert query(pg_db, "SELECT count(*) FROM pg_collation "
+                        "WHERE collname = 'sqlite_nocase'")[0][0] == 0
 
 
 def test_dry_run_writes_nothing(roster1: Path, pg_db: str, run: Run) -> None:

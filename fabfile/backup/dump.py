@@ -29,6 +29,7 @@ from .progress import Progress
 class Created:
     manifest: Manifest
     seconds: float
+    location: str
     evicted: list[str] = field(default_factory=list)
     round_trips: int = 0
 
@@ -102,7 +103,8 @@ def create(cfg: Config, *, label: str = "", transport: Transport | None = None) 
                 store.abort_multipart(dump_key, upload_id)
                 store.delete_quietly(dump_key)
         evicted = [line.split()[1] for line in out.splitlines() if line.startswith("evicted ")]
-        return Created(manifest, time.monotonic() - started, evicted, remote.round_trips)
+        return Created(manifest, time.monotonic() - started, f"s3://{store.bucket}/{dump_key}",
+                       evicted, remote.round_trips)
     finally:
         if own:
             remote.close()
@@ -129,8 +131,7 @@ def create_or_alert(cfg: Config, *, label: str = "") -> Created:
     m = created.manifest
     ui.ok(f"backup {m.backup_id}{f' ({m.label})' if m.label else ''}: {human_size(m.size)}, "
           f"{len(m.tables)} tables, {m.rows:,} rows, sha256 {m.sha256[:12]}, "
-          f"in {created.seconds:.1f}s -> s3://{cfg.backup.bucket if cfg.backup else ''}/"
-          f"{m.dump_key}")
+          f"in {created.seconds:.1f}s -> {created.location}")
     return created
 
 

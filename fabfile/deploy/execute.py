@@ -359,7 +359,8 @@ def _finish_all(cfg: Config, runs: Sequence[HostRun], holder: Holder, action: st
                     run.message = str(error) if error else "stopped"
             else:
                 run.result = "cancelled"
-                run.message = "not deployed: the run stopped on another host"
+                why = str(error).splitlines()[0] if error and str(error) else "interrupted"
+                run.message = f"nothing changed here: the run stopped ({why})"
             prune = ([run.plan.release] if run.plan and run.plan.upload
                      and run.result != "success" else [])
             finish(cfg, run, holder, action=action, switch=None, prune=prune, started=started)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json as _json
+import re
 from datetime import UTC, datetime
 
 from invoke.context import Context
@@ -23,6 +24,7 @@ from fabfile.render import render_release
 from fabfile.tasks._adapter import friendly
 from fabfile.tasks.config import ENV_HELP
 
+_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 YES_HELP = "go ahead without asking (CI); environments with deploy.confirm ask otherwise"
 LOCK_WAIT_HELP = "when another deploy holds a host's lock, wait up to SECONDS for it (default 0)"
 
@@ -35,6 +37,11 @@ def with_version(cfg: Config, version: str) -> Config:
     if problem:
         raise UserError(f"--version={version!r}: expected {problem}")
     return dataclasses.replace(cfg, app=dataclasses.replace(cfg.app, tag=version))
+
+
+def _clean(text: str) -> str:
+    """Remote log text for this terminal: terminal escapes stripped, secrets redacted."""
+    return redact(_ESCAPES.sub("", text))
 
 
 def _lock_wait(value: int) -> float:
@@ -171,7 +178,7 @@ def logs(c: Context, env: str, service: str = "", since: str = "", tail: int = 2
         t = connect(h)
         try:
             if follow:
-                t.stream(argv, sink=lambda text: print(redact(text), end="", flush=True))
+                t.stream(argv, sink=lambda text: print(_clean(text), end="", flush=True))
                 continue
             result = t.probe(Step(f"logs on {h.label}", tuple(argv), timeout=120))
             if not result.ok:
@@ -181,6 +188,6 @@ def logs(c: Context, env: str, service: str = "", since: str = "", tail: int = 2
                 raise UserError(f"logs on {h.label} failed: {redact(err[-400:])}")
             if len(hosts) > 1:
                 ui.console.rule(h.label)
-            print(redact(result.stdout), end="")
+            print(_clean(result.stdout), end="")
         finally:
             t.close()

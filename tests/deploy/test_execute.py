@@ -136,7 +136,8 @@ def test_a_failing_host_stops_the_run_and_every_lock_is_released(
     assert second["result"] == "cancelled"
     finish = next(s for h, n, s in calls if h == "203.0.113.1" and n == "finish")
     assert finish.argv[9:] == (finish.argv[9],) and finish.argv[9].endswith("-v2")
-    assert sent[0][0] == "failure" and "203.0.113.2:22: cancelled: not deployed" in sent[0][1]
+    assert sent[0][0] == "failure"
+    assert "203.0.113.2:22: cancelled: nothing changed here: the run stopped (v2" in sent[0][1]
     assert "boom" not in sent[0][1]
 
 

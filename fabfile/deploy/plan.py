@@ -309,7 +309,7 @@ def services_step(cfg: Config, compose: str, mode: Literal["only", "all-but"],
     title = ("services: " + (", ".join(services) if services else "traefik files")
              if mode == "only" else f"services: all but {', '.join(services)}")
     return scripts.phase(title, rollout.lock_dir(cfg), "services", cfg.deploy.app_dir, compose,
-                         str(timeout), mode, *services, timeout=timeout + 120)
+                         str(timeout), mode, *services, timeout=2 * timeout + 120)
 
 
 def plan_rollback(cfg: Config, facts: Facts, target: str, host: str, *,

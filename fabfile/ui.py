@@ -6,6 +6,7 @@ import os
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from fabfile.config.secrets import redact
@@ -47,5 +48,5 @@ def confirm(question: str, *, assume_yes: bool) -> bool:
         return True
     if not sys.stdin.isatty():
         return False
-    answer = console.input(f"{question} [y/N] ")
+    answer = console.input(escape(f"{question} [y/N] "))
     return answer.strip().lower() in ("y", "yes")

@@ -111,7 +111,8 @@ def restore(cfg: Config, spec: DateSpec, *, target_url: str | None = None,
     what = (f"backup {manifest.backup_id} ({human_size(manifest.size)}, {len(manifest.tables)} "
             f"tables, {manifest.rows:,} rows{', ' + manifest.label if manifest.label else ''})")
     if target_url is None:
-        ui.warn(f"this replaces the live database {target.label} of {cfg.env} with {what}")
+        ui.warn(f"this replaces the live database {target.label} of {cfg.env} with {what}; "
+                "stop the app first: its open transactions hold locks the restore waits for")
         if not ui.confirm("Restore over the live database?", assume_yes=assume_yes):
             raise UserError("restore cancelled: nothing was changed (pass --yes to skip the "
                             "question, e.g. in CI)")

@@ -51,7 +51,7 @@ class CopyResult:
     checksum: SourceChecksum
 
 
-def line_hash(line: bytes) -> int:
+def line_hash(line: bytes | memoryview) -> int:
     return int.from_bytes(hashlib.md5(line, usedforsecurity=False).digest()[:8], "big", signed=True)
 
 

@@ -27,7 +27,8 @@ def create_table(t: PlanTable) -> str:
             parts.append(f"DEFAULT {c.default}")
         lines.append("    " + " ".join(parts))
     # Autovacuum would take locks that the index builds and foreign keys then wait on
-    # (it yields only after deadlock_timeout); the run turns it back on when done.
+    # (it yields only after deadlock_timeout); the run turns it back on when done, and
+    # autovacuum then analyzes the new tables.
     return (f"CREATE TABLE {qi(t.name)} (\n" + ",\n".join(lines) +
             "\n) WITH (autovacuum_enabled = false)")
 
@@ -35,9 +36,6 @@ def create_table(t: PlanTable) -> str:
 def enable_autovacuum(t: PlanTable) -> str:
     return f"ALTER TABLE {qi(t.name)} RESET (autovacuum_enabled)"
 
-
-def analyze(t: PlanTable) -> str:
-    return f"ANALYZE {qi(t.name)}"
 
 
 def create_index(ix: PlanIndex) -> str:

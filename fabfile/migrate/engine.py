@@ -181,7 +181,8 @@ def migrate(sqlite_path: Path, target_url: str, options: MigrateOptions | None =
         pool.close()
         if pool.timeline:
             t0 = min(t[1] for t in pool.timeline)
-            report.timeline = [(n, round(a - t0, 3), round(b - t0, 3)) for n, a, b in pool.timeline]
+            report.timeline = [(n, round(a - t0, 3), round(b - t0, 3), round(c, 3))
+                               for n, a, b, c in pool.timeline]
         after = _fingerprint(sqlite_path) if sqlite_path.exists() else None
         report.source_unchanged = before == after
     if not report.source_unchanged:
@@ -361,16 +362,13 @@ def _load(pool: Pool, plan: SchemaPlan, options: MigrateOptions, skip: Keys, ui:
         if t.identity:
             graph.append(Task(f"identity:{t.source}", "sql", {"statements": [_setval_sql(t)]},
                               deps={f"copy:{t.source}"}, priority=1))
-        if not existing_mode:
-            graph.append(Task(f"analyze:{t.source}", "sql", {"statements": [ddl.analyze(t)]},
-                              deps={f"copy:{t.source}"}, priority=t.row_count * 0.02))
     table_work: dict[str, set[str]] = {t.name: {f"verify:{t.source}"} for t in plan.tables}
     for ix in plan.indexes:
         t = by_name[ix.table]
         soft_ix = ix.raw_sql is not None or ix.where is not None
         graph.append(Task(f"index:{ix.name}", "sql",
                           {"statements": [ddl.create_index(ix)], "soft": soft_ix},
-                          deps={f"copy:{t.source}", f"analyze:{t.source}"},
+                          deps={f"copy:{t.source}"},
                           priority=t.row_count * 0.3 * max(1, len(ix.columns)),
                           on_done=soft(f"index {ix.name}") if soft_ix else None))
         table_work[ix.table].add(f"index:{ix.name}")

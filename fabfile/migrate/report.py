@@ -64,8 +64,8 @@ class MigrationReport:
     renames: dict[str, str] = field(default_factory=dict)
     statements: list[str] = field(default_factory=list)
     source_unchanged: bool | None = None
-    timeline: list[tuple[str, float, float]] = field(default_factory=list)
-    """(task, start, end) seconds of each worker task, for finding where the time goes."""
+    timeline: list[tuple[str, float, float, float]] = field(default_factory=list)
+    """(task, start, end, worker CPU) seconds of each worker task: where the time goes."""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -37,6 +37,8 @@ SESSION_SETTINGS = (
     "SET extra_float_digits = 1",
     "SET maintenance_work_mem = '256MB'",
     "SET client_min_messages = warning",
+    "SET max_parallel_workers_per_gather = 0",
+    "SET max_parallel_maintenance_workers = 0",
 )
 """synchronous_commit=off risks only the last commits on a server crash, never consistency;
 verification runs after everything is committed."""
@@ -176,8 +178,9 @@ def _worker_main(sqlite_path: Path, target_url: str, tasks: Any, events: Any) ->
             try:
                 if kind == "copy":
                     kwargs = {**kwargs, "events": events}
+                cpu = time.process_time()
                 result = HANDLERS[kind](ctx, **kwargs)
-                events.put(("done", task_id, result))
+                events.put(("done", task_id, result, time.process_time() - cpu))
             except Exception as exc:
                 message = str(exc).strip() or type(exc).__name__
                 if not isinstance(exc, psycopg.Error | sqlite3.Error | RuntimeError):
@@ -236,8 +239,8 @@ class Pool:
                       for _ in range(jobs)]
         for p in self.procs:
             p.start()
-        self.timeline: list[tuple[str, float, float]] = []
-        """(task id, start, end) in perf_counter seconds: where the time went."""
+        self.timeline: list[tuple[str, float, float, float]] = []
+        """(task id, start, end, worker CPU seconds): where the time went."""
 
     def run(self, graph: Iterable[Task], *,
             progress: Callable[[str, int, int], None] | None = None,
@@ -276,7 +279,8 @@ class Pool:
                     progress(event[1], event[2], event[3])
                 continue
             task = running.pop(event[1])
-            self.timeline.append((task.id, begun[task.id], time.perf_counter()))
+            cpu = event[3] if len(event) > 3 else 0.0
+            self.timeline.append((task.id, begun[task.id], time.perf_counter(), cpu))
             if event[0] == "error":
                 failure = failure or TaskFailed(task.id, event[2])
                 continue

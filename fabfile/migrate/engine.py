@@ -26,7 +26,7 @@ from fabfile.errors import UserError
 from . import ddl, target
 from .copy import CopyResult
 from .identifiers import quote_ident, quote_literal
-from .plan import NOCASE_COLLATION, PlanTable, SchemaPlan, build_plan
+from .plan import NOCASE_COLLATION, Note, PlanTable, SchemaPlan, build_plan
 from .preflight import BadRow
 from .report import MigrationReport, RunUI, TableReport, redact_url
 from .sqlite_schema import SourceSchema, open_readonly, qi, read_schema
@@ -135,7 +135,7 @@ def migrate(sqlite_path: Path, target_url: str, options: MigrateOptions | None =
     created: dict[str, Any] = {"tables": [], "views": [], "collation": None, "filled": []}
     try:
         with _phase(report, "preflight"):
-            bad = _preflight(pool, plan, ui)
+            bad, sizes = _preflight(pool, plan, ui)
         skip: Keys = {}
         if bad:
             report.bad_rows = bad
@@ -157,7 +157,7 @@ def migrate(sqlite_path: Path, target_url: str, options: MigrateOptions | None =
             _create_schema(target_url, plan, options, clash_drop=options.drop_existing,
                            quarantine=bool(skip), created=created)
         with _phase(report, "load + verify"):
-            tables, verdicts = _load(pool, plan, options, skip, ui, report, created)
+            tables, verdicts = _load(pool, plan, options, skip, ui, report, created, sizes)
         report.tables = tables
         with _phase(report, "finish"):
             _finish(target_url, sqlite_path, plan, skip, bad, report, options)
@@ -192,11 +192,14 @@ def migrate(sqlite_path: Path, target_url: str, options: MigrateOptions | None =
     return report
 
 
-def _preflight(pool: Pool, plan: SchemaPlan, ui: RunUI) -> list[BadRow]:
+def _preflight(pool: Pool, plan: SchemaPlan, ui: RunUI) -> tuple[list[BadRow], dict[str, int]]:
+    """Bad rows of every table and orphans of every foreign key; and the tables' sizes on
+    disk, which the load uses to schedule its tasks."""
     ui.step(f"Preflight: checking {sum(t.row_count for t in plan.tables):,} rows and "
             f"{len(plan.foreign_keys)} foreign keys")
     graph = [Task(f"scan:{t.source}", "scan", {"t": t}, priority=t.row_count * len(t.columns))
              for t in plan.tables]
+    graph.append(Task("sizes", "sizes", {}, priority=0))
     for fk in plan.foreign_keys:
         graph.append(Task(f"orphans:{fk.name}", "orphans",
                           {"child": plan.table(fk.source_table),
@@ -205,8 +208,9 @@ def _preflight(pool: Pool, plan: SchemaPlan, ui: RunUI) -> list[BadRow]:
     results = pool.run(graph)
     bad: list[BadRow] = []
     for task in graph:
-        bad.extend(results[task.id])
-    return bad
+        if task.kind != "sizes":
+            bad.extend(results[task.id])
+    return bad, results["sizes"]
 
 
 def _key(b: BadRow) -> tuple[Any, ...]:
@@ -310,10 +314,12 @@ def _setval_sql(t: PlanTable) -> str:
 
 
 def _load(pool: Pool, plan: SchemaPlan, options: MigrateOptions, skip: Keys, ui: RunUI,
-          report: MigrationReport,
-          created: dict[str, Any]) -> tuple[list[TableReport], list[TableVerdict]]:
+          report: MigrationReport, created: dict[str, Any],
+          sizes: dict[str, int]) -> tuple[list[TableReport], list[TableVerdict]]:
     """Copy every table, then (per table, as soon as it can) verify, index, key and check it."""
-    size = {t.source: max(1, t.row_count) * max(1, len(t.columns)) for t in plan.tables}
+    # Rough seconds of work per task, from rows and bytes on disk; the scheduler runs the
+    # longest remaining chain first.
+    size = {t.source: t.row_count / 400_000 + sizes.get(t.source, 0) / 60e6 for t in plan.tables}
     reports = {t.source: TableReport(t.source, t.name) for t in plan.tables}
     verdicts: list[TableVerdict] = []
     graph: list[Task] = []
@@ -357,11 +363,11 @@ def _load(pool: Pool, plan: SchemaPlan, options: MigrateOptions, skip: Keys, ui:
         graph.append(Task(f"verify:{t.source}", "verify",
                           {"t": t, "checksum": None, "mode": options.verify,
                            "excluded": skip.get(t.source)},
-                          deps={f"copy:{t.source}"}, priority=size[t.source] * 0.3,
+                          deps={f"copy:{t.source}"}, priority=size[t.source] * 0.25,
                           on_done=verified(t)))
         if t.identity:
             graph.append(Task(f"identity:{t.source}", "sql", {"statements": [_setval_sql(t)]},
-                              deps={f"copy:{t.source}"}, priority=1))
+                              deps={f"copy:{t.source}"}, priority=0.001))
     table_work: dict[str, set[str]] = {t.name: {f"verify:{t.source}"} for t in plan.tables}
     for ix in plan.indexes:
         t = by_name[ix.table]
@@ -369,14 +375,14 @@ def _load(pool: Pool, plan: SchemaPlan, options: MigrateOptions, skip: Keys, ui:
         graph.append(Task(f"index:{ix.name}", "sql",
                           {"statements": [ddl.create_index(ix)], "soft": soft_ix},
                           deps={f"copy:{t.source}"},
-                          priority=t.row_count * 0.3 * max(1, len(ix.columns)),
+                          priority=t.row_count / 2e6 * max(1, len(ix.columns)),
                           on_done=soft(f"index {ix.name}") if soft_ix else None))
         table_work[ix.table].add(f"index:{ix.name}")
     for ix in plan.indexes:
         attach = ddl.attach_constraint(ix)
         if attach:
             graph.append(Task(f"attach:{ix.name}", "sql", {"statements": [attach]},
-                              deps=set(table_work[ix.table]), priority=1))
+                              deps=set(table_work[ix.table]), priority=0.001))
     ready_tables = {name: set(work) | {f"attach:{ix.name}" for ix in plan.indexes
                                        if ix.table == name and ddl.attach_constraint(ix)}
                     for name, work in table_work.items()}
@@ -391,7 +397,7 @@ def _load(pool: Pool, plan: SchemaPlan, options: MigrateOptions, skip: Keys, ui:
         graph.append(Task(f"fk:{fk.name}", "sql",
                           {"statements": [ddl.add_foreign_key(fk),
                                           ddl.validate_constraint(fk.table, fk.name)]},
-                          deps=deps, priority=plan.table(fk.source_table).row_count * 0.2))
+                          deps=deps, priority=plan.table(fk.source_table).row_count / 3e6))
         previous[fk.table] = f"fk:{fk.name}"
     for ck in plan.checks:
         t = by_name[ck.table]
@@ -402,7 +408,8 @@ def _load(pool: Pool, plan: SchemaPlan, options: MigrateOptions, skip: Keys, ui:
                           {"statements": [ddl.add_check(ck, not_valid=True),
                                           ddl.validate_constraint(ck.table, ck.name)],
                            "soft": True},
-                          deps=deps, priority=t.row_count * 0.1, on_done=soft(f"CHECK {ck.name}")))
+                          deps=deps, priority=t.row_count / 3e6,
+                          on_done=soft(f"CHECK {ck.name}")))
         previous[ck.table] = f"check:{ck.name}"
     ui.step(f"Copying {len(plan.tables)} tables with {pool.jobs} workers"
             + ("" if existing_mode else "; indexes, keys and verification as each table lands"))
@@ -410,14 +417,9 @@ def _load(pool: Pool, plan: SchemaPlan, options: MigrateOptions, skip: Keys, ui:
     with ui.copying(bars) as update:
         pool.run(graph, progress=update)
     for label, error in soft_failures:
-        report.notes.append(_note("warn", label, f"not kept: {error}"))
+        report.notes.append(Note("warn", label, f"not kept: {error}"))
     order = {t.source: i for i, t in enumerate(plan.tables)}
     return sorted(reports.values(), key=lambda r: order[r.table]), verdicts
-
-
-def _note(level: str, subject: str, message: str) -> Any:
-    from .plan import Note
-    return Note(level, subject, message)
 
 
 def _reaches(plan: SchemaPlan, start: str, goal: str) -> bool:
@@ -449,9 +451,9 @@ def _finish(url: str, sqlite_path: Path, plan: SchemaPlan, skip: Keys, bad: list
             try:
                 with conn.transaction():
                     conn.execute(ddl.create_view(v.name, v.sql))
-                report.notes.append(_note("info", f"view {v.source}", "recreated"))
+                report.notes.append(Note("info", f"view {v.source}", "recreated"))
             except psycopg.Error as exc:
-                report.notes.append(_note("warn", f"view {v.source}", "not recreated: PostgreSQL "
+                report.notes.append(Note("warn", f"view {v.source}", "not recreated: PostgreSQL "
                                           f"refused its SQL ({str(exc).strip().splitlines()[0]}). "
                                           f"Its SQL: {v.sql}"))
         if skip:

@@ -157,7 +157,17 @@ def _source_checksum(ctx: Context, t: PlanTable,
     return source_checksum(ctx.src, t, excluded=name)
 
 
+def _sizes(ctx: Context) -> dict[str, int]:
+    """Bytes each table takes in the SQLite file (empty when SQLite lacks dbstat)."""
+    try:
+        rows = ctx.src.execute("SELECT name, pgsize FROM dbstat WHERE aggregate = TRUE").fetchall()
+    except sqlite3.Error:
+        return {}
+    return {(n.decode() if isinstance(n, bytes) else str(n)): int(s) for n, s in rows}
+
+
 HANDLERS: dict[str, Callable[..., Any]] = {
+    "sizes": _sizes,
     "scan": _scan,
     "orphans": _orphans,
     "copy": _copy,

@@ -58,7 +58,8 @@ def line_hash(line: bytes | memoryview) -> int:
 def source_query(t: PlanTable, *, excluded: str | None = None) -> str:
     """SQLite SELECT of T's COPY lines, in key order when T has an order key."""
     cols = [(c.source, c.type) for c in t.columns]
-    sql = f"SELECT {sqlite_line(cols)} FROM {sq(t.source)}"
+    notnull = frozenset(c.source for c in t.columns if c.source_notnull)
+    sql = f"SELECT {sqlite_line(cols, notnull)} FROM {sq(t.source)}"
     if excluded:
         key = "rowid" if not t.without_rowid else \
             "(" + ", ".join(sq(c.source) for c in t.columns if c.name in t.primary_key) + ")"

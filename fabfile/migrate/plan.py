@@ -34,6 +34,8 @@ class PlanColumn:
     default: str | None = None
     collation: str | None = None
     identity: bool = False
+    source_notnull: bool = False
+    """SQLite itself guarantees no NULLs (NOT NULL, or the rowid alias)."""
 
 
 @dataclass(frozen=True)
@@ -195,8 +197,8 @@ def _plan_column(col: Column, *, utc: bool, identity: bool, notes: list[Note],
                           f"generated column AS ({col.generated}) copied as a plain column "
                           "holding its current values"))
     return PlanColumn(col.name, name, t, notnull=col.notnull or identity or bool(col.pk_order),
-                      default=default,
-                      collation=collation, identity=identity)
+                      default=default, collation=collation, identity=identity,
+                      source_notnull=col.notnull or identity)
 
 
 _BOOL_CHECK = re.compile(r'^\s*["`\[]?(\w+)["`\]]?\s+IN\s*\(\s*0\s*,\s*1\s*\)\s*$', re.I)

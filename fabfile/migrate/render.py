@@ -167,14 +167,19 @@ def sqlite_check(col: str, t: PgType) -> str:
     return f"CASE WHEN {x} IS NULL THEN NULL {body}END"
 
 
-def sqlite_render(col: str, t: PgType) -> str:
-    """SQLite expression: COL as COPY text (canonical form); `\\N` for NULL."""
+def sqlite_render(col: str, t: PgType, *, notnull: bool = False) -> str:
+    """SQLite expression: COL as COPY text (canonical form); `\\N` for NULL.
+
+    Integers and TEXT-affinity text are NULL exactly when the value is, so they need no
+    `CASE`; a NOT NULL column needs no NULL branch at all (`||` turns integers into text).
+    """
     x = sq(col)
     k = t.kind
     ty = f"typeof({x})"
-    if k is Kind.INT:
-        e = f"CAST({x} AS TEXT)"
-    elif k is Kind.FLOAT:
+    if k is Kind.INT or (k is Kind.TEXT and t.text_only):
+        e = x if k is Kind.INT else _esc(x)
+        return e if notnull else f"coalesce({e}, {NULL_TEXT})"
+    if k is Kind.FLOAT:
         # Integral values print as integers and the rest as Python's repr prints them; only
         # zero (sign), |x| >= 1e15 (layouts differ) and infinities need the Python function.
         r = f"CAST({x} AS REAL)"
@@ -205,8 +210,9 @@ def sqlite_render(col: str, t: PgType) -> str:
         e = (f"CASE length({x}) WHEN 8 THEN {x} WHEN 5 THEN {x} || ':00' "
              f"ELSE rtrim(rtrim({x},'0'),'.') END")
     elif k in (Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
-        e = (f"CASE {ty} WHEN 'text' THEN {_naive_text_render(x)} "
-             f"WHEN 'integer' THEN datetime({x}, 'unixepoch') "
+        e = (f"CASE WHEN length({x}) = 19 AND NOT instr({x}, 'T') THEN {x} "
+             f"WHEN {ty} = 'text' THEN {_naive_text_render(x)} "
+             f"WHEN {ty} = 'integer' THEN datetime({x}, 'unixepoch') "
              f"ELSE rtrim(rtrim(strftime('%Y-%m-%d %H:%M:%f', {x}),'0'),'.') END")
         if k is Kind.TIMESTAMPTZ:
             e = (f"CASE WHEN {ty} = 'text' AND NOT {_naive_text_ok(x)} THEN tz({x}) "
@@ -226,9 +232,11 @@ def sqlite_render(col: str, t: PgType) -> str:
     return f"CASE WHEN {x} IS NULL THEN {NULL_TEXT} ELSE {e} END"
 
 
-def sqlite_line(cols: list[tuple[str, PgType]]) -> str:
-    """One COPY line per row; a NULL line means a value rendered to nothing (a bug, caught)."""
-    return f" || {TAB} || ".join(sqlite_render(c, t) for c, t in cols)
+def sqlite_line(cols: list[tuple[str, PgType]], notnull: frozenset[str] = frozenset()) -> str:
+    """One COPY line per row; a NULL line means a value rendered to nothing (a bug, caught).
+    NOTNULL names the columns SQLite keeps free of NULLs."""
+    line = f" || {TAB} || ".join(sqlite_render(c, t, notnull=c in notnull) for c, t in cols)
+    return f"CAST({line} AS TEXT)" if len(cols) == 1 else line
 
 
 def sqlite_problems(cols: list[tuple[str, PgType]]) -> str:

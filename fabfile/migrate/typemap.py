@@ -36,6 +36,9 @@ class PgType:
     scale: int | None = None
     typeless: bool = False
     """Declared without a type in SQLite: numbers are kept as their text."""
+    text_only: bool = False
+    """SQLite's TEXT affinity: every non-NULL value is stored as text (or is a BLOB, which
+    the preflight refuses), so rendering needs no type dispatch."""
 
 
 _DECL = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_ ]*?)\s*(?:\(\s*(\d+)\s*(?:,\s*(-?\d+)\s*)?\))?\s*$")
@@ -62,9 +65,11 @@ def map_declared(declared: str, *, utc_timestamps: bool = False) -> PgType:
     if base in ("VARCHAR", "NVARCHAR", "CHARACTER VARYING", "VARYING CHARACTER", "CHAR",
                 "CHARACTER", "NCHAR", "NATIVE CHARACTER", "VARCHAR2"):
         if n is not None and n >= 1:
-            return PgType(Kind.TEXT, f"varchar({n})", length=n)
-        return PgType(Kind.TEXT, "text")
-    if base in ("TEXT", "CLOB", "STRING"):
+            return PgType(Kind.TEXT, f"varchar({n})", length=n, text_only=True)
+        return PgType(Kind.TEXT, "text", text_only=True)
+    if base in ("TEXT", "CLOB"):
+        return PgType(Kind.TEXT, "text", text_only=True)
+    if base == "STRING":
         return PgType(Kind.TEXT, "text")
     if base == "DATE":
         return PgType(Kind.DATE, "date")
@@ -88,7 +93,7 @@ def _by_affinity(upper: str) -> PgType:
     if "INT" in upper:
         return PgType(Kind.INT, "bigint")
     if "CHAR" in upper or "CLOB" in upper or "TEXT" in upper:
-        return PgType(Kind.TEXT, "text")
+        return PgType(Kind.TEXT, "text", text_only=True)
     if "BLOB" in upper:
         return PgType(Kind.BYTEA, "bytea")
     if "REAL" in upper or "FLOA" in upper or "DOUB" in upper:

@@ -313,3 +313,17 @@ def test_unreachable_target_is_a_user_error(make_db: Make, run: Run) -> None:
     path = make_db("CREATE TABLE t (x INTEGER)")
     with pytest.raises(UserError, match="cannot connect to the target"):
         run(path, "postgresql://nobody@127.0.0.1:1/none")
+
+
+def test_single_column_and_not_null_tables(make_db: Make, pg_db: str, run: Run) -> None:
+    path = make_db("""
+        CREATE TABLE one (n INTEGER NOT NULL);
+        CREATE TABLE other (s TEXT);
+        INSERT INTO one VALUES (1), (2);
+        INSERT INTO other VALUES ('a'), (NULL), ('tab\there');
+    """)
+    report = run(path, pg_db)
+    assert report.ok
+    assert query(pg_db, "SELECT n FROM one ORDER BY n") == [(1,), (2,)]
+    assert query(pg_db, "SELECT s FROM other ORDER BY s NULLS LAST") == [("a",), ("tab\there",),
+                                                                         (None,)]

@@ -18,7 +18,7 @@ from fabfile.migrate.render import (
     jsonb_text,
     numeric_text,
     register_functions,
-    sqlite_render,
+    sqlite_line,
     utc_text,
 )
 from fabfile.migrate.typemap import map_declared
@@ -90,7 +90,7 @@ def test_sqlite_render_matches_copy_to_for_every_kind(pg_db: str) -> None:
             t = map_declared(declared)
             src.execute(f"CREATE TABLE s{i} (v {declared})")
             src.execute(f"INSERT INTO s{i} VALUES (?)", (value,))
-            line = src.execute(f"SELECT {sqlite_render('v', t)} FROM s{i}").fetchone()[0]
+            line = src.execute(f"SELECT {sqlite_line([('v', t)])} FROM s{i}").fetchone()[0]
             conn.execute(f"CREATE TEMP TABLE p{i} (v {t.sql})")  # type: ignore[arg-type]
             with conn.cursor() as cur:
                 with cur.copy(f"COPY p{i} FROM STDIN") as cp:  # type: ignore[arg-type]

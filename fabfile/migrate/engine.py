@@ -167,12 +167,18 @@ def migrate(sqlite_path: Path, target_url: str, options: MigrateOptions | None =
             raise MigrationFailed(
                 "verification failed for " + "; ".join(f"{v.table}: {v.detail}" for v in failed) +
                 ". The target was rolled back.", report)
+        if before != _fingerprint(sqlite_path):
+            raise MigrationFailed(f"the source {sqlite_path} changed during the run: take a "
+                                  "snapshot (or stop the app) and run again. The target was "
+                                  "rolled back.", report)
         report.ok = True
     except (Exception, KeyboardInterrupt) as exc:
         report.ok = False
         report.error = str(exc)
         report.seconds = round(time.perf_counter() - start, 3)
         _undo(target_url, created)
+        if report.tables:
+            ui.summary(report)
         if isinstance(exc, TaskFailed):
             raise MigrationFailed(f"{exc.task_id} failed: {exc.message}. The target was rolled "
                                   "back.", report) from None
@@ -185,9 +191,6 @@ def migrate(sqlite_path: Path, target_url: str, options: MigrateOptions | None =
                                for n, a, b, c in pool.timeline]
         after = _fingerprint(sqlite_path) if sqlite_path.exists() else None
         report.source_unchanged = before == after
-    if not report.source_unchanged:
-        raise MigrationFailed(f"the source {sqlite_path} changed during the run: take a snapshot "
-                              "(or stop the app) and run again", report)
     ui.summary(report)
     return report
 

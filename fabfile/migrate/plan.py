@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .identifiers import fit_name, name_concerns
-from .sqlite_schema import Column, SourceSchema, Table
+from .identifiers import fit_name, name_concerns, quote_ident
+from .sqlite_schema import Column, SourceSchema, Table, tokenize, unquote
 from .typemap import Kind, PgType, map_declared
 
 NOCASE_COLLATION = "sqlite_nocase"
@@ -201,6 +201,36 @@ def _plan_column(col: Column, *, utc: bool, identity: bool, notes: list[Note],
                       source_notnull=col.notnull or identity)
 
 
+def translate_expr(expr: str, columns: dict[str, PlanColumn]) -> str:
+    """A SQLite boolean expression (CHECK, partial-index WHERE) in PostgreSQL terms, as far as
+    a token rewrite goes: column names quoted as created, `==` as `=`, and 0/1 compared with
+    a boolean column as false/true. PostgreSQL judges the rest when it is run."""
+    by_lower = {name.lower(): col for name, col in columns.items()}
+    toks = tokenize(expr)
+    out: list[str] = []
+    pos = 0
+    for i, tok in enumerate(toks):
+        out.append(expr[pos:tok.start])
+        pos = tok.end
+        text = tok.text
+        if tok.kind in ("word", "qid"):
+            col = by_lower.get(unquote(tok).lower())
+            followed_by_call = i + 1 < len(toks) and toks[i + 1].text == "("
+            if col is not None and not followed_by_call:
+                text = quote_ident(col.name)
+        elif tok.text == "==":
+            text = "="
+        elif tok.kind == "num" and tok.text in ("0", "1") and i >= 2:
+            op, left = toks[i - 1], toks[i - 2]
+            col = by_lower.get(unquote(left).lower()) if left.kind in ("word", "qid") else None
+            boolean = col is not None and col.type.kind is Kind.BOOL
+            if op.text in ("=", "==", "!=", "<>") and boolean:
+                text = "true" if tok.text == "1" else "false"
+        out.append(text)
+    out.append(expr[pos:])
+    return "".join(out)
+
+
 _BOOL_CHECK = re.compile(r'^\s*["`\[]?(\w+)["`\]]?\s+IN\s*\(\s*0\s*,\s*1\s*\)\s*$', re.I)
 
 
@@ -270,9 +300,10 @@ def build_plan(schema: SourceSchema, *, utc_timestamps: bool = False) -> SchemaP
                 indexes.append(PlanIndex(cname, pgname, pcols, "unique", unique=True,
                                          collations=colls, source=ix.name))
             else:
+                where = translate_expr(ix.partial_where, by_src) if ix.partial_where else None
                 indexes.append(PlanIndex(unique_name(ix.name), pgname, pcols, "index",
                                          unique=ix.unique, descending=ix.descending,
-                                         collations=colls, where=ix.partial_where, source=ix.name))
+                                         collations=colls, where=where, source=ix.name))
         for fk in t.foreign_keys:
             try:
                 parent = schema.table(fk.parent)
@@ -318,4 +349,4 @@ def _plan_check(table: str, n: int, expr: str, by_src: dict[str, PlanColumn], no
         notes.append(Note("info", t.name, f"CHECK ({expr}) is implied by the boolean type"))
         return []
     assert callable(unique_name)
-    return [PlanCheck(unique_name(f"{table}_check{n}"), table, expr)]
+    return [PlanCheck(unique_name(f"{table}_check{n}"), table, translate_expr(expr, by_src))]

@@ -327,3 +327,33 @@ def test_single_column_and_not_null_tables(make_db: Make, pg_db: str, run: Run) 
     assert query(pg_db, "SELECT n FROM one ORDER BY n") == [(1,), (2,)]
     assert query(pg_db, "SELECT s FROM other ORDER BY s NULLS LAST") == [("a",), ("tab\there",),
                                                                          (None,)]
+
+
+def test_checks_defaults_partial_and_expression_indexes(make_db: Make, pg_db: str,
+                                                        run: Run) -> None:
+    path = make_db("""
+        CREATE TABLE item (
+            id INTEGER PRIMARY KEY,
+            sku TEXT NOT NULL,
+            qty INTEGER NOT NULL DEFAULT 0 CHECK (qty >= 0),
+            kind TEXT CHECK (typeof(kind) = 'text'),
+            active BOOLEAN NOT NULL DEFAULT 1,
+            added DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP
+        );
+        CREATE INDEX ix_item_active_sku ON item (sku) WHERE active = 1;
+        CREATE UNIQUE INDEX ux_item_sku_lower ON item (lower(sku));
+        INSERT INTO item (sku, qty, kind) VALUES ('A-1', 3, 'x'), ('b-2', 0, 'y');
+    """)
+    report = run(path, pg_db)
+    assert report.ok
+    warned = {n.subject: n.message for n in report.notes if n.level == "warn"}
+    assert any("check" in s.lower() and "typeof" in m for s, m in warned.items()), warned
+    with pytest.raises(psycopg.errors.CheckViolation):
+        query(pg_db, "INSERT INTO item (sku, qty) VALUES ('c', -1)")
+    row = query(pg_db, "INSERT INTO item (sku) VALUES ('d') "
+                       "RETURNING qty, active, added IS NOT NULL")
+    assert row == [(0, True, True)]
+    indexes = dict(query(pg_db, "SELECT indexname, indexdef FROM pg_indexes "
+                                "WHERE tablename = 'item'"))
+    assert "WHERE" in indexes["ix_item_active_sku"]
+    assert "lower(sku)" in indexes["ux_item_sku_lower"]

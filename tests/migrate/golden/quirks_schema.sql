@@ -25,7 +25,7 @@ ALTER TABLE "User" ADD CONSTRAINT "User_pkey" PRIMARY KEY USING INDEX "User_pkey
 CREATE UNIQUE INDEX "User_email_key" ON "User" ("email");
 ALTER TABLE "User" ADD CONSTRAINT "User_email_key" UNIQUE USING INDEX "User_email_key";
 CREATE UNIQUE INDEX ux_user_email_lower ON "User"(lower(email));
-CREATE INDEX "ix_user_created" ON "User" ("created" DESC) WHERE active = 1;
+CREATE INDEX "ix_user_created" ON "User" ("created" DESC) WHERE "active" = true;
 CREATE UNIQUE INDEX "tag_assignments_for_users_with_an_extremely_long_descr_32096ee1" ON "tag_assignments_for_users_with_an_extremely_long_descr_6e481ef6" ("user_id", "tag");
 ALTER TABLE "tag_assignments_for_users_with_an_extremely_long_descr_6e481ef6" ADD CONSTRAINT "tag_assignments_for_users_with_an_extremely_long_descr_32096ee1" PRIMARY KEY USING INDEX "tag_assignments_for_users_with_an_extremely_long_descr_32096ee1";
 CREATE UNIQUE INDEX "seq_pkey" ON "seq" ("id");
@@ -36,7 +36,7 @@ ALTER TABLE "User" ADD CONSTRAINT "User_manager_id_fkey" FOREIGN KEY ("manager_i
 ALTER TABLE "User" VALIDATE CONSTRAINT "User_manager_id_fkey";
 ALTER TABLE "tag_assignments_for_users_with_an_extremely_long_descr_6e481ef6" ADD CONSTRAINT "tag_assignments_for_users_with_an_extremely_long_descr_70ddf9b2" FOREIGN KEY ("user_id") REFERENCES "User" ("id") ON DELETE CASCADE ON UPDATE CASCADE NOT VALID;
 ALTER TABLE "tag_assignments_for_users_with_an_extremely_long_descr_6e481ef6" VALIDATE CONSTRAINT "tag_assignments_for_users_with_an_extremely_long_descr_70ddf9b2";
-ALTER TABLE "User" ADD CONSTRAINT "User_check2" CHECK (price >= 0);
+ALTER TABLE "User" ADD CONSTRAINT "User_check2" CHECK ("price" >= 0);
 CREATE VIEW "active_users" AS SELECT id, email FROM "User" WHERE active = 1;
 -- info: User: has upper case: kept, so queries must quote it
 -- info: User: is a reserved word: kept, so queries must quote it

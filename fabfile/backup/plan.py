@@ -46,7 +46,9 @@ COUNT_SQL = r"""SELECT format('%I.%I', n.nspname, c.relname),
 #: Runs with the PostgreSQL client tools. $1 is the mode:
 #:   facts CONN                 -> "client <pg_dump --version>", "server <version_num> <db bytes>"
 #:                                 or "dberror <message>"
-#:   dump CONN OUT              -> custom-format archive at OUT (seekable, uncompressed), then
+#:   dump CONN OUT              -> "server <version_num>" and "client <pg_dump --version>";
+#:                                 exit 13 when pg_dump is older than the server; else a
+#:                                 custom-format archive at OUT (seekable, uncompressed) and
 #:                                 "count<TAB>table<TAB>n" lines taken in the dump's snapshot
 #:   restore CONN FILE JOBS CLEAN SCRATCH ADMIN
 #:                              -> waits for a "go" line on stdin (the host checks the
@@ -82,11 +84,19 @@ dump)
   session=$!
   exec 3>"$tmp/in" 4<"$tmp/out"
   printf '%s\n' 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;' \
-    'SELECT pg_export_snapshot();' >&3
-  if ! IFS= read -r snapshot <&4; then
+    "SELECT current_setting('server_version_num'), pg_export_snapshot();" >&3
+  if ! IFS="$tab" read -r num snapshot <&4; then
     wait "$session" || true
     echo "could not open a session on the database" >&2
     exit 21
+  fi
+  version=$(pg_dump --version | awk '{print $3}')
+  printf 'server %s\nclient pg_dump (PostgreSQL) %s\n' "$num" "$version"
+  if [ "${version%%[!0-9]*}" -lt "$((num / 10000))" ]; then
+    echo "pg_dump $version is older than the server (version $num)" >&2
+    exec 3>&- 4<&-
+    wait "$session" || true
+    exit 13
   fi
   printf '%s;\n' "$count_sql" "SELECT 'end-of-counts'" >&3
   pg_dump --snapshot="$snapshot" -Fc -Z0 --no-sync -f "$out" -d "$conn"
@@ -229,7 +239,8 @@ printf 'etag %s %s\n' "$n" "$etag"
 #: $8 single-PUT threshold (bytes)  $9 part size (bytes, a multiple of 1 MiB)
 #: $10 parallel uploads  $11 dumps kept in the cache  $12 headers for the single PUT
 #: stdin: password, single-PUT URL, then one presigned upload_part URL per line.
-#: Exit codes: 12 id taken, 21/30 dump failed, 31 disk full, 32 compression, 40 upload.
+#: Exit codes: 11 a tool is missing, 12 id taken, 13 pg_dump older than the server,
+#: 21/30 dump failed, 31 disk full, 32 compression, 40 upload.
 CREATE = r"""set -eu
 umask 077
 inner=$1 cache=$2 id=$3 kind=$4 where=$5 net=$6 conn=$7 threshold=$8 part=$9
@@ -243,6 +254,9 @@ part_script=$(cat <<'EOS'
 """ + _PART + r"""
 EOS
 )
+for t in zstd curl sha256sum; do
+  command -v "$t" >/dev/null 2>&1 || fail 11 "$t is missing on the host"
+done
 mkdir -p "$cache"
 chmod 700 "$cache"
 find "$cache" -maxdepth 1 -name '.work-*' -mmin +1440 -exec rm -rf {} + 2>/dev/null || true
@@ -273,6 +287,7 @@ kill "$ticker" 2>/dev/null || true
 ticker=
 if [ "$status" -ne 0 ]; then
   cat "$logs/dump.err" >&2
+  [ "$status" -ne 13 ] || fail 13 "the client is older than the server"
   disk_full "$logs/dump.err" && fail 31 "no space left on the host in $cache while dumping"
   fail 30 "pg_dump failed (exit $status)"
 fi
@@ -734,6 +749,8 @@ def explain_failure(code: int, stderr: str, *, host: str, cache_dir: str, db: st
                 "recorded as a backup")
     if code == 12:
         return f"{detail}; wait a second and run it again"
+    if code == 11:
+        return f"{detail.split(' | ')[-1]}: install it on {host} (apt-get install zstd curl)"
     if code == 32:
         return f"compressing the dump failed on {host}: {detail}"
     if code == 40:
@@ -785,3 +802,16 @@ def check_facts(facts: HostFacts, client: Client, *, host: str, db: str,
                    f"/usr/lib/postgresql/{server}/bin, or use backup.client: docker")
         raise UserError(f"pg_dump {version} on {host} is older than the database server "
                         f"(PostgreSQL {server}), and pg_dump refuses newer servers: {fix}")
+
+
+def parse_versions(stdout: str) -> tuple[int | None, str]:
+    """(server_version_num, 'X.Y' of pg_dump) from the `server`/`client` lines of a dump."""
+    num: int | None = None
+    client = ""
+    for line in stdout.splitlines():
+        word, _, rest = line.partition(" ")
+        if word == "server" and rest.strip().isdigit():
+            num = int(rest.strip())
+        elif word == "client":
+            client = next((w for w in rest.split() if w[:1].isdigit()), "")
+    return num, client

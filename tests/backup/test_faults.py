@@ -7,6 +7,7 @@ import hashlib
 import http.server
 import json
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from tests.backup.conftest import ENV, BackupBed
 from tests.backup.faults import CuttingProxy, old_client_bin_dir, old_client_image
 from tests.backup.roster import fingerprint
 from tests.backup.test_roundtrip import create, only_error
+from tests.support.docker import docker
+from tests.support.images import POSTGRES_TAG
 from tests.support.postgres import PgCluster
 from tests.support.s3 import S3Server, start_s3_server
 
@@ -94,7 +97,7 @@ def test_wrong_credentials(make_bed: Callable[..., BackupBed], roster_db: str,
         result = bed.inv("backup.create", f"--env={ENV}", extra=wrong)
         assert result.returncode != 0
         message = only_error(result.stderr)
-        assert "S3 refused the request while opening bucket strict" in message
+        assert "S3 refused the request while listing s3://strict/roster/prod/" in message
         assert "check BT_BACKUP_ACCESS_KEY_ID / BT_BACKUP_SECRET_ACCESS_KEY" in message
         assert "nope" not in result.stderr + result.stdout
 
@@ -262,3 +265,26 @@ def test_old_host_client_is_refused(make_bed: Callable[..., BackupBed], roster_d
     assert ("install postgresql-client-15 on root@127.0.0.1:" in message
             and "set backup.client_bin_dir: /usr/lib/postgresql/15/bin" in message)
     nothing_recorded(bed)
+
+
+def test_old_client_after_a_good_backup_is_refused_too(make_bed: Callable[..., BackupBed],
+                                                       roster_db: str, bucket: str,
+                                                       tmp_path: Path) -> None:
+    """A routine backup trusts the last manifest's server version and skips the facts; the
+    dump script checks pg_dump against the server itself. Here the image behind the same
+    tag turns into an older client between two backups."""
+    repo = f"shipyard-test/pgx-{uuid.uuid4().hex[:8]}"
+    docker("tag", POSTGRES_TAG, f"{repo}:15")
+    try:
+        bed = make_bed(roster_db, bucket, client_image=f"{repo}:{{major}}")
+        good = create(bed)
+        assert good["client"] == f"docker {repo}:15"
+        docker("tag", old_client_image(tmp_path), f"{repo}:15")
+        result = bed.inv("backup.create", f"--env={ENV}")
+    finally:
+        docker("rmi", f"{repo}:15", check=False)
+    assert result.returncode != 0
+    assert "is older than the database server (PostgreSQL 15)" in only_error(result.stderr)
+    assert "the server's version changed since the last backup" in result.stdout
+    dump_key = str(good["dump_key"])
+    nothing_recorded(bed, {dump_key, dump_key.replace(".dump.zst", ".manifest.json")})

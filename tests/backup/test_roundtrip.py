@@ -248,3 +248,11 @@ def test_cache_keeps_the_newest_keep_local(make_bed, roster_db: str, bucket: str
         f"{second['backup_id']}.dump.zst"]
     assert first["backup_id"] != second["backup_id"]
     assert Path(bed.cache_dir).exists()
+
+
+def test_a_routine_backup_is_one_round_trip(bed: BackupBed) -> None:
+    from fabfile.backup.dump import create as create_backup
+
+    cfg = bed.config()
+    assert create_backup(cfg).round_trips == 2
+    assert create_backup(cfg).round_trips == 1

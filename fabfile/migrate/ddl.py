@@ -89,12 +89,6 @@ def add_check(ck: PlanCheck, *, not_valid: bool = False) -> str:
     return sql + (" NOT VALID" if not_valid else "")
 
 
-def restart_identity(t: PlanTable, next_value: int) -> str | None:
-    if not t.identity:
-        return None
-    return f"ALTER TABLE {qi(t.name)} ALTER COLUMN {qi(t.identity)} RESTART WITH {next_value}"
-
-
 def create_view(name: str, select: str) -> str:
     return f"CREATE VIEW {qi(name)} AS {select}"
 

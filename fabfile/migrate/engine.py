@@ -389,19 +389,17 @@ def _load(pool: Pool, plan: SchemaPlan, options: MigrateOptions, skip: Keys, ui:
     ready_tables = {name: set(work) | {f"attach:{ix.name}" for ix in plan.indexes
                                        if ix.table == name and ddl.attach_constraint(ix)}
                     for name, work in table_work.items()}
+    # Foreign keys that share a table (as child or parent) run one after the other, in plan
+    # order, so their locks can never wait on each other in a cycle; the rest run in parallel.
     previous: dict[str, str] = {}
     for fk in plan.foreign_keys:
         deps = ready_tables[fk.table] | ready_tables[fk.parent]
-        if fk.table in previous:
-            deps.add(previous[fk.table])
-        deps |= {f"fk:{o.name}" for o in plan.foreign_keys
-                 if o.table == fk.parent and o.table != fk.table
-                 and not _reaches(plan, o.source_parent, fk.source_table)}
+        deps |= {previous[n] for n in (fk.table, fk.parent) if n in previous}
         graph.append(Task(f"fk:{fk.name}", "sql",
                           {"statements": [ddl.add_foreign_key(fk),
                                           ddl.validate_constraint(fk.table, fk.name)]},
                           deps=deps, priority=plan.table(fk.source_table).row_count / 3e6))
-        previous[fk.table] = f"fk:{fk.name}"
+        previous[fk.table] = previous[fk.parent] = f"fk:{fk.name}"
     for ck in plan.checks:
         t = by_name[ck.table]
         deps = set(ready_tables[ck.table])

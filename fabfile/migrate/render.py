@@ -239,16 +239,6 @@ def sqlite_line(cols: list[tuple[str, PgType]], notnull: frozenset[str] = frozen
     return f"CAST({line} AS TEXT)" if len(cols) == 1 else line
 
 
-def sqlite_problems(cols: list[tuple[str, PgType]]) -> str:
-    """One text per row, `column: reason` for each value that cannot move, separated by
-    char(31); '' when the row is clean."""
-    parts = []
-    for c, t in cols:
-        label = "'" + c.replace("'", "''") + ": '"
-        parts.append(f"coalesce({label} || ({sqlite_check(c, t)}) || char(31), '')")
-    return " || ".join(parts) if parts else "''"
-
-
 # --- Python functions SQLite calls ------------------------------------------------------
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n",

@@ -357,3 +357,17 @@ def test_checks_defaults_partial_and_expression_indexes(make_db: Make, pg_db: st
                                 "WHERE tablename = 'item'"))
     assert "WHERE" in indexes["ix_item_active_sku"]
     assert "lower(sku)" in indexes["ux_item_sku_lower"]
+
+
+def test_foreign_key_cycle(make_db: Make, pg_db: str, run: Run) -> None:
+    path = make_db("""
+        PRAGMA foreign_keys = OFF;
+        CREATE TABLE team (id INTEGER PRIMARY KEY, owner_id INTEGER REFERENCES person(id));
+        CREATE TABLE person (id INTEGER PRIMARY KEY, team_id INTEGER REFERENCES team(id));
+        INSERT INTO team VALUES (1, 1), (2, 2);
+        INSERT INTO person VALUES (1, 1), (2, 2), (3, NULL);
+    """)
+    report = run(path, pg_db)
+    assert report.ok
+    assert query(pg_db, "SELECT count(*) FROM pg_constraint WHERE contype = 'f' "
+                        "AND convalidated") == [(2,)]

@@ -10,6 +10,8 @@ keys are dense, which costs one pass and no lookups).
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .plan import PlanForeignKey, PlanTable
@@ -73,7 +75,8 @@ def scan_table(conn: sqlite3.Connection, t: PlanTable) -> list[BadRow]:
     ident_sql, keycols = row_ident(t)
     nkey = len(keycols) or 1
     test = " OR ".join(f"({expr}) IS NOT NULL" for _c, expr in checks)
-    bad_keys = conn.execute(f"SELECT {ident_sql} FROM {sq(t.source)} WHERE {test}").fetchall()
+    with _text_keys(conn):
+        bad_keys = conn.execute(f"SELECT {ident_sql} FROM {sq(t.source)} WHERE {test}").fetchall()
     out: list[BadRow] = []
     where = " AND ".join(f"{sq(c)} IS ?" for c in keycols) if keycols else "rowid = ?"
     detail = ", ".join(f"{expr}, {sq(col)}" for col, expr in checks)
@@ -86,6 +89,18 @@ def scan_table(conn: sqlite3.Connection, t: PlanTable) -> list[BadRow]:
                 text = reason.decode() if isinstance(reason, bytes) else str(reason)
                 out.append(_bad(t, ident, keycols, column, text, _excerpt(row[2 * i + 1])))
     return out
+
+
+@contextmanager
+def _text_keys(conn: sqlite3.Connection) -> Iterator[None]:
+    """Fetch keys as str (workers read text as bytes): they are bound again as parameters,
+    and a bytes parameter is a BLOB, which never equals the TEXT it came from."""
+    saved = conn.text_factory
+    conn.text_factory = str
+    try:
+        yield
+    finally:
+        conn.text_factory = saved
 
 
 def _bad(t: PlanTable, ident: tuple[object, ...], keycols: list[str], column: str, reason: str,
@@ -132,7 +147,9 @@ def scan_orphans(conn: sqlite3.Connection, child: PlanTable, parent: PlanTable,
                f"WHERE {notnull} AND NOT EXISTS (SELECT 1 FROM {sq(parent.source)} p "
                f"WHERE {match}{excl})")
     out = []
-    for row in conn.execute(sql):
+    with _text_keys(conn):
+        found = conn.execute(sql).fetchall()
+    for row in found:
         key = tuple(row[:nkey])
         shown = ", ".join(_excerpt(v) for v in row[nkey:])
         reason = (f"orphaned foreign key: no {parent.source}"

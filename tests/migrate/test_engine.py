@@ -371,3 +371,23 @@ def test_foreign_key_cycle(make_db: Make, pg_db: str, run: Run) -> None:
     assert report.ok
     assert query(pg_db, "SELECT count(*) FROM pg_constraint WHERE contype = 'f' "
                         "AND convalidated") == [(2,)]
+
+
+def test_odd_names_empty_tables_and_quarantine_by_primary_key(make_db: Make, pg_db: str,
+                                                              run: Run) -> None:
+    path = make_db("""
+        CREATE TABLE "my table" ("a b" TEXT, "it's" INTEGER);
+        CREATE TABLE empty (id INTEGER PRIMARY KEY, x TEXT);
+        CREATE TABLE tags (name TEXT NOT NULL, n INTEGER, PRIMARY KEY (name)) WITHOUT ROWID;
+        INSERT INTO "my table" VALUES ('x y', 1), (NULL, NULL);
+        INSERT INTO tags VALUES ('ok', 1), ('bad', 'many'), ('fine', 3);
+    """)
+    report = run(path, pg_db, on_bad_rows="quarantine")
+    assert report.ok
+    assert query(pg_db, 'SELECT "a b", "it\'s" FROM "my table" ORDER BY 2') == [("x y", 1),
+                                                                                (None, None)]
+    assert query(pg_db, "SELECT count(*) FROM empty") == [(0,)]
+    assert query(pg_db, "SELECT name FROM tags ORDER BY name") == [("fine",), ("ok",)]
+    assert query(pg_db, "SELECT table_name, row_key FROM _quarantine") == [("tags", "name='bad'")]
+    assert {t.table: t.verification for t in report.tables} == {
+        "my table": "checksums ok", "empty": "checksums ok", "tags": "checksums ok"}

@@ -109,8 +109,21 @@ class Transport(ABC):
         """Write `data` to `path` atomically with `mode`, in one round trip."""
         self.run(script(name or f"upload {path}", PUT_SCRIPT, path, f"{mode:o}", stdin=data))
 
+    def download(self, step: Step, dest: Path) -> Result:
+        """Run `step` with its stdout written, as bytes, to the local file `dest` (a file
+        streamed back, e.g. `cat`); the result's stdout is empty. Raises on failure."""
+        self.round_trips += 1
+        with dest.open("wb") as out:
+            result = self._exec_to(step, out)
+        if step.check and not result.ok:
+            raise CommandFailed(self.host, result)
+        return result
+
     @abstractmethod
     def _exec(self, step: Step, on_line: LineSink | None = None) -> Result: ...
+
+    def _exec_to(self, step: Step, out: IO[bytes]) -> Result:
+        raise NotImplementedError(f"{type(self).__name__} cannot download")
 
     @abstractmethod
     def stream(self, argv: Sequence[str], sink: Callable[[str], None] | None = None) -> int:
@@ -138,6 +151,16 @@ class LocalTransport(Transport):
             return Result(step, 124, "", f"timed out after {step.timeout}s")
         return Result(step, proc.returncode, proc.stdout.decode("utf-8", "replace"),
                       proc.stderr.decode("utf-8", "replace"))
+
+    def _exec_to(self, step: Step, out: IO[bytes]) -> Result:
+        try:
+            proc = subprocess.run(list(step.argv), input=step.stdin or b"", stdout=out,
+                                  stderr=subprocess.PIPE, timeout=step.timeout, check=False)
+        except FileNotFoundError:
+            return Result(step, 127, "", f"{step.argv[0]}: command not found")
+        except subprocess.TimeoutExpired:
+            return Result(step, 124, "", f"timed out after {step.timeout}s")
+        return Result(step, proc.returncode, "", proc.stderr.decode("utf-8", "replace"))
 
     def _exec_lines(self, step: Step, on_line: LineSink) -> Result:
         try:
@@ -296,6 +319,33 @@ class SshTransport(Transport):
             chan.close()
         return Result(step, code, b"".join(out).decode("utf-8", "replace"),
                       b"".join(err).decode("utf-8", "replace"))
+
+    def _exec_to(self, step: Step, out: IO[bytes]) -> Result:
+        conn = self.connection()
+        transport = conn.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise UserError(f"the SSH connection to {self.host.label} was lost")
+        chan = transport.open_session(timeout=self.host.connect_timeout)
+        if step.timeout:
+            chan.settimeout(step.timeout)
+        chan.exec_command(shlex.join(step.argv))
+        err: list[bytes] = []
+        reader = threading.Thread(target=_drain, args=(chan.makefile_stderr("rb"), err),
+                                  daemon=True)
+        reader.start()
+        try:
+            if step.stdin:
+                chan.sendall(step.stdin)
+            chan.shutdown_write()
+            while chunk := chan.recv(1 << 20):
+                out.write(chunk)
+            reader.join(step.timeout)
+            code = chan.recv_exit_status()
+        except OSError:
+            return Result(step, 124, "", "the command timed out or the connection dropped")
+        finally:
+            chan.close()
+        return Result(step, code, "", b"".join(err).decode("utf-8", "replace"))
 
     def stream(self, argv: Sequence[str], sink: Callable[[str], None] | None = None) -> int:
         out = _Sink(sink) if sink else None

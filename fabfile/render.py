@@ -7,6 +7,7 @@ can never break out of the YAML scalar or env-file line it lands in.
 from __future__ import annotations
 
 import json
+import posixpath
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -20,6 +21,10 @@ from fabfile.errors import UserError
 
 SECRET_MODE = 0o600
 PUBLIC_MODE = 0o644
+SQLITE_MOUNT = "/srv/sqlite"
+"""Where the directory of `database.sqlite_path` is bind-mounted in the web containers while
+`database.backend` is sqlite (the directory, not the file: SQLite writes its journal or WAL
+beside the database)."""
 
 
 @dataclass(frozen=True)
@@ -69,9 +74,20 @@ def render(name: str, context: dict[str, Any]) -> str:
     return environment().get_template(name).render(**context)
 
 
-def database_url(cfg: Config) -> str:
-    """The URL the app connects with: the managed one, or the local service's."""
+def sqlite_mount(cfg: Config) -> str | None:
+    """The web service's bind mount `HOST_DIR:CONTAINER_DIR` while the app runs on SQLite."""
     db = cfg.database
+    if db.backend != "sqlite" or db.sqlite_path is None:
+        return None
+    return f"{posixpath.dirname(db.sqlite_path)}:{SQLITE_MOUNT}"
+
+
+def database_url(cfg: Config) -> str:
+    """The URL the app connects with: its SQLite file as mounted, the managed database, or
+    the local service's."""
+    db = cfg.database
+    if db.backend == "sqlite" and db.sqlite_path is not None:
+        return f"sqlite:///{SQLITE_MOUNT}/{posixpath.basename(db.sqlite_path)}"
     if db.url is not None:
         return db.url.reveal()
     assert db.local is not None and db.local.password is not None
@@ -103,6 +119,7 @@ def context(cfg: Config) -> dict[str, Any]:
         "image_ref": cfg.image_ref,
         "health_command": health_command(cfg),
         "database_url": database_url(cfg),
+        "sqlite_mount": sqlite_mount(cfg),
     }
 
 

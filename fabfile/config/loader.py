@@ -228,6 +228,9 @@ def _cross_checks(cfg: Config, b: _Builder) -> None:
             b.fail(("database", "url"), f"{problem} (in secret {db.url.name})")
     if db.local is not None and db.local.password is None:
         b.fail(("database", "local", "password"), "a reference {secret: VAR, generate: true}")
+    if db.backend == "sqlite" and db.sqlite_path is None:
+        b.fail(("database", "sqlite_path"), "the host path of the app's SQLite file when "
+               "database.backend is sqlite")
     if db.pool.min_size > db.pool.max_size:
         b.fail(("database", "pool"), "min_size <= max_size")
     clash = set(cfg.app.env) & set(cfg.app.secret_env)

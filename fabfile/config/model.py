@@ -145,12 +145,49 @@ class LocalPostgres:
 
 @dataclass(frozen=True, kw_only=True)
 class Database:
-    """Managed PostgreSQL (`url`, TLS required) or a `local` service; pool settings for the app."""
+    """Managed PostgreSQL (`url`, TLS required) or a `local` service; pool settings for the app.
+
+    `backend: sqlite` keeps the app on its SQLite file at `sqlite_path` on the host (bind-mounted
+    into the web containers, see `render.SQLITE_MOUNT`) until `inv db.cutover` moves it to `url`.
+    """
 
     url: Secret | None = None
     local: LocalPostgres | None = None
     pool: Pool = field(default_factory=Pool)
-    sqlite_path: str | None = None
+    backend: Literal["postgres", "sqlite"] = "postgres"
+    sqlite_path: str | None = _check(checks.abs_path, None)
+
+
+NGINX_CONF = ("server { listen 8080; location = /__maintenance/health { return 200 ok; } "
+              "location / { return 503; } error_page 503 /maintenance.html; "
+              "location = /maintenance.html { internal; root /usr/share/nginx/html; } }")
+#: nginx answering 503 with the page from $MAINTENANCE_PAGE on every path but the health path.
+NGINX_MAINTENANCE = (
+    "sh", "-c",
+    'printf "%s" "$MAINTENANCE_PAGE" > /usr/share/nginx/html/maintenance.html && '
+    'printf "%s" "$1" > /etc/nginx/conf.d/default.conf && exec nginx -g "daemon off;"',
+    "sh", NGINX_CONF,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Maintenance:
+    """The page `inv db.cutover` serves while the database moves: one container on the edge
+    network with a low-priority Traefik router per domain, answering 503 and the rendered
+    `templates/maintenance.html.j2` (handed over in $MAINTENANCE_PAGE) on every path.
+
+    `health_path` must answer 200 (the Docker healthcheck, with wget, probes it) and is the
+    one path that does; `command: []` keeps the image's own command.
+    """
+
+    image: str = "nginx:1.27-alpine"
+    command: tuple[str, ...] = NGINX_MAINTENANCE
+    port: int = _check(checks.port, 8080)
+    health_path: str = _check(checks.url_path, "/__maintenance/health")
+    env: dict[str, str] = _check(checks.env_values, default_factory=dict)
+    title: str = "Down for maintenance"
+    message: str = "We are moving to a new database. We will be back in a few minutes."
+    ready_timeout: int = _check(checks.positive, 60)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -232,6 +269,7 @@ class Config:
     backup: Backup | None = None
     notifications: Notifications = field(default_factory=Notifications)
     checks: Checks = field(default_factory=Checks)
+    maintenance: Maintenance = field(default_factory=Maintenance)
     env: str = ""
     sources: tuple[str, ...] = ()
 

@@ -76,6 +76,9 @@ class DeployOptions:
     dry_run: bool = False
     lock_wait: float = 0.0
     skip_migrations: bool = False
+    holder: Holder | None = None
+    """Deploy under a lock this caller already holds (`db.cutover`); it is released at the end
+    like a lock the deploy took itself."""
 
 
 @contextmanager
@@ -469,7 +472,7 @@ def _run(cfg: Config, action: str, holder: Holder, runs: list[HostRun],
 def deploy(cfg: Config, opts: DeployOptions) -> Report:
     """`inv deploy`: bring every host of the environment to the rendered release."""
     files: tuple[RenderedFile, ...] = render_release(cfg)
-    holder = new_holder("deploy", cfg.app.tag)
+    holder = opts.holder or new_holder("deploy", cfg.app.tag)
     now = datetime.now(UTC)
     runs = [HostRun(connect(h)) for h in cfg.hosts]
     skip_drain = rollout.unsafe_skip_drain()

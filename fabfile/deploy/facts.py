@@ -89,6 +89,8 @@ class Facts:
     containers: tuple[Container, ...] = ()
     images: dict[str, bool] = field(default_factory=dict)
     last_audit: dict[str, Any] | None = None
+    database_backend: str | None = None
+    """What `{app_dir}/database-backend` says (`postgres` once `db.cutover` succeeded)."""
 
     def service(self, name: str) -> tuple[Container, ...]:
         """The service's long-running containers (one-off `run` containers left out)."""
@@ -185,6 +187,8 @@ def parse(report: str) -> Facts:
         elif key == "image":
             status, _, ref = rest.partition(" ")
             images[ref] = status == "present"
+        elif key == "database_backend":
+            values["database_backend"] = rest or None
         elif key == "audit":
             values["last_audit"] = _json(rest)
     return Facts(releases=tuple(sorted(releases, key=lambda r: r.id)), files=files,
@@ -247,3 +251,9 @@ def require_ready(facts: Facts, cfg: Config, host: str, user: str) -> None:
     if facts.lock == "unwritable":
         raise UserError(f"user {user} cannot write to {cfg.deploy.app_dir} on {host}: make "
                         f"it the owner (`sudo chown -R {user} {cfg.deploy.app_dir}`)")
+    if cfg.database.backend == "sqlite" and facts.database_backend == "postgres":
+        raise UserError(f"{host} was cut over to PostgreSQL ({cfg.deploy.app_dir}/"
+                        "database-backend says postgres), but the config still says "
+                        "database.backend: sqlite; deploying it would put the app back on its "
+                        "stale SQLite file. Cutover done: set database.backend: postgres in "
+                        f"environments/{cfg.env}.yaml")

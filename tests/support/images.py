@@ -1,7 +1,7 @@
 """Local Docker images for the test bed, built from root filesystems (no registry is reachable).
 
-- `shipyard-test/app:{v1,v2,broken,slow}`: the fake web app of `testbed/app/` (busybox), one
-  rootfs imported once per tag with its own `ENV`.
+- `shipyard-test/app:{v1,v2,broken,slow,maintenance}`: the fake web app of `testbed/app/`
+  (busybox), one rootfs imported once per tag with its own `ENV`.
 - `postgres:15`: Debian bookworm + PostgreSQL 15 (`testbed/postgres/`), so production code can
   name the official image unchanged. The debootstrap tarball is cached in `CACHE_DIR`.
 
@@ -39,6 +39,7 @@ APP_VARIANTS: dict[str, dict[str, str]] = {
     "v2": {"APP_VERSION": "v2"},
     "broken": {"APP_VERSION": "broken", "APP_MODE": "broken"},
     "slow": {"APP_VERSION": "slow", "START_DELAY": "5"},
+    "maintenance": {"APP_VERSION": "maintenance", "APP_MODE": "maintenance"},
 }
 APP_PATH = "/bin:/sbin:/usr/bin:/usr/sbin"
 
@@ -54,6 +55,7 @@ class ImageSet:
     app_v2: str = f"{APP_REPO}:v2"
     app_broken: str = f"{APP_REPO}:broken"
     app_slow: str = f"{APP_REPO}:slow"
+    app_maintenance: str = f"{APP_REPO}:maintenance"
     postgres: str = POSTGRES_TAG
 
 
@@ -188,7 +190,8 @@ def ensure_images() -> ImageSet:
     """
     ensure_docker()
     images = ImageSet()
-    tags = [images.app_v1, images.app_v2, images.app_broken, images.app_slow, images.postgres]
+    tags = [images.app_v1, images.app_v2, images.app_broken, images.app_slow,
+            images.app_maintenance, images.postgres]
     current = image_labels(*tags)
     base = _app_base_digest()
     up_to_date = all(

@@ -1,7 +1,8 @@
 # Everything a deploy decides on, gathered in one round trip as a line-oriented report that
 # `fabfile/deploy/facts.py` parses. With LOCK_MODE=take it first takes the host's deploy lock
 # (an atomic mkdir of APP_DIR/lock), polling for up to LOCK_WAIT seconds while another holds it.
-# The run's TOKEN is an empty file in the lock (an inode, no data: it works on a full disk).
+# The run's TOKEN is an empty file in the lock (an inode, no data: it works on a full disk); a
+# lock already holding TOKEN counts as taken (`db.cutover` deploys under the lock it holds).
 # Usage: facts.sh APP_DIR PROJECT NETWORK LOCK_MODE LOCK_WAIT HOLDER_JSON TOKEN [IMAGE...]
 set -u
 app_dir=$1 project=$2 network=$3 lock_mode=$4 lock_wait=$5 holder=$6 token=$7
@@ -33,6 +34,10 @@ if [ "$lock_mode" = take ]; then
   now=$(date +%s)
   deadline=$((now + lock_wait))
   while :; do
+    if [ -n "$token" ] && [ -e "$lock/token.$token" ]; then
+      echo "lock taken"
+      break
+    fi
     if mkdir "$lock" 2>/dev/null; then
       : > "$lock/token.$token"
       printf '%s\n' "$holder" > "$lock/holder.json"
@@ -56,6 +61,10 @@ else
 fi
 if [ -f "$lock/holder.json" ]; then
   echo "holder $(b64 < "$lock/holder.json")"
+fi
+
+if [ -f "$app_dir/database-backend" ]; then
+  echo "database_backend $(head -c 64 "$app_dir/database-backend" | tr -cd 'a-z')"
 fi
 
 if docker network inspect "$network" >/dev/null 2>&1; then

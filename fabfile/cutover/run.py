@@ -1,0 +1,262 @@
+"""`inv db.cutover`: move the running app from its SQLite file to PostgreSQL.
+
+Show the plan, confirm, take the host's deploy lock, then:
+
+1. maintenance on: start the page, wait until it is healthy and the proxy routes to it;
+2. drain the web containers (their routers leave; all traffic gets the page, 503);
+3. final snapshot of the SQLite file (nothing writes to it any more), downloaded here;
+4. migrate it into `database.url` with the migration engine, verification on;
+5. switch: write `{app_dir}/database-backend` = postgres, then deploy the release rendered
+   with `database.backend: postgres` under the same lock (`execute.deploy`, its rolling
+   update and smoke test): new web containers on PostgreSQL replace the drained ones;
+6. maintenance off (drain the page, remove it) and a final smoke test.
+
+Any failure up to and including the switch's deploy puts things back: the marker is removed,
+the web containers still on SQLite are undrained (they turn healthy and take traffic
+again), the page is removed, the lock released, and the run exits non-zero saying why. The
+SQLite file is only ever read; it stays the live database. Nothing reached the app while
+the page was up, so no write is lost. (A deploy that fails after its new containers served
+traffic rolls itself back to the SQLite release; writes made to PostgreSQL in that window
+stay only there.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from fabfile import ui
+from fabfile.config import Config
+from fabfile.config.secrets import redact
+from fabfile.deploy import execute, facts, smoke
+from fabfile.deploy.execute import DeployOptions, HostRun, finish, shielded, sigterm_as_interrupt
+from fabfile.deploy.lock import Holder, held_error, new_holder
+from fabfile.deploy.rollout import markers
+from fabfile.errors import UserError
+from fabfile.migrate.engine import MigrateOptions, MigrationFailed
+from fabfile.migrate.engine import migrate as run_migration
+from fabfile.migrate.report import redact_url
+from fabfile.remote import Step, Transport, connect
+
+from . import snapshot, steps
+
+
+@dataclass(frozen=True)
+class CutoverOptions:
+    yes: bool = False
+    jobs: int = 2
+    lock_wait: float = 0.0
+    drop_existing: bool = False
+
+
+def postgres_config(cfg: Config) -> Config:
+    """The environment as it is after the cutover: `database.backend: postgres`."""
+    return dataclasses.replace(cfg, database=dataclasses.replace(cfg.database,
+                                                                 backend="postgres"))
+
+
+def check_config(cfg: Config) -> str:
+    """The target URL; or the error for a config that cannot be cut over."""
+    snapshot.require_sqlite(cfg)
+    if cfg.database.backend != "sqlite":
+        raise UserError(f"database.backend of {cfg.env!r} is already {cfg.database.backend}: "
+                        "nothing to cut over (set database.backend: sqlite while the app "
+                        "runs on its SQLite file)")
+    if cfg.database.url is None:
+        raise UserError("db.cutover moves the app to the managed PostgreSQL at database.url, "
+                        f"which environments/{cfg.env}.yaml does not set")
+    return cfg.database.url.reveal()
+
+
+def plan_lines(cfg: Config, target: str) -> list[str]:
+    """What the cutover will do, one line a step (secrets redacted)."""
+    host = cfg.hosts[0].label
+    domains = ", ".join(cfg.domains) or "(no domains)"
+    return [
+        f"take the deploy lock on {host}",
+        f"maintenance on: {cfg.maintenance.image} as {steps.maintenance_name(cfg)} answers 503 "
+        f"for {domains}; then drain the {cfg.app.name} containers",
+        f"final snapshot of {cfg.database.sqlite_path} (online backup), downloaded here",
+        f"migrate it into {redact_url(target)} (verify: checksums)",
+        f"switch: write {steps.marker_path(cfg)} = postgres, deploy {cfg.app.tag} with "
+        "database.backend: postgres",
+        "maintenance off, smoke test",
+        "on failure before the switch completes: undrain the SQLite containers, remove the "
+        "page, release the lock",
+    ]
+
+
+@dataclass
+class _State:
+    transport: Transport
+    holder: Holder
+    page: bool = False
+    drained: bool = False
+    marker: bool = False
+    deployed: bool = False
+
+
+def _run(state: _State, step: Step) -> str:
+    t = state.transport
+    started = time.monotonic()
+    with ui.console.status(f"{t.host.label}: {step.name}"):
+        result = t.probe(step)
+    took = time.monotonic() - started
+    if not result.ok:
+        ui.fail(f"{t.host.label}: {step.name} ({took:.1f}s)")
+        m = markers(result.stdout)
+        detail = m.get("error", [""])[-1]
+        logs = "\n    ".join(m.get("log", []))
+        tail = (result.stderr.strip() or "\n".join(
+            line for line in result.stdout.splitlines() if not line.startswith("@")))[-600:]
+        raise UserError(redact(f"{step.name} failed on {t.host.label}"
+                               f"{f' ({detail})' if detail else ''}: {tail or 'no output'}"
+                               + (f"\n    {logs}" if logs else "")))
+    ui.ok(f"{t.host.label}: {step.name} ({took:.1f}s)")
+    return result.stdout
+
+
+def _lock(cfg: Config, state: _State, lock_wait: float) -> facts.Facts:
+    """Take (or re-take) the lock with this run's token and read the host's facts."""
+    t, holder = state.transport, state.holder
+    result = t.probe(facts.gather_step(cfg, take_lock=True, lock_wait=lock_wait,
+                                       holder_json=holder.to_json(), token=holder.token))
+    found = facts.parse(result.stdout)
+    if found.lock == "held":
+        raise held_error(t.host.label, cfg.env, found.holder, lock_wait)
+    return found
+
+
+def _preflight(cfg: Config, found: facts.Facts, host: str, user: str) -> None:
+    if found.database_backend == "postgres":
+        raise UserError(f"{host} was already cut over ({steps.marker_path(cfg)} says postgres):"
+                        f" set database.backend: postgres in environments/{cfg.env}.yaml")
+    facts.require_ready(found, cfg, host, user)
+    web = found.service(cfg.app.name)
+    if not any(c.serving for c in web):
+        raise UserError(f"no healthy {cfg.app.name} container runs on {host}: deploy the app "
+                        f"on SQLite first (`inv deploy --env={cfg.env}`), then cut over")
+
+
+def _put_back(cfg: Config, state: _State) -> list[str]:
+    """Undo what this run changed on the host; returns what could not be undone."""
+    problems: list[str] = []
+    undo: list[tuple[bool, Step]] = [
+        (state.marker, steps.remove_marker(cfg)),
+        (state.drained or state.deployed, steps.undrain_web(cfg)),
+        (state.page, steps.maintenance_off(cfg)),
+    ]
+    for needed, step in undo:
+        if not needed:
+            continue
+        try:
+            _run(state, step)
+        except UserError as exc:
+            problems.append(exc.message)
+    return problems
+
+
+def cutover(cfg: Config, opts: CutoverOptions) -> None:
+    """Run the cutover (see the module docstring); raise UserError saying why it failed."""
+    target = check_config(cfg)
+    host_cfg = cfg.hosts[0]
+    for line in plan_lines(cfg, target):
+        ui.step(line)
+    if not opts.yes:
+        if not sys.stdin.isatty():
+            raise UserError("db.cutover takes the site down for a while and needs confirmation;"
+                            " there is no terminal to ask on: pass --yes", code=2)
+        if not ui.confirm(f"cut {cfg.env} over to PostgreSQL as planned above?",
+                          assume_yes=False):
+            raise UserError("cancelled: nothing was changed")
+    state = _State(connect(host_cfg), new_holder("cutover", cfg.app.tag))
+    host = state.transport.host.label
+    user = host_cfg.user if host_cfg.transport == "ssh" else "this user"
+    started = time.monotonic()
+    run = HostRun(state.transport)
+    try:
+        with sigterm_as_interrupt():
+            with ui.console.status(f"{host}: take the lock and gather facts"):
+                found = _lock(cfg, state, opts.lock_wait)
+            run.locked = found.lock == "taken"
+            _preflight(cfg, found, host, user)
+            ui.ok(f"{host}: lock taken")
+            state.page = True
+            _run(state, steps.maintenance_on(cfg))
+            state.drained = True
+            _run(state, steps.drain_web(cfg))
+            with tempfile.TemporaryDirectory(prefix="shipyard-cutover-") as tmp:
+                snap = snapshot.take(cfg, state.transport, Path(tmp))
+                try:
+                    run_migration(snap.path, target,
+                                  MigrateOptions(jobs=opts.jobs, verify="checksums",
+                                                 drop_existing=opts.drop_existing))
+                except MigrationFailed as exc:
+                    raise UserError(f"the migration failed: {exc.message}") from None
+            state.transport.put(b"postgres\n", steps.marker_path(cfg), 0o644,
+                                name="switch: write the database-backend marker")
+            state.marker = True
+            ui.ok(f"{host}: {steps.marker_path(cfg)} = postgres")
+            state.deployed = True
+            execute.deploy(postgres_config(cfg), DeployOptions(yes=True, holder=state.holder))
+            state.drained = state.marker = False
+            state.deployed = False
+    except (UserError, KeyboardInterrupt) as exc:
+        why = exc.message if isinstance(exc, UserError) else "interrupted"
+        with shielded():
+            if state.page or state.drained or state.marker:
+                ui.warn(f"cutover failed ({why.splitlines()[0]}); putting SQLite back")
+                if state.deployed:
+                    _relock(cfg, state, run)
+                problems = _put_back(cfg, state)
+            else:
+                problems = []
+            run.result, run.message = "failed", why
+            if run.locked:
+                finish(cfg, run, state.holder, action="cutover", switch=None, prune=(),
+                       started=started)
+            state.transport.close()
+        where = ("nothing was changed" if not state.page else
+                 "the app is back on SQLite, which stays the live database (it was only read)")
+        if problems:
+            raise UserError(f"cutover failed: {why}\nPutting things back did not fully work: "
+                            + "; ".join(problems) + f"\nCheck with `inv status --env={cfg.env}`"
+                            ) from None
+        raise UserError(f"cutover failed: {why}\n{where}",
+                        code=exc.code if isinstance(exc, UserError) else 130) from None
+    _relock(cfg, state, run)
+    try:
+        _run(state, steps.maintenance_off(cfg))
+        state.page = False
+        with ui.console.status(f"{host}: smoke test"):
+            check = smoke.run(postgres_config(cfg))
+        if not check.ok and not check.skipped:
+            raise UserError(f"the smoke test after the cutover failed: {check.failures[-1]}: "
+                            "the app runs on PostgreSQL; check it with "
+                            f"`inv status --env={cfg.env}` and `inv logs --env={cfg.env}`")
+        run.result, run.message = "success", "on PostgreSQL"
+    except UserError as exc:
+        run.result, run.message = "failed", exc.message
+        raise
+    finally:
+        with shielded():
+            finish(cfg, run, state.holder, action="cutover", switch=None, prune=(),
+                   started=started)
+            state.transport.close()
+    ui.ok(f"cutover of {cfg.env} done in {time.monotonic() - started:.0f}s: the app runs on "
+          f"PostgreSQL. Now set database.backend: postgres in environments/{cfg.env}.yaml "
+          "(deploys refuse the sqlite backend from now on)")
+
+
+def _relock(cfg: Config, state: _State, run: HostRun) -> None:
+    """The deploy released the lock at its end: take it back for what follows."""
+    try:
+        found = _lock(cfg, state, 30.0)
+        run.locked = found.lock == "taken"
+    except UserError as exc:
+        ui.warn(f"could not take the deploy lock again ({exc.message}); going on without it")
+        run.locked = False

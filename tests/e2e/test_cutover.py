@@ -22,6 +22,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from tests.backup.conftest import enable_tls
 from tests.backup.roster import bench_sqlite
@@ -69,15 +70,19 @@ def counts_sqlite(path: Path) -> dict[str, int]:
     try:
         names = [r[0] for r in conn.execute(
             "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")]
-        return {n: conn.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0] for n in names}
+        return {n: conn.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0]  # noqa: S608
+                for n in names}
     finally:
         conn.close()
 
 
 def counts_pg(url: str, tables: list[str]) -> dict[str, int]:
     with psycopg.connect(url) as conn:
-        return {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]  # type: ignore[index]
-                for t in tables}
+        found = {}
+        for t in tables:
+            row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t)))
+            found[t] = row.fetchone()[0]  # type: ignore[index]
+        return found
 
 
 @pytest.fixture

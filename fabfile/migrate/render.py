@@ -61,9 +61,9 @@ def _day_ok(x: str) -> str:
 def _naive_text_ok(x: str) -> str:
     """Text in a shape that keeps every digit, valid by SQLite's own calendar.
 
-    `datetime()` answers in canonical form, so equality with the input proves both the shape
-    and the date (Feb 30 comes back as Mar 1 and fails). Year 0 exists in SQLite, not in
-    PostgreSQL; more than 6 fractional digits would be rounded, so both are refused.
+    `datetime()` answers in canonical form, so equality with the input proves the shape and
+    the ranges of each field; `_day_ok` catches days past the end of the month. Year 0 exists
+    in SQLite, not in PostgreSQL; more than 6 fractional digits would be rounded: refused.
     """
     sp = f"replace({x},'T',' ')"
     return (

@@ -30,6 +30,9 @@ from .sqlite_schema import open_readonly
 from .verify import check_count, check_table, first_difference, source_checksum
 
 SESSION_SETTINGS = (  # see the docstring below
+    "SET client_encoding = 'UTF8'",
+    "SET standard_conforming_strings = on",
+    "SET bytea_output = 'hex'",
     "SET synchronous_commit = off",
     "SET DateStyle = 'ISO, YMD'",
     "SET TimeZone = 'UTC'",
@@ -41,7 +44,9 @@ SESSION_SETTINGS = (  # see the docstring below
     "SET max_parallel_maintenance_workers = 0",
     "SET enable_sort = off",
 )
-"""synchronous_commit=off risks only the last commits on a server crash, never consistency;
+"""The text COPY reads and writes depends on the first six (see `render`), so they are set
+rather than assumed. synchronous_commit=off risks only the last commits on a server crash,
+never consistency;
 verification runs after everything is committed. The workers are the parallelism, so
 PostgreSQL starts no parallel workers of its own; enable_sort=off lets verification read
 tables through their primary key instead of sorting them (index builds sort regardless)."""

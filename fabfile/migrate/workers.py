@@ -33,18 +33,18 @@ SESSION_SETTINGS = (  # see the docstring below
     "SET client_encoding = 'UTF8'",
     "SET standard_conforming_strings = on",
     "SET bytea_output = 'hex'",
-    "SET synchronous_commit = off",
     "SET DateStyle = 'ISO, YMD'",
     "SET TimeZone = 'UTC'",
     "SET IntervalStyle = 'postgres'",
     "SET extra_float_digits = 1",
+    "SET synchronous_commit = off",
     "SET maintenance_work_mem = '256MB'",
     "SET client_min_messages = warning",
     "SET max_parallel_workers_per_gather = 0",
     "SET max_parallel_maintenance_workers = 0",
     "SET enable_sort = off",
 )
-"""The text COPY reads and writes depends on the first six (see `render`), so they are set
+"""The text COPY reads and writes depends on the first seven (see `render`), so they are set
 rather than assumed. synchronous_commit=off risks only the last commits on a server crash,
 never consistency;
 verification runs after everything is committed. The workers are the parallelism, so

@@ -252,6 +252,7 @@ def _create_schema(url: str, plan: SchemaPlan, options: MigrateOptions, *, clash
     conn = target.connect(url)
     try:
         with conn.cursor() as cur:
+            cur.execute("SET standard_conforming_strings = on")
             if options.schema == "infer":
                 if clash_drop:
                     existing = target.relations(conn)

@@ -46,10 +46,10 @@ SESSION_SETTINGS = (  # see the docstring below
 )
 """The text COPY reads and writes depends on the first seven (see `render`), so they are set
 rather than assumed. synchronous_commit=off risks only the last commits on a server crash,
-never consistency;
-verification runs after everything is committed. The workers are the parallelism, so
-PostgreSQL starts no parallel workers of its own; enable_sort=off lets verification read
-tables through their primary key instead of sorting them (index builds sort regardless)."""
+never consistency; verification runs after everything is committed. The workers are the
+parallelism, so PostgreSQL starts no parallel workers of its own; enable_sort=off lets
+verification read tables through their primary key instead of sorting them (index builds
+sort regardless)."""
 
 
 def connect_target(url: str) -> psycopg.Connection:

@@ -138,7 +138,7 @@ class RunUI:
     def summary(self, report: MigrationReport) -> None:
         table = Table(title="Migration" if report.ok else "Migration FAILED", title_justify="left")
         for col, just in (("table", "left"), ("rows", "right"), ("MB", "right"),
-                          ("seconds", "right"), ("rows/s", "right"), ("verification", "left")):
+                          ("copy s", "right"), ("rows/s", "right"), ("verification", "left")):
             table.add_column(col, justify=just)  # type: ignore[arg-type]
         total_rows = total_bytes = 0
         for t in report.tables:
@@ -151,7 +151,7 @@ class RunUI:
             table.add_row(t.table, f"{t.rows:,}", f"{t.bytes / 1e6:.1f}", f"{t.seconds:.2f}",
                           f"{t.rows_per_s:,.0f}", mark)
         rate = total_rows / report.seconds if report.seconds else 0
-        table.add_row("[bold]total[/]", f"{total_rows:,}", f"{total_bytes / 1e6:.1f}",
+        table.add_row("[bold]total (wall)[/]", f"{total_rows:,}", f"{total_bytes / 1e6:.1f}",
                       f"{report.seconds:.2f}", f"{rate:,.0f}", "", end_section=True)
         self.console.print(table)
         for t in report.tables:

@@ -516,7 +516,7 @@ def target_from_url(url: str, network: str = "host") -> DbTarget:
 def env_target(cfg: Config) -> DbTarget:
     """The environment's own database: the managed URL, or the stack's `db` service."""
     db = cfg.database
-    if getattr(db, "backend", "postgres") == "sqlite":
+    if db.backend == "sqlite":
         raise UserError(f"environment {cfg.env} still runs on SQLite (database.backend: "
                         "sqlite): backups cover PostgreSQL, after inv db.cutover")
     if db.url is not None:

@@ -13,8 +13,6 @@ from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from fabfile.config import Backup
@@ -38,6 +36,9 @@ class Store:
     """One environment's backup location: `bucket` under `prefix`."""
 
     def __init__(self, settings: Backup) -> None:
+        import boto3  # deferred: ~0.1 s that every other `inv` call would pay
+        from botocore.config import Config as BotoConfig
+
         self.settings = settings
         self.bucket = settings.bucket
         self.prefix = clean_prefix(settings.prefix)

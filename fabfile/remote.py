@@ -286,15 +286,19 @@ class SshTransport(Transport):
                 "host is up, hosts[].address/port are right and a firewall lets you in") from None
         return conn
 
-    def _exec(self, step: Step, on_line: LineSink | None = None) -> Result:
-        conn = self.connection()
-        transport = conn.client.get_transport()
+    def _start(self, step: Step) -> paramiko.Channel:
+        """Open a session channel and start the step's command on it (`shlex.join`, once)."""
+        transport = self.connection().client.get_transport()
         if transport is None or not transport.is_active():
             raise UserError(f"the SSH connection to {self.host.label} was lost")
-        chan = transport.open_session(timeout=self.host.connect_timeout)
+        chan: paramiko.Channel = transport.open_session(timeout=self.host.connect_timeout)
         if step.timeout:
             chan.settimeout(step.timeout)
         chan.exec_command(shlex.join(step.argv))
+        return chan
+
+    def _exec(self, step: Step, on_line: LineSink | None = None) -> Result:
+        chan = self._start(step)
         out: list[bytes] = []
         err: list[bytes] = []
         stdout = chan.makefile("rb")
@@ -321,14 +325,7 @@ class SshTransport(Transport):
                       b"".join(err).decode("utf-8", "replace"))
 
     def _exec_to(self, step: Step, out: IO[bytes]) -> Result:
-        conn = self.connection()
-        transport = conn.client.get_transport()
-        if transport is None or not transport.is_active():
-            raise UserError(f"the SSH connection to {self.host.label} was lost")
-        chan = transport.open_session(timeout=self.host.connect_timeout)
-        if step.timeout:
-            chan.settimeout(step.timeout)
-        chan.exec_command(shlex.join(step.argv))
+        chan = self._start(step)
         err: list[bytes] = []
         reader = threading.Thread(target=_drain, args=(chan.makefile_stderr("rb"), err),
                                   daemon=True)

@@ -25,6 +25,15 @@ def pg() -> Iterator[PgCluster]:
     yield from cluster_fixture()
 
 
+@pytest.fixture(scope="session")
+def tls_pg() -> Iterator[PgCluster]:
+    """A second throwaway cluster that also speaks TLS (self-signed), like a managed database.
+
+    Separate from `pg`, so tests that need a server without TLS keep having one.
+    """
+    yield from cluster_fixture(tls=True)
+
+
 @pytest.fixture
 def pg_db(pg: PgCluster) -> Iterator[str]:
     """URL of a fresh, empty database, dropped after the test."""

@@ -4,7 +4,6 @@ bucket per test and an environment tree whose one host is the test-bed sshd."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,33 +23,6 @@ from tests.support.sshd import SshHost
 
 ENV = "bt"
 TEMPLATE = "roster_scale1_tpl"
-
-
-def enable_tls(pg: PgCluster) -> None:
-    """Give the cluster a self-signed certificate and turn `ssl` on (a reload suffices)."""
-    if pg.psql("SHOW ssl") == "on":
-        return
-    crt, key = pg.datadir / "server.crt", pg.datadir / "server.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(crt)],
-                   check=True, capture_output=True)
-    stat = pg.datadir.stat()
-    for path in (crt, key):
-        os.chown(path, stat.st_uid, stat.st_gid)
-        path.chmod(0o600)
-    pg.psql("ALTER SYSTEM SET ssl = on")
-    pg.psql("SELECT pg_reload_conf()")
-    for _ in range(50):
-        if pg.psql("SHOW ssl") == "on":
-            return
-        subprocess.run(["sleep", "0.1"], check=True)
-    raise RuntimeError("the test cluster did not turn ssl on")
-
-
-@pytest.fixture(scope="session")
-def tls_pg(pg: PgCluster) -> PgCluster:
-    enable_tls(pg)
-    return pg
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from tests.helpers import INV, env_tree
 from tests.support.docker import TEST_LABEL, DockerEngine, docker, file_lock, remove_labelled
 from tests.support.images import ImageSet
 from tests.support.net import free_port, wait_for_port
-from tests.support.postgres import PgCluster, start_cluster
+from tests.support.postgres import PgCluster
 from tests.support.s3 import S3Server
 from tests.support.sshd import SshServer, start_sshd, write_wrong_known_hosts
 
@@ -94,30 +93,6 @@ def _path_without_docker(directory: Path) -> Path:
             if not entry.name.startswith("docker") and not target.exists():
                 target.symlink_to(entry)
     return directory
-
-
-def _tls_cluster(directory: Path) -> Iterator[PgCluster]:
-    """A PostgreSQL cluster on 127.0.0.1 that also speaks TLS (self-signed server cert)."""
-    cluster = start_cluster()
-    pem = make_self_signed(directory, ["localhost", "127.0.0.1"], days=30, stem="pg")
-    for source, name in ((pem.cert, "server.crt"), (pem.key, "server.key")):
-        target = cluster.datadir / name
-        shutil.copy(source, target)
-        target.chmod(0o600)
-        if os.geteuid() == 0:
-            shutil.chown(target, "postgres", "postgres")
-    cluster.psql("ALTER SYSTEM SET ssl = on")
-    cluster.psql("SELECT pg_reload_conf()")
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
-        shutil.rmtree(cluster.datadir.parent, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def tls_pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgCluster]:
-    yield from _tls_cluster(tmp_path_factory.mktemp("pgtls"))
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,6 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.backup.conftest import enable_tls
 from tests.backup.roster import bench_sqlite
 from tests.deploy.stack import APP, DOMAIN, Stack, output
 from tests.support.docker import DockerEngine, docker
@@ -86,10 +85,10 @@ def counts_pg(url: str, tables: list[str]) -> dict[str, int]:
 
 
 @pytest.fixture
-def bed(ssh_host: SshHost, test_images: ImageSet, docker_engine: DockerEngine, pg: PgCluster,
-        tmp_path: Path, make_front: Callable[..., Front]) -> Iterator[Bed]:
+def bed(ssh_host: SshHost, test_images: ImageSet, docker_engine: DockerEngine,
+        tls_pg: PgCluster, tmp_path: Path, make_front: Callable[..., Front]) -> Iterator[Bed]:
     """v1 deployed on SQLite (2 replicas, no migrations) behind a started front."""
-    enable_tls(pg)
+    pg = tls_pg
     url = pg.create_database("cut") + "?sslmode=require"
     stack = Stack.create(tmp_path, ssh_host)
     data = tmp_path / "data"

@@ -76,8 +76,27 @@ class PgCluster:
         )
 
 
-def start_cluster(base: Path | None = None) -> PgCluster:
-    """initdb + pg_ctl start in a fresh directory; returns once the server accepts connections."""
+def _self_signed_certificate(datadir: Path) -> None:
+    """server.crt/server.key for 127.0.0.1 and localhost, owned like the data directory."""
+    crt, key = datadir / "server.crt", datadir / "server.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+         "-keyout", str(key), "-out", str(crt)],
+        check=True, capture_output=True,
+    )
+    stat = datadir.stat()
+    for path in (crt, key):
+        os.chown(path, stat.st_uid, stat.st_gid)
+        path.chmod(0o600)
+
+
+def start_cluster(base: Path | None = None, *, tls: bool = False) -> PgCluster:
+    """initdb + pg_ctl start in a fresh directory; returns once the server accepts connections.
+
+    With `tls`, the server also speaks TLS with a self-signed certificate, as a managed
+    database does (clients use `sslmode=require`).
+    """
     root = Path(tempfile.mkdtemp(prefix="pgtest-", dir=base))
     datadir = root / "data"
     datadir.mkdir()
@@ -94,6 +113,9 @@ def start_cluster(base: Path | None = None) -> PgCluster:
     port = free_port()
     opts = (f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100")
+    if tls:
+        _self_signed_certificate(datadir)
+        opts += " -c ssl=on"
     subprocess.run(
         _as_postgres([str(binary / "pg_ctl"), "-D", str(datadir), "-o", opts, "-l",
                       str(datadir / "server.log"), "-w", "start"]),
@@ -103,8 +125,8 @@ def start_cluster(base: Path | None = None) -> PgCluster:
     return PgCluster(datadir=datadir, port=port)
 
 
-def cluster_fixture() -> Iterator[PgCluster]:
-    cluster = start_cluster()
+def cluster_fixture(*, tls: bool = False) -> Iterator[PgCluster]:
+    cluster = start_cluster(tls=tls)
     try:
         yield cluster
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json as _json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from invoke.context import Context
 from invoke.tasks import task
@@ -143,6 +143,36 @@ def status(c: Context, env: str, json: bool = False) -> None:
     for run in runs:
         assert run.facts is not None
         show_status(cfg, run.host, run.facts)
+    _warn_on_backup_age(cfg)
+
+
+def backup_age_line(age: timedelta | None, stale_after: timedelta) -> tuple[bool, str]:
+    """(is it a warning, the text) for the newest complete backup's age."""
+    if age is None:
+        return True, "backups: no complete backup yet (run inv backup.create)"
+    hours = age.total_seconds() / 3600
+    if age > stale_after:
+        return True, (f"backups: the newest complete backup is {hours:.0f} h old (over "
+                      f"{stale_after.total_seconds() / 3600:.0f} h): check the backup schedule")
+    return False, f"backups: newest complete {hours:.1f} h ago"
+
+
+def _warn_on_backup_age(cfg: Config) -> None:
+    """Status line for backups: a warning when the newest complete one is over 26 h old."""
+    if cfg.backup is None:
+        return
+    from fabfile.backup import STALE_AFTER, newest_complete_age
+
+    try:
+        age = newest_complete_age(cfg)
+    except UserError as exc:
+        ui.warn(f"backups: cannot read the bucket ({exc.message})")
+        return
+    warning, text = backup_age_line(age, STALE_AFTER)
+    if warning:
+        ui.warn(text)
+    else:
+        ui.console.print(text)
 
 
 @task(help={

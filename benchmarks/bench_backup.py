@@ -44,7 +44,7 @@ from rich.table import Table  # noqa: E402
 from fabfile.backup import dump, restore  # noqa: E402
 from fabfile.backup.naming import DateSpec, human_size  # noqa: E402
 from fabfile.config import load_config  # noqa: E402
-from tests.backup.conftest import ENV, bed_yaml, enable_tls  # noqa: E402
+from tests.backup.conftest import ENV, bed_yaml  # noqa: E402
 from tests.backup.roster import bench_sqlite, fingerprint, load_roster  # noqa: E402
 from tests.helpers import env_tree  # noqa: E402
 from tests.support.images import ensure_images  # noqa: E402
@@ -95,12 +95,11 @@ def main() -> None:
     console = Console(highlight=False)
 
     ensure_images()
-    pg = start_cluster()
+    pg = start_cluster(tls=True)
     sshd = start_sshd()
     s3 = start_s3_server(separate_process=True)
     work = Path(tempfile.mkdtemp(prefix="bench-backup-"))
     try:
-        enable_tls(pg)
         loaded_with = load(pg, args.scale)
         rows = sum(n for n, _ in fingerprint(pg.url("roster")).values())
         size = int(pg.psql("SELECT pg_database_size('roster')"))

@@ -13,9 +13,10 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from .plan import PlanForeignKey, PlanTable
-from .render import sq, sqlite_check
+from .render import UTF8_KINDS, sq, sqlite_check
 
 EXCERPT = 60
 
@@ -74,9 +75,13 @@ def scan_table(conn: sqlite3.Connection, t: PlanTable) -> list[BadRow]:
         return []
     ident_sql, keycols = row_ident(t)
     nkey = len(keycols) or 1
-    test = " OR ".join(f"({expr}) IS NOT NULL" for _c, expr in checks)
-    with _text_keys(conn):
-        bad_keys = conn.execute(f"SELECT {ident_sql} FROM {sq(t.source)} WHERE {test}").fetchall()
+    if t.without_rowid or not any(c.type.kind in UTF8_KINDS for c in t.columns):
+        test = " OR ".join(f"({expr}) IS NOT NULL" for _c, expr in checks)
+        with _text_keys(conn):
+            bad_keys = conn.execute(
+                f"SELECT {ident_sql} FROM {sq(t.source)} WHERE {test}").fetchall()
+    else:
+        bad_keys = _bad_rowids(conn, t, checks)
     out: list[BadRow] = []
     where = " AND ".join(f"{sq(c)} IS ?" for c in keycols) if keycols else "rowid = ?"
     detail = ", ".join(f"{expr}, {sq(col)}" for col, expr in checks)
@@ -89,6 +94,54 @@ def scan_table(conn: sqlite3.Connection, t: PlanTable) -> list[BadRow]:
                 text = reason.decode() if isinstance(reason, bytes) else str(reason)
                 out.append(_bad(t, ident, keycols, column, text, _excerpt(row[2 * i + 1])))
     return out
+
+
+CHUNK_ROWS = 50_000
+
+
+def _bad_rowids(conn: sqlite3.Connection, t: PlanTable,
+                checks: list[tuple[str, str]]) -> list[tuple[int]]:
+    """The scan of a rowid table with text columns, in chunks of CHUNK_ROWS rowids.
+
+    Per chunk, one query concatenates each text column (`group_concat`, a copy in C) and
+    Python tests the bytes for NUL and anything >= 0x80 (`isascii`, vectorised). A column
+    that is clean in the chunk is tested without the NUL/UTF-8 part, the one that costs a
+    GLOB scan per value; it cannot fire there (it needs a NUL or a byte >= 0x80), so the
+    rows found are exactly those of the full test.
+    """
+    table = sq(t.source)
+    texts = [c.source for c in t.columns if c.type.kind in UTF8_KINDS]
+    cheap = {c.source: sqlite_check(c.source, c.type, utf8=False)
+             for c in t.columns if c.type.kind in UTF8_KINDS}
+    cols = ", ".join(sq(c) for c in texts)
+    concat = ", ".join(f"group_concat({sq(c)}, '')" for c in texts)
+    probe = (f"SELECT max(rowid), {concat} FROM (SELECT rowid, {cols} FROM {table} "
+             f"WHERE rowid > ? ORDER BY rowid LIMIT {CHUNK_ROWS})")
+    out: list[tuple[int]] = []
+    start = conn.execute(f"SELECT min(rowid) - 1 FROM {table}").fetchone()[0]
+    while start is not None:
+        row = _fetch_bytes(conn, probe, start)
+        end = row[0]
+        if end is None:
+            break
+        clean = {c for c, v in zip(texts, row[1:], strict=True)
+                 if v is None or (v.isascii() and b"\0" not in v)}
+        test = " OR ".join(f"({cheap[c] if c in clean else expr}) IS NOT NULL"
+                           for c, expr in checks)
+        out += conn.execute(f"SELECT rowid FROM {table} WHERE rowid > ? AND rowid <= ? "
+                            f"AND ({test})", (start, end)).fetchall()
+        start = end
+    return out
+
+
+def _fetch_bytes(conn: sqlite3.Connection, sql: str, start: int) -> tuple[Any, ...]:
+    """One row, with text as bytes (invalid UTF-8 must not fail the fetch)."""
+    saved = conn.text_factory
+    conn.text_factory = bytes
+    try:
+        return tuple(conn.execute(sql, (start,)).fetchone())
+    finally:
+        conn.text_factory = saved
 
 
 @contextmanager

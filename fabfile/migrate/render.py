@@ -81,22 +81,32 @@ def _naive_text_render(x: str) -> str:
             f"WHEN 16 THEN {fixed} || ':00' ELSE rtrim(rtrim({fixed},'0'),'.') END")
 
 
-def _text_checks(x: str, length: int | None) -> str:
+def _text_checks(x: str, length: int | None, utf8: bool = True) -> str:
     """NUL bytes and invalid UTF-8; only text with a NUL (length stops there) or a
-    non-ASCII character (GLOB) pays for the UTF-8 check in Python."""
+    non-ASCII character (GLOB) pays for the UTF-8 check in Python. Without UTF8, the
+    expression leaves that part out: for values known to hold only bytes 1-127 (see
+    `preflight.scan_table`) both forms give the same answer."""
     b = f"CAST({x} AS BLOB)"
     non_ascii = "'*[^' || char(1) || '-' || char(127) || ']*'"
     out = (f"WHEN (length({b}) <> length({x}) OR {x} GLOB {non_ascii}) "
            f"AND (instr({b}, x'00') OR u8({b}) IS NOT NULL) "
-           f"THEN CASE WHEN instr({b}, x'00') THEN 'NUL byte in text' ELSE u8({b}) END ")
+           f"THEN CASE WHEN instr({b}, x'00') THEN 'NUL byte in text' ELSE u8({b}) END "
+           ) if utf8 else ""
     if length is not None:
         out += (f"WHEN length({x}) > {length} THEN 'longer than varchar({length}): ' "
                 f"|| length({x}) || ' characters' ")
     return out
 
 
-def sqlite_check(col: str, t: PgType) -> str:
-    """SQLite expression: NULL if the value of COL fits type T, else why not."""
+UTF8_KINDS = frozenset({Kind.TEXT, Kind.JSON, Kind.JSONB})
+"""Kinds whose check looks for NUL bytes and invalid UTF-8."""
+
+
+def sqlite_check(col: str, t: PgType, *, utf8: bool = True) -> str:
+    """SQLite expression: NULL if the value of COL fits type T, else why not.
+
+    With `utf8=False` the NUL/UTF-8 test (of `UTF8_KINDS`) is left out; that form is only
+    valid for values without NUL bytes and bytes >= 0x80."""
     x = sq(col)
     k = t.kind
     ty = f"typeof({x})"
@@ -117,7 +127,7 @@ def sqlite_check(col: str, t: PgType) -> str:
                      f"THEN 'more than {s} decimal places for numeric({t.precision},{s})' ")
     elif k is Kind.TEXT:
         body = (f"WHEN {ty} NOT IN ('text','integer','real') THEN 'not text: ' || {ty} "
-                + _text_checks(x, t.length))
+                + _text_checks(x, t.length, utf8))
     elif k is Kind.DATE:
         body = (f"WHEN {ty} = 'text' THEN CASE WHEN {x} >= '0001' AND date({x}) = {x} "
                 f"AND {_day_ok(x)} "
@@ -150,8 +160,8 @@ def sqlite_check(col: str, t: PgType) -> str:
                 f"THEN 'real out of range for a Julian day' END "
                 f"ELSE 'not a date-time: ' || {ty} ")
     elif k in (Kind.JSONB, Kind.JSON):
-        body = (f"WHEN {ty} <> 'text' THEN 'not JSON text: ' || {ty} " + _text_checks(x, None) +
-                f"WHEN NOT json_valid({x}) THEN 'invalid JSON' ")
+        body = (f"WHEN {ty} <> 'text' THEN 'not JSON text: ' || {ty} "
+                + _text_checks(x, None, utf8) + f"WHEN NOT json_valid({x}) THEN 'invalid JSON' ")
         if k is Kind.JSONB:
             body += f"WHEN instr({x}, '\\u') THEN jchk({x}) "
     elif k is Kind.BYTEA:

@@ -2,8 +2,9 @@
 
 SQLite renders each row as one COPY text line (see `render`); the worker joins a batch in C
 (`bytes.join` over the rows) and writes it. The source checksum is taken on exactly these
-bytes: for a table ordered by an integer key, md5 of the whole stream; for the rest, a sum of
-per-line md5s, which does not depend on order.
+bytes: for a table ordered by an integer key, sha256 of the whole stream (faster than md5 on CPUs
+with SHA extensions, as here); for the rest, a sum of per-line md5s, which does not depend on
+order.
 """
 
 # ruff: noqa: S608 - SQL text here is built from quoted identifiers, never from values
@@ -28,17 +29,17 @@ BATCH_ROWS = 4000
 
 @dataclass
 class SourceChecksum:
-    """What verification compares with the target: md5 of the ordered stream, or a sum of
+    """What verification compares with the target: sha256 of the ordered stream, or a sum of
     per-line hashes (tables without a single integer key)."""
 
     ordered: bool
     rows: int = 0
-    md5: str = ""
+    sha256: str = ""
     total: int = 0
 
     def to_json(self) -> dict[str, object]:
         if self.ordered:
-            return {"rows": self.rows, "md5": self.md5}
+            return {"rows": self.rows, "sha256": self.sha256}
         return {"rows": self.rows, "md5_sum": str(self.total)}
 
 
@@ -82,7 +83,7 @@ def copy_table(src: sqlite3.Connection, pg: psycopg.Connection, t: PlanTable, *,
     start = time.perf_counter()
     checksum = SourceChecksum(t.order_key is not None)
     first = itemgetter(0)
-    md5 = hashlib.md5(usedforsecurity=False)
+    stream = hashlib.sha256()
     rows = nbytes = 0
     last_report = start
     cur = src.execute(source_query(t, excluded=excluded))
@@ -98,7 +99,7 @@ def copy_table(src: sqlite3.Connection, pg: psycopg.Connection, t: PlanTable, *,
             rows += len(batch)
             nbytes += len(data)
             if checksum.ordered:
-                md5.update(data)
+                stream.update(data)
             else:
                 checksum.total += sum(map(line_hash, map(first, batch)))
             now = time.perf_counter()
@@ -107,7 +108,7 @@ def copy_table(src: sqlite3.Connection, pg: psycopg.Connection, t: PlanTable, *,
                 last_report = now
     pg.commit()
     checksum.rows = rows
-    checksum.md5 = md5.hexdigest() if checksum.ordered else ""
+    checksum.sha256 = stream.hexdigest() if checksum.ordered else ""
     if progress:
         progress(rows, nbytes)
     return CopyResult(t.source, rows, nbytes, time.perf_counter() - start, checksum)

@@ -2,7 +2,8 @@
 
 `render` makes SQLite produce each row exactly as PostgreSQL's COPY TO prints the stored row,
 so the target side needs no SQL of its own: stream `COPY (SELECT ... ORDER BY key) TO STDOUT`
-and hash it (md5 of the stream for tables with an integer key, else a sum of per-line md5s).
+and hash it (sha256 of the stream for tables with an integer key, else a sum of per-line
+md5s).
 On a mismatch a second pass walks both sides to name the first differing row.
 """
 
@@ -79,12 +80,12 @@ def target_checksum(pg: psycopg.Connection, t: PlanTable, *, ordered: bool) -> S
     out = SourceChecksum(ordered)
     rows = 0
     if ordered:
-        md5 = hashlib.md5(usedforsecurity=False)
-        update = md5.update
+        stream = hashlib.sha256()
+        update = stream.update
         for data in _copy_out(pg, target_copy(t)):
             update(data)
             rows += 1
-        out.md5 = md5.hexdigest()
+        out.sha256 = stream.hexdigest()
     else:
         for data in _copy_out(pg, target_copy(t, ordered=False)):
             out.total += line_hash(data[:-1])
@@ -102,7 +103,7 @@ def check_table(pg: psycopg.Connection, t: PlanTable, src: SourceChecksum) -> Ta
     if got.rows != src.rows:
         return TableVerdict(t.source, "checksums", False, src.rows, got.rows,
                             f"row count differs: source {src.rows}, target {got.rows}")
-    same = got.md5 == src.md5 if src.ordered else got.total == src.total
+    same = got.sha256 == src.sha256 if src.ordered else got.total == src.total
     return TableVerdict(t.source, "checksums", same, src.rows, got.rows,
                         "" if same else "content checksum differs")
 
@@ -121,16 +122,16 @@ def source_checksum(src: sqlite3.Connection, t: PlanTable, *,
                     excluded: str | None = None) -> SourceChecksum:
     """The checksum `copy_table` computes, without copying (for `db.verify`)."""
     out = SourceChecksum(t.order_key is not None)
-    md5 = hashlib.md5(usedforsecurity=False)
+    stream = hashlib.sha256()
     first = itemgetter(0)
     cur = src.execute(source_query(t, excluded=excluded))
     while batch := cur.fetchmany(BATCH_ROWS):
         out.rows += len(batch)
         if out.ordered:
-            md5.update(b"\n".join(map(first, batch)) + b"\n")
+            stream.update(b"\n".join(map(first, batch)) + b"\n")
         else:
             out.total += sum(map(line_hash, map(first, batch)))
-    out.md5 = md5.hexdigest() if out.ordered else ""
+    out.sha256 = stream.hexdigest() if out.ordered else ""
     return out
 
 

@@ -13,8 +13,8 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
+from . import chunks
 from .plan import PlanForeignKey, PlanTable
 from .render import UTF8_KINDS, sq, sqlite_check
 
@@ -96,52 +96,31 @@ def scan_table(conn: sqlite3.Connection, t: PlanTable) -> list[BadRow]:
     return out
 
 
-CHUNK_ROWS = 50_000
+CHUNK_ROWS = chunks.CHUNK_ROWS
 
 
 def _bad_rowids(conn: sqlite3.Connection, t: PlanTable,
                 checks: list[tuple[str, str]]) -> list[tuple[int]]:
-    """The scan of a rowid table with text columns, in chunks of CHUNK_ROWS rowids.
+    """The scan of a rowid table with text columns, chunk by chunk (`chunks.key_chunks`).
 
-    Per chunk, one query concatenates each text column (`group_concat`, a copy in C) and
-    Python tests the bytes for NUL and anything >= 0x80 (`isascii`, vectorised). A column
-    that is clean in the chunk is tested without the NUL/UTF-8 part, the one that costs a
-    GLOB scan per value; it cannot fire there (it needs a NUL or a byte >= 0x80), so the
-    rows found are exactly those of the full test.
+    Python tests each chunk's concatenated text columns for NUL and anything >= 0x80
+    (`isascii`, vectorised). A column that is clean in the chunk is tested without the
+    NUL/UTF-8 part, the one that costs a GLOB scan per value; that part cannot fire there
+    (it needs a NUL or a byte >= 0x80), so the rows found are exactly those of the full test.
     """
-    table = sq(t.source)
     texts = [c.source for c in t.columns if c.type.kind in UTF8_KINDS]
     cheap = {c.source: sqlite_check(c.source, c.type, utf8=False)
              for c in t.columns if c.type.kind in UTF8_KINDS}
-    cols = ", ".join(sq(c) for c in texts)
-    concat = ", ".join(f"group_concat({sq(c)}, '')" for c in texts)
-    probe = (f"SELECT max(rowid), {concat} FROM (SELECT rowid, {cols} FROM {table} "
-             f"WHERE rowid > ? ORDER BY rowid LIMIT {CHUNK_ROWS})")
     out: list[tuple[int]] = []
-    start = conn.execute(f"SELECT min(rowid) - 1 FROM {table}").fetchone()[0]
-    while start is not None:
-        row = _fetch_bytes(conn, probe, start)
-        end = row[0]
-        if end is None:
-            break
-        clean = {c for c, v in zip(texts, row[1:], strict=True)
+    for where, params, joined in chunks.key_chunks(conn, t.source, "rowid", texts,
+                                                   size=CHUNK_ROWS):
+        clean = {c for c, v in zip(texts, joined, strict=True)
                  if v is None or (v.isascii() and b"\0" not in v)}
         test = " OR ".join(f"({cheap[c] if c in clean else expr}) IS NOT NULL"
                            for c, expr in checks)
-        out += conn.execute(f"SELECT rowid FROM {table} WHERE rowid > ? AND rowid <= ? "
-                            f"AND ({test})", (start, end)).fetchall()
-        start = end
+        out += conn.execute(f"SELECT rowid FROM {sq(t.source)} WHERE {where} AND ({test})",
+                            params).fetchall()
     return out
-
-
-def _fetch_bytes(conn: sqlite3.Connection, sql: str, start: int) -> tuple[Any, ...]:
-    """One row, with text as bytes (invalid UTF-8 must not fail the fetch)."""
-    saved = conn.text_factory
-    conn.text_factory = bytes
-    try:
-        return tuple(conn.execute(sql, (start,)).fetchone())
-    finally:
-        conn.text_factory = saved
 
 
 @contextmanager

@@ -15,6 +15,7 @@ from fabfile.migrate.render import register_functions, sq, sqlite_check
 from fabfile.migrate.sqlite_schema import open_readonly, read_schema
 
 VALUES: list[tuple[int, object, object, object]] = [
+    (-2**63, "x\x00", "ok", None),  # the smallest rowid (min - 1 would be a float)
     (1, "ok", "abc", '{"a": 1}'),
     (2, "a\x00b", "abc", None),  # NUL
     (3, "café", "abc", '{"é": 1}'),  # valid non-ASCII: fine
@@ -50,12 +51,12 @@ def test_chunked_scan_matches_the_full_scan(tmp_path: Path, monkeypatch: pytest.
     src.text_factory = bytes
     test = " OR ".join(f"({sqlite_check(c.source, c.type)}) IS NOT NULL" for c in t.columns)
     expected = [r[0] for r in src.execute(f"SELECT rowid FROM {sq(t.source)} WHERE {test}")]
-    assert expected == [2, 7, 9, 10, 40, 41, 42, 101, 2**62]
+    assert expected == [-2**63, 2, 7, 9, 10, 40, 41, 42, 101, 2**62]
     monkeypatch.setattr(preflight, "CHUNK_ROWS", chunk)
     bad = preflight.scan_table(src, t)
     assert sorted({b.rowid for b in bad}) == expected
     reasons = {(b.rowid, b.column): b.reason for b in bad}
-    assert reasons[(2, "s")] == "NUL byte in text"
+    assert reasons[(2, "s")] == reasons[(-2**63, "s")] == "NUL byte in text"
     assert reasons[(40, "v")] == "NUL byte in text"
     assert "invalid UTF-8" in reasons[(7, "s")]
     assert "invalid UTF-8" in reasons[(2**62, "v")]

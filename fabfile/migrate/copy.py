@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from operator import itemgetter
 
@@ -22,6 +22,7 @@ import psycopg
 
 from .identifiers import quote_ident
 from .plan import PlanTable
+from .preflight import CopyChunk
 from .render import sq, sqlite_line
 
 BATCH_ROWS = 4000
@@ -56,19 +57,53 @@ def line_hash(line: bytes | memoryview) -> int:
     return int.from_bytes(hashlib.md5(line, usedforsecurity=False).digest()[:8], "big", signed=True)
 
 
-def source_query(t: PlanTable, *, excluded: str | None = None) -> str:
-    """SQLite SELECT of T's COPY lines, in key order when T has an order key."""
+def source_query(t: PlanTable, *, excluded: str | None = None, where: str | None = None,
+                 plain: frozenset[str] = frozenset()) -> str:
+    """SQLite SELECT of T's COPY lines, in key order when T has an order key; WHERE limits it
+    to a chunk, PLAIN names columns that need no escaping there (`sqlite_line`)."""
     cols = [(c.source, c.type) for c in t.columns]
     notnull = frozenset(c.source for c in t.columns if c.source_notnull)
-    sql = f"SELECT {sqlite_line(cols, notnull)} FROM {sq(t.source)}"
+    sql = f"SELECT {sqlite_line(cols, notnull, plain)} FROM {sq(t.source)}"
+    conds = [where] if where else []
     if excluded:
         key = "rowid" if not t.without_rowid else \
             "(" + ", ".join(sq(c.source) for c in t.columns if c.name in t.primary_key) + ")"
-        sql += f" WHERE {key} NOT IN (SELECT * FROM temp.{sq(excluded)})"
+        conds.append(f"{key} NOT IN (SELECT * FROM temp.{sq(excluded)})")
+    if conds:
+        sql += " WHERE " + " AND ".join(conds)
     if t.order_key:
         src = next(c.source for c in t.columns if c.name == t.order_key)
         sql += f" ORDER BY {sq(src)}"
     return sql
+
+
+def source_queries(t: PlanTable, *, excluded: str | None = None,
+                   chunks: list[CopyChunk] | None = None) -> list[tuple[str, tuple[int, ...]]]:
+    """`source_query` of T as (SQL, parameters): one query, or one per rowid chunk of the
+    preflight (`preflight.scan_table`), in rowid order, each reading plain the text columns
+    that hold nothing COPY escapes there (the bytes are the same; a GLOB per value less)."""
+    if not chunks or t.without_rowid:
+        return [(source_query(t, excluded=excluded), ())]
+    out = []
+    for lo, hi, plain in chunks:
+        conds, params = [], []
+        if lo is not None:
+            conds.append("rowid > ?")
+            params.append(lo)
+        if hi is not None:
+            conds.append("rowid <= ?")
+            params.append(hi)
+        out.append((source_query(t, excluded=excluded, where=" AND ".join(conds) or None,
+                                 plain=plain), tuple(params)))
+    return out
+
+
+def _batches(src: sqlite3.Connection, queries: list[tuple[str, tuple[int, ...]]],
+             ) -> Iterator[list[tuple[bytes | None]]]:
+    for sql, params in queries:
+        cur = src.execute(sql, params)
+        while batch := cur.fetchmany(BATCH_ROWS):
+            yield batch
 
 
 def copy_statement(t: PlanTable) -> str:
@@ -77,7 +112,7 @@ def copy_statement(t: PlanTable) -> str:
 
 
 def copy_table(src: sqlite3.Connection, pg: psycopg.Connection, t: PlanTable, *,
-               excluded: str | None = None,
+               excluded: str | None = None, chunks: list[CopyChunk] | None = None,
                progress: Callable[[int, int], None] | None = None) -> CopyResult:
     """Stream T into the (empty) target table in one transaction; return what was sent."""
     start = time.perf_counter()
@@ -86,9 +121,9 @@ def copy_table(src: sqlite3.Connection, pg: psycopg.Connection, t: PlanTable, *,
     stream = hashlib.sha256()
     rows = nbytes = 0
     last_report = start
-    cur = src.execute(source_query(t, excluded=excluded))
+    queries = source_queries(t, excluded=excluded, chunks=chunks)
     with pg.cursor() as pcur, pcur.copy(copy_statement(t)) as cp:
-        while batch := cur.fetchmany(BATCH_ROWS):
+        for batch in _batches(src, queries):
             try:
                 data = b"\n".join(map(first, batch)) + b"\n"
             except TypeError:

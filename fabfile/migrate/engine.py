@@ -27,7 +27,7 @@ from . import ddl, target
 from .copy import CopyResult
 from .identifiers import quote_ident, quote_literal
 from .plan import NOCASE_COLLATION, Note, PlanTable, SchemaPlan, build_plan
-from .preflight import BadRow
+from .preflight import BadRow, CopyChunk
 from .report import MigrationReport, RunUI, TableReport, redact_url
 from .sqlite_schema import SourceSchema, open_readonly, qi, read_schema
 from .verify import TableVerdict
@@ -135,7 +135,7 @@ def migrate(sqlite_path: Path, target_url: str, options: MigrateOptions | None =
     created: dict[str, Any] = {"tables": [], "views": [], "collation": None, "filled": []}
     try:
         with _phase(report, "preflight"):
-            bad, sizes = _preflight(pool, plan, ui)
+            bad, sizes, chunks = _preflight(pool, plan, ui)
         skip: Keys = {}
         if bad:
             report.bad_rows = bad
@@ -157,7 +157,8 @@ def migrate(sqlite_path: Path, target_url: str, options: MigrateOptions | None =
             _create_schema(target_url, plan, options, clash_drop=options.drop_existing,
                            quarantine=bool(skip), created=created)
         with _phase(report, "load + verify"):
-            tables, verdicts = _load(pool, plan, options, skip, ui, report, created, sizes)
+            tables, verdicts = _load(pool, plan, options, skip, ui, report, created, sizes,
+                                     chunks)
         report.tables = tables
         with _phase(report, "finish"):
             _finish(target_url, sqlite_path, plan, skip, bad, report, options)
@@ -195,9 +196,10 @@ def migrate(sqlite_path: Path, target_url: str, options: MigrateOptions | None =
     return report
 
 
-def _preflight(pool: Pool, plan: SchemaPlan, ui: RunUI) -> tuple[list[BadRow], dict[str, int]]:
-    """Bad rows of every table and orphans of every foreign key; and the tables' sizes on
-    disk, which the load uses to schedule its tasks."""
+def _preflight(pool: Pool, plan: SchemaPlan,
+               ui: RunUI) -> tuple[list[BadRow], dict[str, int], dict[str, list[CopyChunk]]]:
+    """Bad rows of every table and orphans of every foreign key; the tables' sizes on disk,
+    which the load uses to schedule its tasks; the chunks each table's copy can read."""
     ui.step(f"Preflight: checking {sum(t.row_count for t in plan.tables):,} rows and "
             f"{len(plan.foreign_keys)} foreign keys")
     graph = [Task(f"scan:{t.source}", "scan", {"t": t}, priority=t.row_count * len(t.columns))
@@ -210,10 +212,15 @@ def _preflight(pool: Pool, plan: SchemaPlan, ui: RunUI) -> tuple[list[BadRow], d
                           priority=plan.table(fk.source_table).row_count))
     results = pool.run(graph)
     bad: list[BadRow] = []
+    chunks: dict[str, list[CopyChunk]] = {}
     for task in graph:
-        if task.kind != "sizes":
+        if task.kind == "scan":
+            bad.extend(results[task.id]["bad"])
+            if results[task.id]["chunks"]:
+                chunks[task.kwargs["t"].source] = results[task.id]["chunks"]
+        elif task.kind != "sizes":
             bad.extend(results[task.id])
-    return bad, results["sizes"]
+    return bad, results["sizes"], chunks
 
 
 def _key(b: BadRow) -> tuple[Any, ...]:
@@ -318,8 +325,8 @@ def _setval_sql(t: PlanTable) -> str:
 
 
 def _load(pool: Pool, plan: SchemaPlan, options: MigrateOptions, skip: Keys, ui: RunUI,
-          report: MigrationReport, created: dict[str, Any],
-          sizes: dict[str, int]) -> tuple[list[TableReport], list[TableVerdict]]:
+          report: MigrationReport, created: dict[str, Any], sizes: dict[str, int],
+          chunks: dict[str, list[CopyChunk]]) -> tuple[list[TableReport], list[TableVerdict]]:
     """Copy every table, then (per table, as soon as it can) verify, index, key and check it."""
     # Rough seconds of work per task, from rows and bytes on disk; the scheduler runs the
     # longest remaining chain first.
@@ -362,7 +369,8 @@ def _load(pool: Pool, plan: SchemaPlan, options: MigrateOptions, skip: Keys, ui:
             deps = {f"copy:{fk.source_parent}" for fk in plan.foreign_keys
                     if fk.source_table == t.source and fk.source_parent != t.source
                     and not _reaches(plan, fk.source_parent, t.source)}
-        graph.append(Task(f"copy:{t.source}", "copy", {"t": t, "excluded": skip.get(t.source)},
+        graph.append(Task(f"copy:{t.source}", "copy", {"t": t, "excluded": skip.get(t.source),
+                                                        "chunks": chunks.get(t.source)},
                           deps=deps, priority=size[t.source], on_done=copied(t)))
         graph.append(Task(f"verify:{t.source}", "verify",
                           {"t": t, "checksum": None, "mode": options.verify,

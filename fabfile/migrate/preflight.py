@@ -9,6 +9,7 @@ keys are dense, which costs one pass and no lookups).
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 from . import chunks
 from .plan import PlanForeignKey, PlanTable
-from .render import UTF8_KINDS, sq, sqlite_check
+from .render import ESCAPE_KINDS, UTF8_KINDS, sq, sqlite_check
 
 EXCERPT = 60
 
@@ -61,8 +62,13 @@ def _key_text(t: PlanTable, ident: tuple[object, ...], keycols: list[str]) -> st
     return ", ".join(f"{c}={v!r}" for c, v in zip(keycols, ident, strict=True))
 
 
-def scan_table(conn: sqlite3.Connection, t: PlanTable) -> list[BadRow]:
+def scan_table(conn: sqlite3.Connection, t: PlanTable,
+               copy_chunks: list[CopyChunk] | None = None) -> list[BadRow]:
     """Every (row, column) of T whose value does not fit its PostgreSQL column.
+
+    COPY_CHUNKS, when given, receives the rowid chunks the scan walked, each with the text
+    columns that hold nothing COPY escapes there (the copy then reads them plain); it stays
+    empty when the scan is one query.
 
     The scan only tests (`check IS NOT NULL OR ...`, short-circuited in C); the reasons are
     built afterwards for the few rows it returns.
@@ -81,7 +87,7 @@ def scan_table(conn: sqlite3.Connection, t: PlanTable) -> list[BadRow]:
             bad_keys = conn.execute(
                 f"SELECT {ident_sql} FROM {sq(t.source)} WHERE {test}").fetchall()
     else:
-        bad_keys = _bad_rowids(conn, t, checks)
+        bad_keys = _bad_rowids(conn, t, checks, copy_chunks)
     out: list[BadRow] = []
     where = " AND ".join(f"{sq(c)} IS ?" for c in keycols) if keycols else "rowid = ?"
     detail = ", ".join(f"{expr}, {sq(col)}" for col, expr in checks)
@@ -99,27 +105,47 @@ def scan_table(conn: sqlite3.Connection, t: PlanTable) -> list[BadRow]:
 CHUNK_ROWS = chunks.CHUNK_ROWS
 
 
-def _bad_rowids(conn: sqlite3.Connection, t: PlanTable,
-                checks: list[tuple[str, str]]) -> list[tuple[int]]:
+CopyChunk = tuple[int | None, int | None, frozenset[str]]
+"""Rowids (lo, hi] of a chunk (None: unbounded; the first chunk includes lo) and the columns
+to read without COPY escaping in it."""
+
+_SPECIAL = re.compile(rb"[\\\x08-\x0d]")
+"""What COPY text escapes: backslash, \\b \\t \\n \\v \\f \\r."""
+
+
+def _bad_rowids(conn: sqlite3.Connection, t: PlanTable, checks: list[tuple[str, str]],
+                copy_chunks: list[CopyChunk] | None = None) -> list[tuple[int]]:
     """The scan of a rowid table with text columns, chunk by chunk (`chunks.key_chunks`).
 
     Python tests each chunk's concatenated text columns for NUL and anything >= 0x80
     (`isascii`, vectorised). A column that is clean in the chunk is tested without the
     NUL/UTF-8 part, the one that costs a GLOB scan per value; that part cannot fire there
     (it needs a NUL or a byte >= 0x80), so the rows found are exactly those of the full test.
+    The same bytes tell which columns hold nothing COPY escapes in the chunk (COPY_CHUNKS).
     """
     texts = [c.source for c in t.columns if c.type.kind in UTF8_KINDS]
     cheap = {c.source: sqlite_check(c.source, c.type, utf8=False)
              for c in t.columns if c.type.kind in UTF8_KINDS}
+    escapable = {c.source for c in t.columns if c.type.kind in ESCAPE_KINDS}
+    walked: list[CopyChunk] = []
     out: list[tuple[int]] = []
     for where, params, joined in chunks.key_chunks(conn, t.source, "rowid", texts,
                                                    size=CHUNK_ROWS):
         clean = {c for c, v in zip(texts, joined, strict=True)
                  if v is None or (v.isascii() and b"\0" not in v)}
+        walked.append((params[0], params[1], frozenset(
+            c for c, v in zip(texts, joined, strict=True)
+            if c in escapable and (v is None or not _SPECIAL.search(v)))))
         test = " OR ".join(f"({cheap[c] if c in clean else expr}) IS NOT NULL"
                            for c, expr in checks)
         out += conn.execute(f"SELECT rowid FROM {sq(t.source)} WHERE {where} AND ({test})",
                             params).fetchall()
+    names = {c.source.lower() for c in t.columns}
+    if copy_chunks is not None and walked and not names & {"rowid", "oid", "_rowid_"}:
+        # open at both ends: every row is in exactly one chunk, whatever the copy finds
+        walked[0] = (None, *walked[0][1:])
+        walked[-1] = (walked[-1][0], None, walked[-1][2])
+        copy_chunks.extend(walked)
     return out
 
 

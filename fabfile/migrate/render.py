@@ -177,8 +177,15 @@ def sqlite_check(col: str, t: PgType, *, utf8: bool = True) -> str:
     return f"CASE WHEN {x} IS NULL THEN NULL {body}END"
 
 
-def sqlite_render(col: str, t: PgType, *, notnull: bool = False) -> str:
+ESCAPE_KINDS = frozenset({Kind.TEXT, Kind.JSON})
+"""Kinds whose text is COPY-escaped by SQLite (`_esc`)."""
+
+
+def sqlite_render(col: str, t: PgType, *, notnull: bool = False, escape: bool = True) -> str:
     """SQLite expression: COL as COPY text (canonical form); `\\N` for NULL.
+
+    With `escape=False` text is not COPY-escaped (`ESCAPE_KINDS`): only for values known to
+    hold no backslash and no byte 8-13 (see `preflight.scan_table`), where it is the same.
 
     Integers and TEXT-affinity text are NULL exactly when the value is, so they need no
     `CASE`; a NOT NULL column needs no NULL branch at all (`||` turns integers into text).
@@ -186,8 +193,9 @@ def sqlite_render(col: str, t: PgType, *, notnull: bool = False) -> str:
     x = sq(col)
     k = t.kind
     ty = f"typeof({x})"
+    esc = _esc if escape else str
     if k is Kind.INT or (k is Kind.TEXT and t.text_only):
-        e = x if k is Kind.INT else _esc(x)
+        e = x if k is Kind.INT else esc(x)
         return e if notnull else f"coalesce({e}, {NULL_TEXT})"
     if k is Kind.FLOAT:
         # Integral values print as integers and the rest as Python's repr prints them; only
@@ -209,9 +217,9 @@ def sqlite_render(col: str, t: PgType, *, notnull: bool = False) -> str:
     elif k is Kind.TEXT:
         if t.typeless:
             e = (f"CASE {ty} WHEN 'integer' THEN CAST({x} AS TEXT) WHEN 'real' THEN r({x}) "
-                 f"ELSE {_esc(x)} END")
+                 f"ELSE {esc(x)} END")
         else:
-            e = (f"CASE {ty} WHEN 'text' THEN {_esc(x)} WHEN 'integer' THEN CAST({x} AS TEXT) "
+            e = (f"CASE {ty} WHEN 'text' THEN {esc(x)} WHEN 'integer' THEN CAST({x} AS TEXT) "
                  f"ELSE r({x}) END")
     elif k is Kind.DATE:
         e = (f"CASE {ty} WHEN 'text' THEN {x} WHEN 'integer' THEN date({x}, 'unixepoch') "
@@ -230,7 +238,7 @@ def sqlite_render(col: str, t: PgType, *, notnull: bool = False) -> str:
     elif k is Kind.JSONB:
         e = f"jc({x})"
     elif k is Kind.JSON:
-        e = _esc(x)
+        e = esc(x)
     elif k is Kind.BYTEA:
         e = f"'\\\\x' || lower(hex({x}))"
     elif k is Kind.UUID:
@@ -242,10 +250,13 @@ def sqlite_render(col: str, t: PgType, *, notnull: bool = False) -> str:
     return f"CASE WHEN {x} IS NULL THEN {NULL_TEXT} ELSE {e} END"
 
 
-def sqlite_line(cols: list[tuple[str, PgType]], notnull: frozenset[str] = frozenset()) -> str:
+def sqlite_line(cols: list[tuple[str, PgType]], notnull: frozenset[str] = frozenset(),
+                plain: frozenset[str] = frozenset()) -> str:
     """One COPY line per row; a NULL line means a value rendered to nothing (a bug, caught).
-    NOTNULL names the columns SQLite keeps free of NULLs."""
-    line = f" || {TAB} || ".join(sqlite_render(c, t, notnull=c in notnull) for c, t in cols)
+    NOTNULL names the columns SQLite keeps free of NULLs; PLAIN those rendered without
+    escaping (`sqlite_render`'s `escape=False`)."""
+    line = f" || {TAB} || ".join(sqlite_render(c, t, notnull=c in notnull, escape=c not in plain)
+                                 for c, t in cols)
     return f"CAST({line} AS TEXT)" if len(cols) == 1 else line
 
 

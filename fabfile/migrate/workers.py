@@ -24,7 +24,7 @@ import psycopg
 
 from .copy import copy_table
 from .plan import PlanForeignKey, PlanTable
-from .preflight import scan_orphans, scan_table
+from .preflight import CopyChunk, scan_orphans, scan_table
 from .render import register_functions
 from .sqlite_schema import open_readonly
 from .verify import check_count, check_table, first_difference, source_checksum
@@ -107,7 +107,9 @@ class Context:
 
 
 def _scan(ctx: Context, t: PlanTable) -> Any:
-    return scan_table(ctx.src, t)
+    """The table's bad rows, and the chunks its copy can read (see `scan_table`)."""
+    chunks: list[CopyChunk] = []
+    return {"bad": scan_table(ctx.src, t, chunks), "chunks": chunks or None}
 
 
 def _orphans(ctx: Context, child: PlanTable, parent: PlanTable, fk: PlanForeignKey,
@@ -117,14 +119,14 @@ def _orphans(ctx: Context, child: PlanTable, parent: PlanTable, fk: PlanForeignK
 
 
 def _copy(ctx: Context, t: PlanTable, excluded: list[tuple[Any, ...]] | None = None,
-          events: Any = None) -> Any:
+          events: Any = None, chunks: list[CopyChunk] | None = None) -> Any:
     name = ctx.exclusion(t.source, excluded)
 
     def progress(rows: int, nbytes: int) -> None:
         if events is not None:
             events.put(("progress", t.source, rows, nbytes))
 
-    return copy_table(ctx.src, ctx.pg, t, excluded=name, progress=progress)
+    return copy_table(ctx.src, ctx.pg, t, excluded=name, chunks=chunks, progress=progress)
 
 
 def _sql(ctx: Context, statements: list[str], soft: bool = False) -> Any:

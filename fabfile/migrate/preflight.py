@@ -81,7 +81,8 @@ def scan_table(conn: sqlite3.Connection, t: PlanTable,
         return []
     ident_sql, keycols = row_ident(t)
     nkey = len(keycols) or 1
-    if t.without_rowid or not any(c.type.kind in UTF8_KINDS for c in t.columns):
+    if (t.without_rowid or not any(c.type.kind in UTF8_KINDS for c in t.columns)
+            or _shadows_rowid(t)):
         test = " OR ".join(f"({expr}) IS NOT NULL" for _c, expr in checks)
         with _text_keys(conn):
             bad_keys = conn.execute(
@@ -113,6 +114,11 @@ _SPECIAL = re.compile(rb"[\\\x08-\x0d]")
 """What COPY text escapes: backslash, \\b \\t \\n \\v \\f \\r."""
 
 
+def _shadows_rowid(t: PlanTable) -> bool:
+    """A column named like the rowid hides it from SQL: such tables are scanned in one query."""
+    return any(c.source.lower() in ("rowid", "oid", "_rowid_") for c in t.columns)
+
+
 def _bad_rowids(conn: sqlite3.Connection, t: PlanTable, checks: list[tuple[str, str]],
                 copy_chunks: list[CopyChunk] | None = None) -> list[tuple[int]]:
     """The scan of a rowid table with text columns, chunk by chunk (`chunks.key_chunks`).
@@ -140,8 +146,7 @@ def _bad_rowids(conn: sqlite3.Connection, t: PlanTable, checks: list[tuple[str, 
                            for c, expr in checks)
         out += conn.execute(f"SELECT rowid FROM {sq(t.source)} WHERE {where} AND ({test})",
                             params).fetchall()
-    names = {c.source.lower() for c in t.columns}
-    if copy_chunks is not None and walked and not names & {"rowid", "oid", "_rowid_"}:
+    if copy_chunks is not None and walked:
         # open at both ends: every row is in exactly one chunk, whatever the copy finds
         walked[0] = (None, *walked[0][1:])
         walked[-1] = (walked[-1][0], None, walked[-1][2])

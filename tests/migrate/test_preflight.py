@@ -61,3 +61,19 @@ def test_chunked_scan_matches_the_full_scan(tmp_path: Path, monkeypatch: pytest.
     assert "invalid UTF-8" in reasons[(7, "s")]
     assert "invalid UTF-8" in reasons[(2**62, "v")]
     assert "longer than varchar(3)" in reasons[(101, "v")]
+
+
+def test_a_column_named_rowid_is_scanned_in_one_query(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    conn = sqlite3.connect(path)
+    conn.execute('CREATE TABLE t (id INTEGER PRIMARY KEY, "rowid" INTEGER, s TEXT)')
+    conn.execute("INSERT INTO t VALUES (1, 5, 'a' || char(0))")
+    conn.commit()
+    conn.close()
+    t = build_plan(read_schema(open_readonly(path))).tables[0]
+    src = open_readonly(path)
+    register_functions(src)
+    src.text_factory = bytes
+    chunks: list[preflight.CopyChunk] = []
+    bad = preflight.scan_table(src, t, chunks)
+    assert [b.reason for b in bad] == ["NUL byte in text"] and chunks == []

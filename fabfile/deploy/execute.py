@@ -500,6 +500,7 @@ def rollback(cfg: Config, *, to: str | None, yes: bool, lock_wait: float = 0.0,
     def planner(run: HostRun) -> HostPlan:
         assert run.facts is not None
         target = release.resolve(run.facts, to)
+        release.refuse_stale_sqlite(run.facts, target, run.host)
         return plan_rollback(cfg, run.facts, target, run.host,
                              skip_drain=rollout.unsafe_skip_drain())
 

@@ -91,6 +91,8 @@ class Facts:
     last_audit: dict[str, Any] | None = None
     database_backend: str | None = None
     """What `{app_dir}/database-backend` says (`postgres` once `db.cutover` succeeded)."""
+    sqlite_releases: frozenset[str] = frozenset()
+    """Releases whose app.env points the app at SQLite (made before a cutover)."""
 
     def service(self, name: str) -> tuple[Container, ...]:
         """The service's long-running containers (one-off `run` containers left out)."""
@@ -141,6 +143,7 @@ def parse(report: str) -> Facts:
     env_lines: dict[str, dict[str, str]] = {}
     containers: list[Container] = []
     images: dict[str, bool] = {}
+    sqlite_releases: set[str] = set()
     for line in lines[lines.index("@facts 1") + 1:]:
         if line == "@end":
             break
@@ -164,6 +167,8 @@ def parse(report: str) -> Facts:
         elif key == "release":
             rid, _, kind = rest.rpartition(" ")
             releases.append(Release(rid, kind == "live"))
+        elif key == "release_db":
+            sqlite_releases.add(rest.rpartition(" ")[0])
         elif key == "current":
             values["current"] = rest
         elif key == "file":
@@ -193,7 +198,7 @@ def parse(report: str) -> Facts:
             values["last_audit"] = _json(rest)
     return Facts(releases=tuple(sorted(releases, key=lambda r: r.id)), files=files,
                  contents=contents, env_lines=env_lines, containers=tuple(containers),
-                 images=images, **values)
+                 images=images, sqlite_releases=frozenset(sqlite_releases), **values)
 
 
 def version_tuple(text: str | None) -> tuple[int, ...]:

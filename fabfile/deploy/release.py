@@ -117,3 +117,13 @@ def resolve(facts: Facts, wanted: str | None) -> str:
         raise UserError(f"--to={wanted} matches several releases ({', '.join(matches)}): "
                         "give the full release id")
     raise UserError(f"no release {wanted!r} on this host: releases are {listing}")
+
+
+def refuse_stale_sqlite(facts: Facts, target: str, host: str) -> None:
+    """After `db.cutover`, a release made before it would put the app back on the SQLite file
+    as it was at the cutover: every write since would vanish from the app's view."""
+    if facts.database_backend == "postgres" and target in facts.sqlite_releases:
+        raise UserError(
+            f"{host}: release {target} runs the app on SQLite, but this host was cut over to "
+            "PostgreSQL: rolling back to it would serve the stale SQLite file. Roll back to a "
+            "release made after the cutover (--to=RELEASE) or deploy a fixed version")

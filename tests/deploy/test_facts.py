@@ -22,6 +22,7 @@ holder {holder}
 network present
 release 20240101T000000Z-v1 live
 release 20240102T000000Z-v2 staged
+release_db 20240101T000000Z-v1 sqlite
 current 20240101T000000Z-v1
 file 0123abcd 644 compose.yml
 content {compose} compose.yml
@@ -64,6 +65,7 @@ def test_parses_every_section() -> None:
     assert f.env_lines == {"app.env": {"APP_VERSION": "9f9f", "DATABASE_URL": "8e8e"}}
     assert f.images == {"app:v1": True, "app:v2": False}
     assert f.last_audit == {"result": "success", "version": "v1"}
+    assert f.sqlite_releases == {"20240101T000000Z-v1"}
 
 
 def test_containers_know_their_release_and_whether_they_serve() -> None:

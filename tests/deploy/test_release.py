@@ -9,7 +9,15 @@ from datetime import UTC, datetime
 import pytest
 
 from fabfile.deploy.facts import Facts, Release
-from fabfile.deploy.release import archive, created_at, new_id, previous_live, resolve, to_prune
+from fabfile.deploy.release import (
+    archive,
+    created_at,
+    new_id,
+    previous_live,
+    refuse_stale_sqlite,
+    resolve,
+    to_prune,
+)
 from fabfile.errors import UserError
 from fabfile.render import RenderedFile
 
@@ -78,3 +86,11 @@ def test_resolve_refuses_an_ambiguous_prefix() -> None:
     f = facts("20240102T0-v2", "20240101T0-v1", "20240102T0-v2")
     with pytest.raises(UserError, match="matches several releases"):
         resolve(f, "2024")
+
+
+def test_no_rollback_to_a_sqlite_release_after_the_cutover() -> None:
+    facts = Facts(database_backend="postgres", sqlite_releases=frozenset({"r1-v1"}))
+    with pytest.raises(UserError, match="runs the app on SQLite"):
+        refuse_stale_sqlite(facts, "r1-v1", "vps1")
+    refuse_stale_sqlite(facts, "r2-v2", "vps1")
+    refuse_stale_sqlite(Facts(sqlite_releases=frozenset({"r1-v1"})), "r1-v1", "vps1")

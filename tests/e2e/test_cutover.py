@@ -22,6 +22,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
 from psycopg import sql
 
 from tests.backup.roster import bench_sqlite
@@ -163,6 +164,13 @@ def test_migrate_with_env_then_cutover_under_load(bed: Bed) -> None:
     code, text = bed.inv("deploy", "--yes")
     assert code == 1
     assert "Cutover done: set database.backend: postgres in environments/e2e.yaml" in text
+    switched = yaml.safe_load((stack.env_dir / "e2e.yaml").read_text())
+    switched["database"]["backend"] = "postgres"
+    (stack.env_dir / "e2epg.yaml").write_text(yaml.safe_dump(switched))
+    code, text = bed.inv("rollback", "--yes", env="e2epg")
+    assert code == 1
+    assert "runs the app on SQLite, but this host was cut over to PostgreSQL" in text
+    assert "DATABASE_URL='postgresql://" in bed.app_env()
 
 
 def test_a_failed_cutover_puts_sqlite_back(bed: Bed) -> None:

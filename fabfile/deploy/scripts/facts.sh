@@ -77,6 +77,7 @@ for dir in "$app_dir"/releases/*/; do
   [ -d "$dir" ] || continue
   id=$(basename "$dir")
   if [ -e "$dir/.live" ]; then echo "release $id live"; else echo "release $id staged"; fi
+  if grep -q "^DATABASE_URL='sqlite:" "$dir/app.env" 2>/dev/null; then echo "release_db $id sqlite"; fi
 done
 
 current=$(readlink "$app_dir/current" 2>/dev/null || true)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import textwrap
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,21 +17,12 @@ from tests.support.docker import (
     container_port,
     docker,
     remove_compose_project,
-    remove_labelled,
     unique_name,
     wait_for_health,
 )
 from tests.support.images import APP_HEALTHCHECK, ImageSet
 
 pytestmark = pytest.mark.testbed
-
-
-@pytest.fixture
-def owner(docker_engine: DockerEngine) -> Iterator[str]:
-    """A label value for the containers and volumes of one test; they are removed after it."""
-    value = unique_name("t")
-    yield value
-    remove_labelled(value)
 
 
 def run_app(image: str, owner: str, *extra: str) -> str:

@@ -4,29 +4,19 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Iterator
 
 import psycopg
 import pytest
 
 from tests.support.docker import (
     TEST_LABEL,
-    DockerEngine,
     container_port,
     docker,
-    remove_labelled,
     unique_name,
 )
 from tests.support.images import ImageSet, ensure_images, image_labels
 
 pytestmark = pytest.mark.testbed
-
-
-@pytest.fixture
-def owner(docker_engine: DockerEngine) -> Iterator[str]:
-    value = unique_name("t")
-    yield value
-    remove_labelled(value)
 
 
 def wait_ready(container: str, timeout: float = 60.0) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import subprocess
@@ -43,15 +44,16 @@ def env_tree(tmp_path: Path, overrides: dict[str, Any] | None = None) -> Path:
             path.unlink()
             continue
         current = yaml.safe_load(path.read_text()) if path.exists() else {}
-        path.write_text(yaml.safe_dump(_merge(current or {}, data), sort_keys=False))
+        path.write_text(yaml.safe_dump(deep_merge(current or {}, data), sort_keys=False))
     return root
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of `base` with `over` merged in: mappings merge, anything else replaces."""
+    out = copy.deepcopy(base)
     for key, value in over.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = deep_merge(out[key], value)
         else:
             out[key] = value
     return out

@@ -16,6 +16,7 @@ import yaml
 from fabfile.config import Config, load_config
 from fabfile.deploy.plan import images
 from fabfile.render import render_release
+from tests.helpers import deep_merge
 
 HERE = Path(__file__).parent
 ENVIRONMENTS = HERE / "environments"
@@ -26,14 +27,6 @@ SECRETS = {
 }
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def config(env: str, tmp: Path, overrides: dict[str, Any] | None = None,
@@ -44,7 +37,7 @@ def config(env: str, tmp: Path, overrides: dict[str, Any] | None = None,
     root = tmp / f"env-{key[:12]}"
     with _WRITING:
         root.mkdir(parents=True, exist_ok=True)
-        (root / f"{env}.yaml").write_text(yaml.safe_dump(_merge(data, overrides or {})))
+        (root / f"{env}.yaml").write_text(yaml.safe_dump(deep_merge(data, overrides or {})))
         return load_config(env, root=root, environ={**SECRETS, **(secrets or {})})
 
 

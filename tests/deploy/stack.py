@@ -4,7 +4,6 @@ run the real `inv` CLI against it and look at what it left on the host."""
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import shutil
@@ -15,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from tests.helpers import INV, PROJECT_ROOT, run_inv
+from tests.helpers import INV, PROJECT_ROOT, deep_merge, run_inv
 from tests.support.docker import docker, unique_name
 from tests.support.sshd import SshHost
 
@@ -24,14 +23,6 @@ DB_URL = "postgresql://app:e2e-secret-pw@db.example.com:5432/app?sslmode=require
 APP = "shipyard-test/app"
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 @dataclass
@@ -83,7 +74,7 @@ class Stack:
 
     def write_env(self, name: str = "e2e", overrides: dict[str, Any] | None = None) -> str:
         """Write `<name>.yaml` (the base deep-merged with `overrides`); returns `name`."""
-        data = _merge(self.base(), overrides or {})
+        data = deep_merge(self.base(), overrides or {})
         (self.env_dir / f"{name}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
         return name
 

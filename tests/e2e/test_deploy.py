@@ -10,25 +10,14 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.deploy.stack import APP, DB_URL, Stack, output
-from tests.support.docker import DockerEngine, docker
-from tests.support.images import ImageSet
-from tests.support.sshd import SshHost
+from tests.support.docker import docker
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def stack(ssh_host: SshHost, test_images: ImageSet, docker_engine: DockerEngine,
-          tmp_path: Path) -> Iterator[Stack]:
-    s = Stack.create(tmp_path, ssh_host)
-    yield s
-    s.cleanup()
 
 
 def deployed(stack: Stack, *args: str, env: str = "e2e") -> str:

@@ -10,26 +10,16 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.deploy.stack import APP, Stack, output
-from tests.support.docker import DockerEngine
-from tests.support.images import ImageSet
 from tests.support.net import free_port
-from tests.support.sshd import SshHost, write_wrong_known_hosts
+from tests.support.sshd import write_wrong_known_hosts
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def stack(ssh_host: SshHost, test_images: ImageSet, docker_engine: DockerEngine,
-          tmp_path: Path) -> Iterator[Stack]:
-    s = Stack.create(tmp_path, ssh_host)
-    yield s
-    s.cleanup()
 
 
 @pytest.fixture

@@ -69,7 +69,6 @@ def deep_merge(
         else:
             merged[key] = value
             _mark(value, path, origin, name)
-        origin.setdefault(path, name)
         origin[path] = name
     return merged
 

@@ -18,6 +18,10 @@ moto's S3 in a separate process. Then, per run, interleaved:
 - restore, baseline: a plain single-job `pg_restore -d` of the baseline dump into a fresh
   database (and, for the S3 row, boto3 `download_file` first).
 
+Every restore starts on a quiet server: earlier restored databases dropped (so autovacuum is
+not busy with their rows), a CHECKPOINT, no autovacuum worker running; the two restores
+from a file swap order every run.
+
 Prints one table of medians and ratios; writes benchmarks/out/bench_backup.json too.
 """
 
@@ -81,9 +85,23 @@ def load(pg: PgCluster, scale: float) -> str:
         return "tests/backup/roster.py"
 
 
+RESTORED = ("base_restore", "ours_cache", "ours_s3", "base_s3")
+
+
 def fresh(pg: PgCluster, name: str) -> str:
-    pg.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    """An empty database `name` on a quiet server: the databases earlier steps restored are
+    dropped (else autovacuum works through their fresh rows during the next timing), dirty
+    buffers are written out, and no autovacuum worker is left running."""
+    for old in RESTORED:
+        pg.psql(f'DROP DATABASE IF EXISTS "{old}" WITH (FORCE)')
     pg.psql(f'CREATE DATABASE "{name}"')
+    pg.psql("CHECKPOINT")
+    for _ in range(100):
+        busy = pg.psql("SELECT count(*) FROM pg_stat_activity "
+                       "WHERE backend_type = 'autovacuum worker'")
+        if busy.strip() == "0":
+            break
+        time.sleep(0.1)
     return pg.url(name) + "?sslmode=require"
 
 
@@ -144,11 +162,17 @@ def main() -> None:
             manifest = created.manifest
             sizes = {"ours": manifest.size, "baseline": baseline_file.stat().st_size}
 
-            target = fresh(pg, "base_restore")
-            times["restore base"].append(timed(plain_restore, target, baseline_file)[0])
-            target = fresh(pg, "ours_cache")
-            times["cache ours"].append(timed(our_restore, target)[0])
-            assert fingerprint(pg.url("ours_cache")) == expected
+            def base_from_cache() -> None:
+                target = fresh(pg, "base_restore")
+                times["restore base"].append(timed(plain_restore, target, baseline_file)[0])
+
+            def ours_from_cache() -> None:
+                target = fresh(pg, "ours_cache")
+                times["cache ours"].append(timed(our_restore, target)[0])
+                assert fingerprint(pg.url("ours_cache")) == expected
+
+            for step in (base_from_cache, ours_from_cache)[::1 if run % 2 else -1]:
+                step()
             (cache / f"{manifest.backup_id}.dump.zst").unlink()
             target = fresh(pg, "ours_s3")
             times["s3 ours"].append(timed(our_restore, target)[0])

@@ -8,7 +8,6 @@ from typing import Any, TypeVar
 
 from invoke.exceptions import Exit
 
-from fabfile.config.secrets import redact
 from fabfile.errors import UserError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -25,6 +24,10 @@ def friendly(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
+            # Imported here: `fabfile.config` (which `secrets` belongs to) is not needed to
+            # list tasks or show their help.
+            from fabfile.config.secrets import redact
+
             raise Exit(redact(f"error: {exc.message}"), code=exc.code) from None
         except KeyboardInterrupt:
             raise Exit("interrupted", code=130) from None

@@ -4,26 +4,28 @@ retention and bucket setup. Thin adapters over `fabfile.backup`."""
 from __future__ import annotations
 
 import json as _json
+from typing import TYPE_CHECKING
 
 from invoke.collection import Collection
 from invoke.context import Context
 from invoke.tasks import task
 
-from fabfile import ui
-from fabfile.backup import dump, listing
-from fabfile.backup import prune as pruning
-from fabfile.backup import restore as restoring
-from fabfile.backup import setup as setting
-from fabfile.backup.naming import DATE_HELP, parse_date_spec
-from fabfile.config import Config, load_config
 from fabfile.tasks._adapter import friendly
 
+if TYPE_CHECKING:
+    from fabfile.config import Config
+
+# `fabfile.backup` (boto3 paths, the dump and restore plans, ...) and `fabfile.ui` (rich) are
+# imported inside the tasks, so listing tasks or running another namespace does not load them.
 ENV_HELP = "environment name: a file environments/<ENV>.yaml (staging, prod, ...)"
-DATE = f"which backup: {DATE_HELP}"
+# `fabfile.backup.naming.DATE_HELP`, written out: importing it would load all of `fabfile.backup`.
+DATE = "which backup: YYYY-MM-DD (UTC), latest, or a backup id such as 20261126T020000Z"
 
 
 def _config(env: str) -> Config:
     """The environment, needing only the secrets a backup task uses (checked where used)."""
+    from fabfile.config import load_config
+
     return load_config(env, placeholder_secrets=True)
 
 
@@ -31,6 +33,8 @@ def _config(env: str) -> Config:
 @friendly
 def create(c: Context, env: str, label: str = "") -> None:
     """Dump the database on the host, upload it to S3, write its manifest last."""
+    from fabfile.backup import dump
+
     dump.create_or_alert(_config(env), label=label)
 
 
@@ -38,6 +42,9 @@ def create(c: Context, env: str, label: str = "") -> None:
 @friendly
 def list_(c: Context, env: str, json: bool = False) -> None:
     """List backups, newest first: size, where the copies are, verified or not."""
+    from fabfile import ui
+    from fabfile.backup import listing
+
     found, warning = listing.rows(_config(env))
     if json:
         print(_json.dumps([dict(zip(["date", "time", "id", "size", "where", "status", "verified",
@@ -63,6 +70,10 @@ def list_(c: Context, env: str, json: bool = False) -> None:
 def restore(c: Context, env: str, date: str = "latest", target_url: str = "",
             yes: bool = False) -> None:
     """Restore a backup by date over the live database (after a safety backup) or elsewhere."""
+    from fabfile import ui
+    from fabfile.backup import restore as restoring
+    from fabfile.backup.naming import parse_date_spec
+
     spec = parse_date_spec(date)
     done = restoring.restore(_config(env), spec, target_url=target_url or None,
                              assume_yes=yes)
@@ -75,6 +86,10 @@ def restore(c: Context, env: str, date: str = "latest", target_url: str = "",
 @friendly
 def verify(c: Context, env: str, date: str = "latest") -> None:
     """Restore a backup into a scratch database and compare row counts with its manifest."""
+    from fabfile import ui
+    from fabfile.backup import restore as restoring
+    from fabfile.backup.naming import parse_date_spec
+
     result = restoring.verify(_config(env), parse_date_spec(date))
     rows = sum(result.restored_tables.values())
     ui.ok(f"backup {result.backup_id} verified: {len(result.restored_tables)} tables, "
@@ -85,6 +100,9 @@ def verify(c: Context, env: str, date: str = "latest") -> None:
 @friendly
 def prune(c: Context, env: str, dry_run: bool = False) -> None:
     """Apply retention to S3 and the host cache; never deletes the newest complete backup."""
+    from fabfile import ui
+    from fabfile.backup import prune as pruning
+
     result = pruning.prune(_config(env), dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
     rows = [[e.backup_id, e.status, "delete"] for e in result.decision.delete]
@@ -102,6 +120,9 @@ def prune(c: Context, env: str, dry_run: bool = False) -> None:
 @friendly
 def setup(c: Context, env: str) -> None:
     """Merge the bucket lifecycle rule, check encryption, create the host cache (0700)."""
+    from fabfile import ui
+    from fabfile.backup import setup as setting
+
     report = setting.setup(_config(env))
     for warning in report.warnings:
         ui.warn(warning)

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from invoke.collection import Collection
 from invoke.context import Context
 from invoke.tasks import task
 
-from fabfile import notify, ui
-from fabfile.checks import certs
-from fabfile.config import Config, load_config
 from fabfile.errors import UserError
 from fabfile.tasks._adapter import friendly
 from fabfile.tasks.config import ENV_HELP
 
+if TYPE_CHECKING:
+    from fabfile.checks import certs
+    from fabfile.config import Config
+
+# `fabfile.checks.certs` (cryptography), `fabfile.notify` (httpx) and `fabfile.ui` (rich) are
+# imported where used, so that only `inv certs.check` loads them.
 DEFAULT_WARN_DAYS = 15
 
 
@@ -31,6 +35,8 @@ def parse_days(value: str | None, fallback: int) -> int:
 
 
 def endpoints_for(cfg: Config | None, url: str, connect: str) -> list[certs.Endpoint]:
+    from fabfile.checks import certs
+
     if url:
         return [certs.parse_url(url)]
     assert cfg is not None
@@ -57,6 +63,10 @@ def endpoints_for(cfg: Config | None, url: str, connect: str) -> list[certs.Endp
 def check(c: Context, env: str = "", url: str = "", warn_days: str | None = None,
           connect: str = "", ca_file: str = "", timeout: int = 10) -> None:
     """Check the TLS certificate of each domain: trust, hostname, days left."""
+    from fabfile import ui
+    from fabfile.checks import certs
+    from fabfile.config import load_config
+
     if not env and not url:
         raise UserError("give --env=ENV to check its domains, or --url=https://HOST[:PORT]")
     if url and connect:
@@ -98,6 +108,8 @@ def check(c: Context, env: str = "", url: str = "", warn_days: str | None = None
 
 
 def _alert(cfg: Config, failed: list[str]) -> None:
+    from fabfile import notify, ui
+
     hook = cfg.notifications.slack_webhook
     if hook is None or hook.placeholder:
         why = ("no notifications.slack_webhook is configured" if hook is None

@@ -5,19 +5,21 @@ from __future__ import annotations
 import json as _json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import yaml
 from invoke.collection import Collection
 from invoke.context import Context
 from invoke.tasks import task
 
-from fabfile import PROJECT_ROOT, ui
-from fabfile.config import load_config
-from fabfile.config.show import as_dict
+from fabfile import PROJECT_ROOT
 from fabfile.errors import UserError
-from fabfile.render import RenderedFile, render_release
 from fabfile.tasks._adapter import friendly
 
+if TYPE_CHECKING:
+    from fabfile.render import RenderedFile
+
+# The configuration loader, `fabfile.render` (jinja2) and `fabfile.ui` (rich) are imported
+# inside the tasks: every task module imports this one for ENV_HELP.
 ENV_HELP = "environment name: a file environments/<ENV>.yaml (local, staging, prod)"
 RENDER_MARK = "Rendered by `inv render"
 
@@ -26,6 +28,11 @@ RENDER_MARK = "Rendered by `inv render"
 @friendly
 def show(c: Context, env: str, json: bool = False) -> None:
     """Print an environment's resolved configuration, secrets redacted."""
+    import yaml
+
+    from fabfile.config import load_config
+    from fabfile.config.show import as_dict
+
     data = as_dict(load_config(env, placeholder_secrets=True))
     if json:
         print(_json.dumps(data, indent=2))
@@ -57,6 +64,10 @@ def write_release(files: tuple[RenderedFile, ...], out: Path) -> None:
 @friendly
 def render(c: Context, env: str, out: str = "", placeholder_secrets: bool = False) -> None:
     """Render Compose, Traefik and env files for an environment into a directory."""
+    from fabfile import ui
+    from fabfile.config import load_config
+    from fabfile.render import render_release
+
     cfg = load_config(env, placeholder_secrets=placeholder_secrets)
     target = Path(out) if out else PROJECT_ROOT / "rendered" / env
     files = render_release(cfg)

@@ -20,15 +20,13 @@ from typing import Any
 from invoke.context import Context
 from invoke.tasks import Task, task
 
-from fabfile import ui
-from fabfile.config import load_config
-from fabfile.cutover import run, snapshot
 from fabfile.errors import UserError
-from fabfile.remote import connect
 from fabfile.tasks import db as db_tasks
 from fabfile.tasks._adapter import friendly
 from fabfile.tasks.config import ENV_HELP
 
+# `fabfile.cutover` (which loads the migration engine), `fabfile.remote` (paramiko) and
+# `fabfile.ui` (rich) are imported inside the tasks, only when they run.
 _ORIGINAL: Task[Any] = db_tasks.migrate_from_sqlite
 ENV_MIGRATE_HELP = ("take the SQLite file from this environment's host (a consistent online "
                     "backup made there) and migrate into its database.url (unless "
@@ -43,6 +41,11 @@ def _migrate_from_sqlite(c: Context, *args: Any, env: str = "", **kwargs: Any) -
     if args or kwargs.get("sqlite"):
         raise UserError("--env takes the SQLite file from the environment's host: leave out "
                         "--sqlite")
+    from fabfile import ui
+    from fabfile.config import load_config
+    from fabfile.cutover import snapshot
+    from fabfile.remote import connect
+
     cfg = load_config(env)
     snapshot.require_sqlite(cfg)
     if not kwargs.get("target_url"):
@@ -96,6 +99,9 @@ def _jobs(value: str) -> int:
 def cutover(c: Context, env: str, yes: bool = False, jobs: str = "", lock_wait: int = 0,
             drop_existing: bool = False) -> None:
     """Move the running app from SQLite to PostgreSQL behind a maintenance page."""
+    from fabfile.config import load_config
+    from fabfile.cutover import run
+
     if lock_wait < 0:
         raise UserError("--lock-wait: expected a number of seconds, 0 or more")
     run.cutover(load_config(env), run.CutoverOptions(

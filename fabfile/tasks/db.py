@@ -4,24 +4,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke.collection import Collection
 from invoke.context import Context
 from invoke.tasks import task
 
 from fabfile.errors import UserError
-from fabfile.migrate.engine import (
-    BAD_ROW_MODES,
-    SCHEMA_MODES,
-    VERIFY_MODES,
-    MigrateOptions,
-    MigrationFailed,
-)
-from fabfile.migrate.engine import migrate as run_migration
-from fabfile.migrate.engine import verify as run_verify
-from fabfile.migrate.report import MigrationReport
 from fabfile.tasks._adapter import friendly
 
+if TYPE_CHECKING:
+    from fabfile.migrate.report import MigrationReport
+
+# `fabfile.migrate.engine` (psycopg, multiprocessing, the planner) is imported inside the
+# tasks, with the option values it accepts (SCHEMA_MODES, ...): the help texts below spell
+# them out.
 SQLITE_HELP = "path of the SQLite database file (opened read-only, never modified)"
 TARGET_HELP = "PostgreSQL URL, e.g. postgresql://user:pass@host:5432/dbname"
 JOBS_HELP = "parallel workers (default: number of CPUs)"
@@ -88,6 +85,15 @@ def migrate_from_sqlite(c: Context, sqlite: str = "", target_url: str = "", dry_
                         verify: str = "checksums", report: str = "", on_bad_rows: str = "fail",
                         utc_timestamps: bool = False) -> None:
     """Migrate a SQLite database into PostgreSQL: preflight, schema, parallel COPY, verify."""
+    from fabfile.migrate.engine import (
+        BAD_ROW_MODES,
+        SCHEMA_MODES,
+        VERIFY_MODES,
+        MigrateOptions,
+        MigrationFailed,
+    )
+    from fabfile.migrate.engine import migrate as run_migration
+
     path = Path(_required("sqlite", sqlite))
     url = _required("target-url", target_url)
     options = MigrateOptions(
@@ -116,6 +122,9 @@ def migrate_from_sqlite(c: Context, sqlite: str = "", target_url: str = "", dry_
 def verify(c: Context, sqlite: str = "", target_url: str = "", mode: str = "checksums",
            jobs: str = "", report: str = "", utc_timestamps: bool = False) -> None:
     """Compare a PostgreSQL database with its SQLite source, table by table; change nothing."""
+    from fabfile.migrate.engine import VERIFY_MODES, MigrationFailed
+    from fabfile.migrate.engine import verify as run_verify
+
     path = Path(_required("sqlite", sqlite))
     url = _required("target-url", target_url)
     out = _report_path(report)

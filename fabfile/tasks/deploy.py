@@ -6,24 +6,20 @@ import dataclasses
 import json as _json
 import re
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from invoke.context import Context
 from invoke.tasks import task
 
-from fabfile import ui
-from fabfile.config import Config, load_config
-from fabfile.config import checks as config_checks
-from fabfile.config.secrets import redact
-from fabfile.deploy import bootstrap, execute, release
-from fabfile.deploy.lock import describe
-from fabfile.deploy.plan import Options, as_data, images, plan_deploy
-from fabfile.deploy.show import show_plan, show_status
 from fabfile.errors import UserError
-from fabfile.remote import Step, connect
-from fabfile.render import render_release
 from fabfile.tasks._adapter import friendly
 from fabfile.tasks.config import ENV_HELP
 
+if TYPE_CHECKING:
+    from fabfile.config import Config
+
+# `fabfile.deploy`, `fabfile.remote` (paramiko), `fabfile.render` (jinja2), `fabfile.ui` (rich)
+# and the configuration loader are imported inside the tasks, only when they run.
 _ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 YES_HELP = "go ahead without asking (CI); environments with deploy.confirm ask otherwise"
 LOCK_WAIT_HELP = "when another deploy holds a host's lock, wait up to SECONDS for it (default 0)"
@@ -33,6 +29,8 @@ def with_version(cfg: Config, version: str) -> Config:
     """The config with `app.tag` replaced by `--version`, validated like the YAML value."""
     if not version:
         return cfg
+    from fabfile.config import checks as config_checks
+
     problem = config_checks.tag(version)
     if problem:
         raise UserError(f"--version={version!r}: expected {problem}")
@@ -41,6 +39,8 @@ def with_version(cfg: Config, version: str) -> Config:
 
 def _clean(text: str) -> str:
     """Remote log text for this terminal: terminal escapes stripped, secrets redacted."""
+    from fabfile.config.secrets import redact
+
     return redact(_ESCAPES.sub("", text))
 
 
@@ -54,6 +54,9 @@ def _lock_wait(value: int) -> float:
 @friendly
 def setup(c: Context, env: str) -> None:
     """Prepare hosts: Docker/Compose check, dirs, network."""
+    from fabfile.config import load_config
+    from fabfile.deploy import bootstrap
+
     bootstrap.setup(load_config(env))
 
 
@@ -69,6 +72,9 @@ def setup(c: Context, env: str) -> None:
 def deploy(c: Context, env: str, version: str = "", yes: bool = False, dry_run: bool = False,
            lock_wait: int = 0, skip_migrations: bool = False) -> None:
     """Deploy a version with zero downtime (or roll back)."""
+    from fabfile.config import load_config
+    from fabfile.deploy import execute
+
     cfg = with_version(load_config(env), version)
     execute.deploy(cfg, execute.DeployOptions(
         version=version or None, yes=yes, dry_run=dry_run, lock_wait=_lock_wait(lock_wait),
@@ -85,6 +91,16 @@ def deploy(c: Context, env: str, version: str = "", yes: bool = False, dry_run: 
 def plan(c: Context, env: str, version: str = "", json: bool = False,
          skip_migrations: bool = False) -> None:
     """Show what deploy would change (diffs and steps)."""
+    from fabfile import ui
+    from fabfile.config import load_config
+    from fabfile.config.secrets import redact
+    from fabfile.deploy import execute, release
+    from fabfile.deploy.lock import describe
+    from fabfile.deploy.plan import Options, as_data, images, plan_deploy
+    from fabfile.deploy.show import show_plan
+    from fabfile.remote import connect
+    from fabfile.render import render_release
+
     cfg = with_version(load_config(env), version)
     files = render_release(cfg)
     runs = [execute.HostRun(connect(h)) for h in cfg.hosts]
@@ -121,6 +137,9 @@ def plan(c: Context, env: str, version: str = "", json: bool = False,
 def rollback(c: Context, env: str, to: str = "", yes: bool = False, dry_run: bool = False,
              lock_wait: int = 0) -> None:
     """Roll back to the previous or a named release."""
+    from fabfile.config import load_config
+    from fabfile.deploy import execute
+
     execute.rollback(load_config(env), to=to or None, yes=yes, dry_run=dry_run,
                      lock_wait=_lock_wait(lock_wait))
 
@@ -129,6 +148,11 @@ def rollback(c: Context, env: str, to: str = "", yes: bool = False, dry_run: boo
 @friendly
 def status(c: Context, env: str, json: bool = False) -> None:
     """Show releases, containers, lock and last deploy."""
+    from fabfile.config import load_config
+    from fabfile.config.secrets import redact
+    from fabfile.deploy import execute
+    from fabfile.deploy.show import show_status
+
     cfg = load_config(env)
     runs = execute.read_facts(cfg)
     for run in runs:
@@ -161,6 +185,7 @@ def _warn_on_backup_age(cfg: Config) -> None:
     """Status line for backups: a warning when the newest complete one is over 26 h old."""
     if cfg.backup is None:
         return
+    from fabfile import ui
     from fabfile.backup import STALE_AFTER, newest_complete_age
 
     try:
@@ -187,6 +212,12 @@ def _warn_on_backup_age(cfg: Config) -> None:
 def logs(c: Context, env: str, service: str = "", since: str = "", tail: int = 200,
          follow: bool = False, host: str = "") -> None:
     """Show the stack's container logs (secrets redacted)."""
+    from fabfile import ui
+    from fabfile.config import checks as config_checks
+    from fabfile.config import load_config
+    from fabfile.config.secrets import redact
+    from fabfile.remote import Step, connect
+
     cfg = load_config(env)
     hosts = [h for h in cfg.hosts if not host or h.address == host]
     if not hosts:

@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import json as _json
+from typing import TYPE_CHECKING
 
 from invoke.context import Context
 from invoke.tasks import task
-from rich.markup import escape
 
-from fabfile import ui
-from fabfile.checks import doctor as checks
-from fabfile.config import load_config
-from fabfile.config.secrets import redact
 from fabfile.errors import UserError
 from fabfile.tasks._adapter import friendly
 from fabfile.tasks.config import ENV_HELP
 
+if TYPE_CHECKING:
+    from fabfile.checks import doctor as checks
+
+# `fabfile.checks.doctor` (with the transports it probes through), rich and the configuration
+# loader are imported inside the task; `--only`'s help spells out `checks.CHECK_NAMES`.
 STYLE = {"ok": "[green]ok  [/]", "fail": "[red]FAIL[/]", "skip": "[yellow]skip[/]"}
 
 
 def parse_only(value: str) -> tuple[str, ...]:
+    from fabfile.checks import doctor as checks
+
     if not value:
         return checks.CHECK_NAMES
     names = tuple(part.strip() for part in value.split(",") if part.strip())
@@ -31,6 +34,11 @@ def parse_only(value: str) -> tuple[str, ...]:
 
 
 def print_results(results: list[checks.Result]) -> None:
+    from rich.markup import escape
+
+    from fabfile import ui
+    from fabfile.config.secrets import redact
+
     name_width = max((len(r.check) for r in results), default=0)
     target_width = max((len(r.target) for r in results), default=0)
     for r in results:
@@ -44,7 +52,8 @@ def print_results(results: list[checks.Result]) -> None:
 
 @task(help={
     "env": ENV_HELP,
-    "only": "comma-separated checks to run: " + ", ".join(checks.CHECK_NAMES),
+    "only": "comma-separated checks to run: ssh, docker, compose, disk, ports, dns, database, "
+            "bucket, backup-age, certificates",
     "ca_file": "PEM file of extra CAs to trust for the certificate check "
                "(default: the environment's checks.ca_file)",
     "timeout": "seconds to wait for each TLS handshake",
@@ -54,6 +63,10 @@ def print_results(results: list[checks.Result]) -> None:
 def doctor(c: Context, env: str, only: str = "", ca_file: str = "", timeout: int = 10,
            json: bool = False) -> None:
     """Preflight an environment: SSH, Docker, disk, ports, DNS, database, bucket, backups, certs."""
+    from fabfile import ui
+    from fabfile.checks import doctor as checks
+    from fabfile.config import load_config
+
     selected = parse_only(only)
     if timeout <= 0:
         raise UserError("--timeout must be at least 1 second")

@@ -6,18 +6,22 @@ from invoke.collection import Collection
 from invoke.context import Context
 from invoke.tasks import task
 
-from fabfile import ui
-from fabfile.config import load_config
-from fabfile.deploy import audit, execute, lock, rollout, scripts
 from fabfile.errors import UserError
 from fabfile.tasks._adapter import friendly
 from fabfile.tasks.config import ENV_HELP
+
+# `fabfile.deploy` (with `fabfile.remote`: paramiko), `fabfile.ui` (rich) and the configuration
+# loader are imported inside the tasks, only when they run.
 
 
 @task(help={"env": ENV_HELP})
 @friendly
 def status(c: Context, env: str) -> None:
     """Show who holds each host's deploy lock, if anyone."""
+    from fabfile import ui
+    from fabfile.config import load_config
+    from fabfile.deploy import execute, lock
+
     cfg = load_config(env)
     runs = execute.read_facts(cfg)
     rows = []
@@ -38,6 +42,10 @@ def status(c: Context, env: str) -> None:
 @friendly
 def release(c: Context, env: str, yes: bool = False, host: str = "") -> None:
     """Remove a dead run's deploy lock (asks first)."""
+    from fabfile import ui
+    from fabfile.config import load_config
+    from fabfile.deploy import audit, execute, lock, rollout, scripts
+
     cfg = load_config(env)
     runs = [r for r in execute.read_facts(cfg) if not host or r.transport.host.address == host]
     if not runs:

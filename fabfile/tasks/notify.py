@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import getpass
 import socket
-from typing import get_args
+from typing import TYPE_CHECKING, get_args
 
 from invoke.collection import Collection
 from invoke.context import Context
 from invoke.tasks import task
 
-from fabfile import notify, ui
-from fabfile.config import Config, load_config
 from fabfile.errors import UserError
 from fabfile.tasks._adapter import friendly
 from fabfile.tasks.config import ENV_HELP
 
-LEVELS: tuple[notify.Level, ...] = get_args(notify.Level)
+if TYPE_CHECKING:
+    from fabfile.config import Config
+
+# `fabfile.notify` (httpx), `fabfile.ui` (rich) and the configuration loader are imported inside
+# the tasks; `--level`'s help spells out the levels of `fabfile.notify.Level`.
 
 
 def _webhook_config(env: str) -> Config:
     """The environment with only the secrets it has; the webhook's own absence is an error."""
+    from fabfile.config import load_config
+
     cfg = load_config(env, placeholder_secrets=True)
     hook = cfg.notifications.slack_webhook
     if hook is None:
@@ -39,6 +43,8 @@ def _webhook_config(env: str) -> Config:
 @friendly
 def send_test(c: Context, env: str, message: str = "") -> None:
     """Send a test message to the environment's Slack webhook; fail if it is not delivered."""
+    from fabfile import notify, ui
+
     cfg = _webhook_config(env)
     text = message or (f"Test message from `inv notify.test`, sent by {getpass.getuser()} "
                        f"on {socket.gethostname()}: notifications for this environment work.")
@@ -52,13 +58,17 @@ def send_test(c: Context, env: str, message: str = "") -> None:
 @task(help={
     "env": ENV_HELP,
     "message": "the text to post",
-    "level": "one of " + ", ".join(LEVELS) + " (sets the icon)",
+    "level": "one of info, success, warning, failure (sets the icon)",
 })
 @friendly
 def send(c: Context, env: str, message: str, level: str = "info") -> None:
     """Post a message to the environment's Slack webhook (CI uses it to report runs)."""
-    if level not in LEVELS:
-        raise UserError(f"--level must be one of {', '.join(LEVELS)}, got {level!r}")
+    from fabfile import notify, ui
+    from fabfile.config import load_config
+
+    levels: tuple[notify.Level, ...] = get_args(notify.Level)
+    if level not in levels:
+        raise UserError(f"--level must be one of {', '.join(levels)}, got {level!r}")
     if not message.strip():
         raise UserError("--message is empty")
     cfg = load_config(env, placeholder_secrets=True)

@@ -1,6 +1,8 @@
 """`inv db.cutover`: move the running app from its SQLite file to PostgreSQL.
 
-Show the plan, confirm, take the host's deploy lock, then:
+Show the plan, confirm, take the host's deploy lock, rehearse (a snapshot of the live file
+through the migration's preflight and target checks, with the site up: bad rows, a target
+that holds the tables or cannot be reached stop the run before any downtime), then:
 
 1. maintenance on: start the page, wait until it is healthy and the proxy routes to it;
 2. drain the web containers (their routers leave; all traffic gets the page, 503);
@@ -39,7 +41,7 @@ from fabfile.deploy.rollout import markers
 from fabfile.errors import UserError
 from fabfile.migrate.engine import MigrateOptions, MigrationFailed
 from fabfile.migrate.engine import migrate as run_migration
-from fabfile.migrate.report import redact_url
+from fabfile.migrate.report import RunUI, redact_url
 from fabfile.remote import Step, Transport, connect
 
 from . import snapshot, steps
@@ -78,6 +80,8 @@ def plan_lines(cfg: Config, target: str) -> list[str]:
     domains = ", ".join(cfg.domains) or "(no domains)"
     return [
         f"take the deploy lock on {host}",
+        f"rehearse with the site up: snapshot {cfg.database.sqlite_path}, preflight every row "
+        f"and check {redact_url(target)}; any problem stops here, before the downtime",
         f"maintenance on: {cfg.maintenance.image} as {steps.maintenance_name(cfg)} answers 503 "
         f"for {domains}; then drain the {cfg.app.name} containers",
         f"final snapshot of {cfg.database.sqlite_path} (online backup), downloaded here",
@@ -142,6 +146,28 @@ def _preflight(cfg: Config, found: facts.Facts, host: str, user: str) -> None:
                         f"on SQLite first (`inv deploy --env={cfg.env}`), then cut over")
 
 
+class _RehearsalUI(RunUI):
+    """The dry run's output without the schema it would create (the real run prints it)."""
+
+    def statements(self, statements: list[str]) -> None:
+        self.step(f"the schema to create: {len(statements)} statements")
+
+
+def _rehearse(cfg: Config, transport: Transport, target: str, opts: CutoverOptions) -> None:
+    """Snapshot the live file and dry-run the migration, with the site still up."""
+    ui.step("rehearsal: snapshot and preflight with the site up")
+    with tempfile.TemporaryDirectory(prefix="shipyard-rehearsal-") as tmp:
+        snap = snapshot.take(cfg, transport, Path(tmp))
+        try:
+            run_migration(snap.path, target,
+                          MigrateOptions(jobs=opts.jobs, dry_run=True,
+                                         drop_existing=opts.drop_existing), _RehearsalUI())
+        except UserError as exc:
+            raise UserError(f"the rehearsal found a problem, so the site was not taken down: "
+                            f"{exc.message}") from None
+    ui.ok("rehearsal passed: every row can move, the target is ready")
+
+
 def _put_back(cfg: Config, state: _State) -> list[str]:
     """Undo what this run changed on the host; returns what could not be undone."""
     problems: list[str] = []
@@ -185,6 +211,7 @@ def cutover(cfg: Config, opts: CutoverOptions) -> None:
             run.locked = found.lock == "taken"
             _preflight(cfg, found, host, user)
             ui.ok(f"{host}: lock taken")
+            _rehearse(cfg, state.transport, target, opts)
             state.page = True
             _run(state, steps.maintenance_on(cfg))
             state.drained = True

@@ -121,7 +121,7 @@ def migrate(sqlite_path: Path, target_url: str, options: MigrateOptions | None =
     quarantine = options.on_bad_rows == "quarantine"
     if options.schema == "infer":
         clash = target.clashes(plan, existing, quarantine=quarantine)
-        if clash and not options.drop_existing and not options.dry_run:
+        if clash and not options.drop_existing:
             raise UserError(f"the target already holds {', '.join(clash[:8])}"
                             f"{' ...' if len(clash) > 8 else ''}: pass --drop-existing to replace "
                             "them, or migrate into an empty database")

@@ -173,16 +173,43 @@ def test_migrate_with_env_then_cutover_under_load(bed: Bed) -> None:
     assert "DATABASE_URL='postgresql://" in bed.app_env()
 
 
-def test_a_failed_cutover_puts_sqlite_back(bed: Bed) -> None:
+def test_the_rehearsal_stops_a_doomed_cutover_before_the_downtime(bed: Bed) -> None:
     stack = bed.stack
     with psycopg.connect(bed.url, autocommit=True) as conn:
         conn.execute("CREATE TABLE people (id bigint)")
     before = sha256(bed.sqlite)
     old_ids = {c["id"] for c in bed.web()}
+    with LoadGenerator(f"{bed.front.url}/version", host=DOMAIN, rate=20, max_seconds=120) as load:
+        code, text = bed.inv("db.cutover", "--yes", "--jobs=2")
+    assert code == 1, text
+    assert ("cutover failed: the rehearsal found a problem, so the site was not taken down: "
+            "the target already holds people") in text
+    assert "nothing was changed" in text and "Traceback" not in text
+    ok, pages = check_load(load.results())
+    assert pages == 0 and ok > 0
+    assert {c["id"] for c in bed.web()} == old_ids and not bed.maintenance()
+    assert not stack.locked() and not (stack.app_dir / "database-backend").exists()
+    assert sha256(bed.sqlite) == before
+    assert stack.audit()[-1]["action"] == "cutover" and stack.audit()[-1]["result"] == "failed"
+
+
+def test_a_failed_cutover_puts_sqlite_back(bed: Bed) -> None:
+    """The rehearsal passes; the real run fails after the page is up (DDL refused by an event
+    trigger, which a dry run never meets), and everything is put back."""
+    stack = bed.stack
+    with psycopg.connect(bed.url, autocommit=True) as conn:
+        conn.execute("CREATE FUNCTION refuse_ddl() RETURNS event_trigger LANGUAGE plpgsql AS "
+                     "$$ BEGIN RAISE EXCEPTION 'DDL refused by the test'; END $$")
+        conn.execute("CREATE EVENT TRIGGER refuse_ddl ON ddl_command_start "
+                     "EXECUTE FUNCTION refuse_ddl()")
+    before = sha256(bed.sqlite)
+    old_ids = {c["id"] for c in bed.web()}
     with LoadGenerator(f"{bed.front.url}/version", host=DOMAIN, rate=20, max_seconds=180) as load:
         code, text = bed.inv("db.cutover", "--yes", "--jobs=2")
     assert code == 1, text
-    assert "cutover failed: the target already holds people" in text
+    assert "rehearsal passed" in text
+    assert "cutover failed: creating the schema failed" in text, text
+    assert "DDL refused by the test" in text
     assert "the app is back on SQLite" in text
     assert "Traceback" not in text
     ok, pages = check_load(load.results())

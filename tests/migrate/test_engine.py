@@ -286,6 +286,15 @@ def test_dry_run_writes_nothing(roster1: Path, pg_db: str, run: Run) -> None:
     assert tables(pg_db) == []
 
 
+def test_dry_run_answers_as_the_real_run_would_about_a_busy_target(
+        roster1: Path, pg_db: str, run: Run) -> None:
+    query(pg_db, "CREATE TABLE people (id bigint)")
+    with pytest.raises(UserError, match="already holds people"):
+        run(roster1, pg_db, dry_run=True)
+    assert run(roster1, pg_db, dry_run=True, drop_existing=True).ok
+    assert tables(pg_db) == ["people"]
+
+
 def test_existing_schema_copies_by_column_name(make_db: Make, pg_db: str, run: Run) -> None:
     path = make_db("""
         CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT, created DATETIME, flag BOOLEAN);

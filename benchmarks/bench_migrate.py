@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -81,6 +82,31 @@ def tree_rss(pid: int) -> int:
             continue
         stack.extend(_children(p))
     return total
+
+
+def server_cpu(pg: PgCluster) -> float:
+    """CPU seconds the cluster has used: the postmaster, its exited children (backends and
+    autovacuum workers, reaped by it) and the ones still running."""
+    postmaster = int((pg.datadir / "postmaster.pid").read_text().split()[0])
+    ticks = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == postmaster:
+            ticks += sum(int(x) for x in fields[11:15])
+        elif int(fields[1]) == postmaster:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def measure(argv: list[str], log: Path) -> tuple[float, int, int]:
@@ -163,7 +189,7 @@ def main() -> int:
     if not shutil.which("pgloader"):
         print("pgloader is not installed (apt-get install pgloader)", file=sys.stderr)
         return 2
-    console = Console(width=200)
+    console = Console(width=240)
     db = roster(args.scale)
     src = source_facts(db)
     console.print(f"roster scale {args.scale:g}: {db} ({db.stat().st_size / 1e6:.0f} MB, "
@@ -178,7 +204,8 @@ def main() -> int:
             inv, "db.migrate-from-sqlite", f"--sqlite={db}", f"--target-url={url}",
             "--verify=checksums", *([f"--jobs={args.jobs}"] if args.jobs else [])],
     }
-    results: dict[str, dict[str, list[float]]] = {t: {"wall": [], "rss": []} for t in tools}
+    results: dict[str, dict[str, list[float]]] = {
+        t: {"wall": [], "rss": [], "cpu": [], "server": []} for t in tools}
     fidelity: dict[str, dict[str, int]] = {}
     try:
         for run in range(args.runs):
@@ -187,16 +214,22 @@ def main() -> int:
                 url = pg.create_database("bench")
                 dbname = url.rsplit("/", 1)[1]
                 log = OUT / f"{tool}-{run}.log"
+                time.sleep(1)  # let the server settle (autovacuum of the last database)
+                cpu, server = children_cpu(), server_cpu(pg)
                 wall, rss, rc = measure(tools[tool](url), log)
+                time.sleep(0.3)  # the tool's backends exit after it does
+                cpu, server = children_cpu() - cpu, server_cpu(pg) - server
                 if rc != 0:
                     console.print(f"[red]{tool} failed (exit {rc}); see {log}[/]")
                     return 1
                 results[tool]["wall"].append(wall)
                 results[tool]["rss"].append(rss)
+                results[tool]["cpu"].append(cpu)
+                results[tool]["server"].append(server)
                 if tool not in fidelity:
                     fidelity[tool] = target_facts(pg, dbname, db)
                 console.print(f"run {run + 1}/{args.runs} {tool}: {wall:.2f} s, "
-                              f"peak {rss / 1e6:.0f} MB")
+                              f"peak {rss / 1e6:.0f} MB, CPU {cpu:.2f} s + server {server:.2f} s")
                 pg.drop_database(url)
     finally:
         pg.stop()
@@ -205,7 +238,8 @@ def main() -> int:
     table = Table(title=f"SQLite -> PostgreSQL, roster scale {args.scale:g} "
                         f"({src['rows']:,} rows), "
                         f"median of {args.runs}; indexes + foreign keys; ours verifies checksums")
-    for col in ("tool", "wall s", "min-max s", "rows/s", "peak RSS MB", "vs pgloader",
+    for col in ("tool", "wall s", "min-max s", "rows/s", "peak RSS MB", "tool CPU s",
+                "server CPU s", "vs pgloader",
                 "rows", "NOT NULL", "varchar(n)", "naive DATETIME", "index names",
                 "INTEGER PK identity"):
         table.add_column(col, justify="left" if col == "tool" else "right")
@@ -213,15 +247,23 @@ def main() -> int:
     for tool, r in results.items():
         med = statistics.median(r["wall"])
         f = fidelity[tool]
+        cpu, server = statistics.median(r["cpu"]), statistics.median(r["server"])
         summary[tool] = {"wall_median": med, "wall": r["wall"], "peak_rss_mb": max(r["rss"]) / 1e6,
-                         "rows_per_s": src["rows"] / med, "ratio": med / base, "fidelity": f}
+                         "rows_per_s": src["rows"] / med, "ratio": med / base, "fidelity": f,
+                         "tool_cpu_s": cpu, "server_cpu_s": server}
         table.add_row(
             tool, f"{med:.2f}", f"{min(r['wall']):.2f}-{max(r['wall']):.2f}",
-            f"{src['rows'] / med:,.0f}", f"{max(r['rss']) / 1e6:.0f}", f"{med / base:.2f}x",
+            f"{src['rows'] / med:,.0f}", f"{max(r['rss']) / 1e6:.0f}", f"{cpu:.2f}",
+            f"{server:.2f}", f"{med / base:.2f}x",
             f"{f['rows']:,}/{src['rows']:,}", f"{f['notnull']}/{src['notnull']}",
             f"{f['varchar']}/{src['varchar']}", f"{f['datetime']}/{src['datetime']}",
             f"{f['indexes']}/{src['indexes']}", f"{f['int_pk']}/{src['int_pk']}")
     console.print(table)
+    cpus = os.cpu_count() or 1
+    for tool, r in summary.items():
+        console.print(f"{tool}: (tool + server CPU) / {cpus} CPUs = "
+                      f"{(r['tool_cpu_s'] + r['server_cpu_s']) / cpus:.2f} s, the wall time "
+                      "it could not beat on this machine")
     (OUT / "bench_migrate.json").write_text(json.dumps(
         {"scale": args.scale, "runs": args.runs, "source": src, "results": summary}, indent=2))
     return 0

@@ -28,7 +28,11 @@ def test_every_task_documents_every_option() -> None:
     for name in walk(tasks.ns):
         task = tasks.ns[name]
         assert task.__doc__ and task.__doc__.strip(), f"{name} has no docstring"
-        params = [p for p in task.get_arguments() if p.name not in ("c", "ctx")]
+        saved = dict(task.help)
+        try:  # Invoke's get_arguments() pops what it reads from task.help
+            params = [p for p in task.get_arguments() if p.name not in ("c", "ctx")]
+        finally:
+            task.help = saved
         for param in params:
             assert param.help, f"{name} --{param.name} has no help"
 
@@ -87,3 +91,20 @@ def test_render_never_overwrites_a_foreign_file(tmp_path: Path) -> None:
     assert "was not written by `inv render`" in proc.stderr
     assert (out / "compose.yml").read_text() == "services: {mine: {image: x}}\n"
     assert not (out / "app.env").exists()
+
+
+def test_help_texts_spelled_out_for_a_fast_start_match_their_source() -> None:
+    """Task modules do not import the heavy modules these texts describe (see their comments);
+    the copies must not drift from the originals."""
+    from typing import get_args
+
+    from fabfile import notify
+    from fabfile.backup.naming import DATE_HELP
+    from fabfile.checks.doctor import CHECK_NAMES
+    from fabfile.tasks import backup, doctor
+    from fabfile.tasks import notify as notify_tasks
+
+    assert backup.DATE.endswith(DATE_HELP)
+    only = doctor.doctor.help["only"]
+    assert all(name in only for name in CHECK_NAMES), only
+    assert ", ".join(get_args(notify.Level)) in notify_tasks.send.help["level"]

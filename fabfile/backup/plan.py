@@ -355,17 +355,42 @@ say "done"
 #: $1 CLIENT  $2 cache  $3 id  $4 docker|host  $5 image | bin dir  $6 network
 #: $7 target conninfo  $8 expected sha256  $9 jobs (0: the host's CPU count)
 #: $10 clean (1/0)  $11 scratch database ("" none)  $12 admin conninfo
+#: $13 the deploy lock directory to hold ("" none; skipped when its parent, the app
+#: directory, does not exist)  $14 holder.json for it  $15 this run's token
 #: stdin: password, presigned GET URL of the dump.
-#: Exit codes: 50 download failed, 51 no copy with the right checksum, 60 pg_restore failed.
+#: Exit codes: 14 the deploy lock is held (prints "lock-held JSON"), 50 download failed,
+#: 51 no copy with the right checksum, 60 pg_restore failed.
 RESTORE = r"""set -eu
 umask 077
 inner=$1 cache=$2 id=$3 kind=$4 where=$5 net=$6 conn=$7 sha=$8 jobs=$9
 shift 9
-clean=$1 scratch=$2 admin=$3
+clean=$1 scratch=$2 admin=$3 lock=$4 holder=$5 token=$6
 IFS= read -r PGPASSWORD || PGPASSWORD=
 export PGPASSWORD
 IFS= read -r get_url || get_url=
 """ + _CLIENT_FN + r"""
+locked= clientpid= work= logs=
+cleanup() {
+  if [ -n "$clientpid" ]; then
+    exec 5>&- || true
+    wait "$clientpid" 2>/dev/null || true
+  fi
+  [ -z "$work" ] || rm -rf "$work"
+  [ -z "$logs" ] || rm -rf "$logs"
+  [ -z "${cached:-}" ] || rm -f "$cached.partial"
+  if [ -n "$locked" ] && [ -e "$lock/token.$token" ]; then rm -rf "$lock"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+if [ -n "$lock" ] && [ -d "$(dirname "$lock")" ]; then
+  if ! mkdir "$lock" 2>/dev/null; then
+    say "lock-held $(head -c 4000 "$lock/holder.json" 2>/dev/null | tr '\n' ' ')"
+    fail 14 "the deploy lock $lock is held"
+  fi
+  locked=1
+  : >"$lock/token.$token"
+  printf '%s\n' "$holder" >"$lock/holder.json"
+fi
 mkdir -p "$cache"
 chmod 700 "$cache"
 cached="$cache/$id.dump.zst"
@@ -378,13 +403,6 @@ client restore "$conn" "$plain" "$jobs" "$clean" "$scratch" "$admin" \
   <"$logs/go" >"$logs/client.out" 2>"$logs/client.err" &
 clientpid=$!
 exec 5>"$logs/go"
-cleanup() {
-  exec 5>&- || true
-  wait "$clientpid" 2>/dev/null || true
-  rm -rf "$work" "$logs" "$cached.partial"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
 
 # check_stream: stdin is the compressed dump as it downloads; hash it, keep a copy in $1
 # and unpack it to $plain in one pass. It runs in a pipeline's subshell: `checked` reads
@@ -606,13 +624,25 @@ def create_step(cache_dir: str, backup_id: str, client: Client, major: int, targ
                   str(keep_local), "\n".join(upload.put_headers), stdin=stdin.encode())
 
 
+@dataclass(frozen=True)
+class HostLock:
+    """The deploy lock a restore over the live database holds on the host while it runs."""
+
+    path: str
+    holder_json: str
+    token: str
+
+
 def restore_step(cache_dir: str, backup_id: str, client: Client, major: int, target: DbTarget,
                  sha256: str, get_url: str, *, jobs: int, clean: bool,
-                 scratch: str = "", admin: DbTarget | None = None) -> Step:
+                 scratch: str = "", admin: DbTarget | None = None,
+                 lock: HostLock | None = None) -> Step:
     stdin = f"{target.password}\n{get_url}\n".encode()
     return script("check and restore", RESTORE, CLIENT, cache_dir, backup_id, client.kind,
                   client.where(major), target.network, target.conninfo, sha256, str(jobs),
-                  "1" if clean else "0", scratch, (admin or target).conninfo, stdin=stdin)
+                  "1" if clean else "0", scratch, (admin or target).conninfo,
+                  lock.path if lock else "", lock.holder_json if lock else "",
+                  lock.token if lock else "", stdin=stdin)
 
 
 def cache_list_step(cache_dir: str) -> Step:

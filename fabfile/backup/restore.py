@@ -8,6 +8,7 @@ its start-up costs nothing; a wrong checksum sends no "go" and the database is l
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 
 from fabfile import notify, ui
 from fabfile.config import Config
+from fabfile.deploy.lock import describe, new_holder
 from fabfile.errors import UserError
 from fabfile.remote import CommandFailed, Transport, connect
 
@@ -53,8 +55,10 @@ def choose(env: BackupEnv, spec: DateSpec) -> tuple[Entry, Manifest]:
 
 def run_restore(env: BackupEnv, entry: Entry, manifest: Manifest, target: DbTarget, *,
                 scratch: str = "", admin: DbTarget | None = None,
-                transport: Transport | None = None) -> Restored:
-    """Check the bytes, then restore them into `target` (cleaning what the dump holds)."""
+                transport: Transport | None = None, lock: plan.HostLock | None = None,
+                ) -> Restored:
+    """Check the bytes, then restore them into `target` (cleaning what the dump holds),
+    holding `lock` on the host meanwhile."""
     assert entry.dump is not None
     started = time.monotonic()
     store, client = env.store, env.client
@@ -63,7 +67,7 @@ def run_restore(env: BackupEnv, entry: Entry, manifest: Manifest, target: DbTarg
     jobs = env.settings.restore_jobs
     step = plan.restore_step(env.cache_dir, manifest.backup_id, client, manifest.server_major,
                              target, manifest.sha256, get_url, jobs=jobs, clean=not scratch,
-                             scratch=scratch, admin=admin)
+                             scratch=scratch, admin=admin, lock=lock)
     own = transport is None
     remote = transport or connect(env.host)
     try:
@@ -87,6 +91,18 @@ def run_restore(env: BackupEnv, entry: Entry, manifest: Manifest, target: DbTarg
 
 def _explain(exc: CommandFailed, env: BackupEnv, manifest: Manifest, target: DbTarget) -> str:
     result = exc.result
+    if result.exit_code == 14:
+        held = [line[len("lock-held "):] for line in result.stdout.splitlines()
+                if line.startswith("lock-held ")]
+        try:
+            holder = json.loads(held[-1]) if held else None
+        except json.JSONDecodeError:
+            holder = None
+        return (f"the deploy lock on {env.host.label} is held by "
+                f"{describe(holder if isinstance(holder, dict) else None)}: a deploy (or "
+                "another restore) is changing the app. Nothing was restored: run again when "
+                f"it is done (inv lock.status --env={env.cfg.env}), or, if that run is dead, "
+                f"release the lock (inv lock.release --env={env.cfg.env} --yes)")
     if result.exit_code == 51:
         found = {line.split()[1]: line.split()[2] for line in result.stdout.splitlines()
                  if line.startswith("corrupt ") and len(line.split()) == 3}
@@ -119,7 +135,11 @@ def restore(cfg: Config, spec: DateSpec, *, target_url: str | None = None,
         ui.step("taking a safety backup first (label pre-restore)")
         create_or_alert(cfg, label="pre-restore")
     ui.step(f"restoring {what} into {target.label}")
-    restored = run_restore(env, entry, manifest, target)
+    lock = None
+    if target_url is None:
+        holder = new_holder("backup.restore", manifest.backup_id)
+        lock = plan.HostLock(f"{cfg.deploy.app_dir}/lock", holder.to_json(), holder.token)
+    restored = run_restore(env, entry, manifest, target, lock=lock)
     for warning in restored.warnings:
         ui.warn(warning)
     return restored

@@ -109,13 +109,17 @@ def test_restore_and_verify_steps() -> None:
     step = plan.restore_step("/c", "ID", Client("host"), 15, TARGET, "f" * 64, "https://get",
                              jobs=0, clean=True)
     assert step.argv[4:] == (plan.CLIENT, "/c", "ID", "host", "", "host", TARGET.conninfo,
-                             "f" * 64, "0", "1", "", TARGET.conninfo)
+                             "f" * 64, "0", "1", "", TARGET.conninfo, "", "", "")
     assert step.stdin == b"s3cr'et pw\nhttps://get\n"
     scratch = TARGET.with_db("verify_x")
     step = plan.restore_step("/c", "ID", Client("docker"), 15, scratch, "f" * 64, "u", jobs=2,
                              clean=False, scratch="verify_x", admin=TARGET)
-    assert step.argv[-4:] == ("2", "0", "verify_x", TARGET.conninfo)
+    assert step.argv[-7:] == ("2", "0", "verify_x", TARGET.conninfo, "", "", "")
     assert "dbname='verify_x'" in step.argv[10]
+    lock = plan.HostLock("/srv/app/lock", '{"who": "me"}', "abc")
+    step = plan.restore_step("/c", "ID", Client("host"), 15, TARGET, "f" * 64, "u", jobs=2,
+                             clean=True, lock=lock)
+    assert step.argv[-3:] == ("/srv/app/lock", '{"who": "me"}', "abc")
 
 
 FACTS_OUT = """tool zstd yes

@@ -256,3 +256,31 @@ def test_a_routine_backup_is_one_round_trip(bed: BackupBed) -> None:
     cfg = bed.config()
     assert create_backup(cfg).round_trips == 2
     assert create_backup(cfg).round_trips == 1
+
+
+def test_a_restore_over_the_live_database_holds_the_deploy_lock(
+        bed: BackupBed, tls_pg: PgCluster, tmp_path: Path) -> None:
+    app_dir = tmp_path / "app"
+    (app_dir / "lock").mkdir(parents=True)
+    holder = {"who": "ci@runner", "when": "2026-11-26T02:00:00Z", "command": "deploy",
+              "version": "v9", "pid": 4242}
+    (app_dir / "lock" / "holder.json").write_text(json.dumps(holder) + "\n")
+    env_file = bed.root / f"{ENV}.yaml"
+    env_file.write_text(env_file.read_text() + f"deploy:\n  app_dir: {app_dir}\n")
+    manifest = create(bed)
+    tls_pg.psql("DELETE FROM assignments WHERE id % 2 = 0", bed.database)
+
+    refused = bed.inv("backup.restore", f"--env={ENV}", "--date=latest", "--yes")
+    assert refused.returncode == 1
+    message = only_error(refused.stderr)
+    assert "the deploy lock on" in message and "ci@runner" in message and "deploy of v9" in message
+    assert "Nothing was restored" in message
+    assert fingerprint(bed.url())["assignments"][0] == 80_000
+    assert json.loads((app_dir / "lock" / "holder.json").read_text()) == holder
+
+    (app_dir / "lock" / "holder.json").unlink()
+    (app_dir / "lock").rmdir()
+    done = bed.inv("backup.restore", f"--env={ENV}", f"--date={manifest['backup_id']}", "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert fingerprint(bed.url())["assignments"][0] == 160_000
+    assert not (app_dir / "lock").exists()

@@ -16,7 +16,10 @@ moto's S3 in a separate process. Then, per run, interleaved:
 - restore, ours: `fabfile.backup.restore.restore` into a fresh database, once with the dump
   in the host's cache and once after deleting it (download from S3);
 - restore, baseline: a plain single-job `pg_restore -d` of the baseline dump into a fresh
-  database (and, for the S3 row, boto3 `download_file` first).
+  database (and, for the S3 row, boto3 `download_file` first);
+- the floor of ours: `pg_restore -j<CPUs>` of the same uncompressed dump with the same
+  session settings, run locally: what our restore costs without SSH, the client container
+  and the checksum.
 
 Every restore starts on a quiet server: earlier restored databases dropped (so autovacuum is
 not busy with their rows), a CHECKPOINT, no autovacuum worker running; the two restores
@@ -135,7 +138,7 @@ def main() -> None:
         baseline_file = work / "baseline.dump"
         times: dict[str, list[float]] = {k: [] for k in (
             "backup ours", "backup base", "cache ours", "s3 ours", "restore base",
-            "s3 base")}
+            "s3 base", "floor")}
         sizes: dict[str, int] = {}
         expected = fingerprint(pg.url("roster"))
 
@@ -148,6 +151,16 @@ def main() -> None:
 
         def plain_restore(target: str, path: Path) -> None:
             subprocess.run(["pg_restore", "-d", target, str(path)], check=True)
+
+        jobs = os.cpu_count() or 2
+
+        def floor_restore(target: str, path: Path) -> None:
+            """What our restore runs once the bytes are checked: pg_restore -j of the same
+            uncompressed dump, same session settings, but local (no SSH, container, hash)."""
+            subprocess.run(["pg_restore", f"-j{jobs}", "--no-owner", "--no-acl", "-d", target,
+                            str(path)], check=True, env={**os.environ, "PGOPTIONS": (
+                                "-c max_parallel_maintenance_workers=0 "
+                                "-c synchronous_commit=off")})
 
         def baseline_from_s3(target: str) -> None:
             got = work / "downloaded.dump"
@@ -173,6 +186,12 @@ def main() -> None:
 
             for step in (base_from_cache, ours_from_cache)[::1 if run % 2 else -1]:
                 step()
+            plain = work / "plain.dump"
+            subprocess.run(["zstd", "-q", "-d", "-f", "-o", str(plain),
+                            str(cache / f"{manifest.backup_id}.dump.zst")], check=True)
+            target = fresh(pg, "ours_cache")
+            times["floor"].append(timed(floor_restore, target, plain)[0])
+            plain.unlink()
             (cache / f"{manifest.backup_id}.dump.zst").unlink()
             target = fresh(pg, "ours_s3")
             times["s3 ours"].append(timed(our_restore, target)[0])
@@ -194,6 +213,8 @@ def main() -> None:
              f"pg_dump -Fc + upload_file; {human_size(sizes['ours'])} vs "
              f"{human_size(sizes['baseline'])}"),
             ("restore from cache", "cache ours", "restore base", "single-job pg_restore"),
+            (f"pg_restore -j{jobs} alone, local", "floor", "restore base",
+             "single-job pg_restore; the floor of ours"),
             ("restore from S3", "s3 ours", "restore base", "single-job pg_restore"),
             ("restore from S3", "s3 ours", "s3 base", "download_file + single-job pg_restore"),
         ]

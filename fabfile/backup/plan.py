@@ -110,7 +110,7 @@ dump)
   rm -rf "$tmp"
   ;;
 restore)
-  file=$3 jobs=$4 clean=$5 scratch=$6 admin=$7
+  file=$3 jobs=$4 clean=$5 scratch=$6 admin=$7 done=${8:-}
   IFS= read -r go || go=
   [ "$go" = go ] || exit 0
   if [ -n "$scratch" ]; then
@@ -126,9 +126,14 @@ SQL
   fi
   if [ "$clean" = 1 ]; then set -- --clean --if-exists; else set --; fi
   # -j already builds indexes side by side: workers inside each build would only contend.
+  status=0
   PGOPTIONS="${PGOPTIONS:-} -c max_parallel_maintenance_workers=0 -c synchronous_commit=off" \
-    pg_restore -j "$jobs" --no-owner --no-acl --exit-on-error "$@" -d "$conn" "$file"
+    pg_restore -j "$jobs" --no-owner --no-acl --exit-on-error "$@" -d "$conn" "$file" \
+    || status=$?
   if [ -n "$scratch" ]; then counts "$conn"; fi
+  # the caller may go on now, without waiting for the container to be torn down
+  if [ -n "$done" ]; then echo "exit $status" >"$done" || true; fi
+  exit "$status"
   ;;
 *)
   echo "unknown mode $mode" >&2
@@ -399,8 +404,23 @@ logs=$(mktemp -d)
 plain="$work/restore.dump"
 [ "$jobs" -gt 0 ] || jobs=$(nproc 2>/dev/null || echo 2)
 mkfifo "$logs/go"
-client restore "$conn" "$plain" "$jobs" "$clean" "$scratch" "$admin" \
-  <"$logs/go" >"$logs/client.out" 2>"$logs/client.err" &
+# The client reports its exit status through $work/done (the cache directory is mounted
+# in its container), so the restore is over when pg_restore is, not when Docker has torn
+# the container down; the wrapper reports it too, should the client never get that far.
+# Verification needs the client's output (row counts), so it waits for the client itself.
+notify=
+if [ -z "$scratch" ]; then
+  notify="$work/done"
+  mkfifo "$notify"
+  exec 6<>"$notify"
+fi
+{
+  client restore "$conn" "$plain" "$jobs" "$clean" "$scratch" "$admin" "$notify" \
+    <"$logs/go" >"$logs/client.out" 2>"$logs/client.err"
+  code=$?
+  if [ -n "$notify" ]; then echo "exit $code" 1<>"$notify"; fi
+  exit "$code"
+} >/dev/null 2>&1 &
 clientpid=$!
 exec 5>"$logs/go"
 
@@ -455,7 +475,13 @@ say "phase restore $source $jobs"
 echo go >&5
 exec 5>&-
 status=0
-wait "$clientpid" || status=$?
+if [ -n "$notify" ]; then
+  IFS= read -r line <&6 || line="exit 1"
+  status=${line#exit }
+  if [ "$status" -eq 0 ]; then clientpid=; else wait "$clientpid" || true; fi
+else
+  wait "$clientpid" || status=$?
+fi
 cat "$logs/client.out"
 if [ "$status" -ne 0 ]; then
   cat "$logs/client.err" >&2

@@ -236,7 +236,7 @@ def sqlite_render(col: str, t: PgType, *, notnull: bool = False, escape: bool = 
             e = (f"CASE WHEN {ty} = 'text' AND NOT {_naive_text_ok(x)} THEN tz({x}) "
                  f"ELSE ({e}) || '+00' END")
     elif k is Kind.JSONB:
-        e = f"jc({x})"
+        e = f"CASE WHEN length({x}) <= {CACHED_JSON} THEN jcs({x}) ELSE jc({x}) END"
     elif k is Kind.JSON:
         e = esc(x)
     elif k is Kind.BYTEA:
@@ -322,7 +322,6 @@ def _slow_jsonb(v: Any) -> str:
     return _ENC.encode(v)
 
 
-@lru_cache(maxsize=65536)
 def jsonb_text(s: str) -> str:
     """PostgreSQL's `jsonb::text` for JSON text S: keys by (byte length, bytes), last
     duplicate wins, `", "` and `": "` separators, numbers as numeric prints them."""
@@ -332,10 +331,19 @@ def jsonb_text(s: str) -> str:
         return _slow_jsonb(_SLOW.decode(s))
 
 
-def _jc(s: str | bytes) -> str:
+CACHED_JSON = 4096
+"""App JSON repeats a lot (settings, roles, event payloads): values up to this many characters
+are rendered once per worker and remembered (at most `_jc_small`'s maxsize of them, so the
+cache stays within a few tens of MB)."""
+
+
+def _jc_text(s: str | bytes) -> str:
     if isinstance(s, bytes):
         s = s.decode()
     return copy_escape(jsonb_text(s))
+
+
+_jc_small = lru_cache(maxsize=8192)(_jc_text)
 
 
 _NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000", re.I)
@@ -470,7 +478,8 @@ FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
     "r": (1, repr),
     "pf": (1, float_text),
     "nt": (1, numeric_text),
-    "jc": (1, _jc),
+    "jc": (1, _jc_text),
+    "jcs": (1, _jc_small),
     "jchk": (1, jsonb_problem),
     "u8": (1, utf8_problem),
     "tz": (1, utc_text),

@@ -52,6 +52,15 @@ verification read tables through their primary key instead of sorting them (inde
 sort regardless)."""
 
 
+def open_source(path: Path) -> sqlite3.Connection:
+    """The SQLite file as workers read it: read-only, with the render functions, text as bytes
+    (invalid UTF-8 must reach the checks, not fail the fetch)."""
+    conn = open_readonly(path)
+    register_functions(conn)
+    conn.text_factory = bytes
+    return conn
+
+
 def connect_target(url: str) -> psycopg.Connection:
     conn = psycopg.connect(url, autocommit=False)
     with conn.cursor() as cur:
@@ -75,9 +84,7 @@ class Context:
     @property
     def src(self) -> sqlite3.Connection:
         if self._src is None:
-            self._src = open_readonly(self.sqlite_path)
-            register_functions(self._src)
-            self._src.text_factory = bytes
+            self._src = open_source(self.sqlite_path)
         return self._src
 
     @property

@@ -11,8 +11,8 @@ import pytest
 from fabfile.migrate import preflight
 from fabfile.migrate.copy import source_queries, source_query
 from fabfile.migrate.plan import build_plan
-from fabfile.migrate.render import register_functions
 from fabfile.migrate.sqlite_schema import open_readonly, read_schema
+from fabfile.migrate.workers import open_source
 
 ROWS: list[tuple[int, object, object, object]] = [
     (-2**63, "first", "x", '{"a": "b"}'),
@@ -43,9 +43,7 @@ def test_chunked_lines_equal_the_single_query(tmp_path: Path, monkeypatch: pytes
     conn.commit()
     conn.close()
     t = build_plan(read_schema(open_readonly(path))).tables[0]
-    src = open_readonly(path)
-    register_functions(src)
-    src.text_factory = bytes
+    src = open_source(path)
     single = [r[0] for r in src.execute(source_query(t))]
     monkeypatch.setattr(preflight, "CHUNK_ROWS", chunk)
     chunks: list[preflight.CopyChunk] = []

@@ -11,8 +11,9 @@ import pytest
 
 from fabfile.migrate import preflight
 from fabfile.migrate.plan import build_plan
-from fabfile.migrate.render import register_functions, sq, sqlite_check
+from fabfile.migrate.render import sq, sqlite_check
 from fabfile.migrate.sqlite_schema import open_readonly, read_schema
+from fabfile.migrate.workers import open_source
 
 VALUES: list[tuple[int, object, object, object]] = [
     (-2**63, "x\x00", "ok", None),  # the smallest rowid (min - 1 would be a float)
@@ -46,9 +47,7 @@ def test_chunked_scan_matches_the_full_scan(tmp_path: Path, monkeypatch: pytest.
     conn.close()
     plan = build_plan(read_schema(open_readonly(path)))
     t = plan.tables[0]
-    src = open_readonly(path)
-    register_functions(src)
-    src.text_factory = bytes
+    src = open_source(path)
     test = " OR ".join(f"({sqlite_check(c.source, c.type)}) IS NOT NULL" for c in t.columns)
     expected = [r[0] for r in src.execute(f"SELECT rowid FROM {sq(t.source)} WHERE {test}")]
     assert expected == [-2**63, 2, 7, 9, 10, 40, 41, 42, 101, 2**62]
@@ -71,9 +70,7 @@ def test_a_column_named_rowid_is_scanned_in_one_query(tmp_path: Path) -> None:
     conn.commit()
     conn.close()
     t = build_plan(read_schema(open_readonly(path))).tables[0]
-    src = open_readonly(path)
-    register_functions(src)
-    src.text_factory = bytes
+    src = open_source(path)
     chunks: list[preflight.CopyChunk] = []
     bad = preflight.scan_table(src, t, chunks)
     assert [b.reason for b in bad] == ["NUL byte in text"] and chunks == []

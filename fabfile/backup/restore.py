@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from fabfile import notify, ui
 from fabfile.config import Config
 from fabfile.deploy.lock import describe, new_holder
+from fabfile.deploy.rollout import lock_dir
 from fabfile.errors import UserError
 from fabfile.remote import CommandFailed, Transport, connect
 
@@ -138,7 +139,7 @@ def restore(cfg: Config, spec: DateSpec, *, target_url: str | None = None,
     lock = None
     if target_url is None:
         holder = new_holder("backup.restore", manifest.backup_id)
-        lock = plan.HostLock(f"{cfg.deploy.app_dir}/lock", holder.to_json(), holder.token)
+        lock = plan.HostLock(lock_dir(cfg), holder.to_json(), holder.token)
     restored = run_restore(env, entry, manifest, target, lock=lock)
     for warning in restored.warnings:
         ui.warn(warning)

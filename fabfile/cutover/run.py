@@ -260,7 +260,7 @@ def cutover(cfg: Config, opts: CutoverOptions) -> None:
         _run(state, steps.maintenance_off(cfg))
         state.page = False
         with ui.console.status(f"{host}: smoke test"):
-            check = smoke.run(postgres_config(cfg))
+            check = smoke.run(postgres_config(cfg), transport=state.transport)
         if not check.ok and not check.skipped:
             raise UserError(f"the smoke test after the cutover failed: {check.failures[-1]}: "
                             "the app runs on PostgreSQL; check it with "

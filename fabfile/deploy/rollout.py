@@ -22,6 +22,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
+from fabfile import healthcheck
 from fabfile.config import Config
 from fabfile.remote import Step
 
@@ -61,9 +62,27 @@ def drain_bound(cfg: Config) -> float:
     return unhealthy_timeout(cfg) + settle(cfg) + cfg.app.stop_grace_period + 30
 
 
-def roll_steps(cfg: Config, compose: str, old_ids: Sequence[str], *,
+def probe_args(cfg: Config, image: str) -> tuple[str, str, str]:
+    """`health_probe`'s arguments (lib.sh): where passed checks are remembered, the image,
+    and the check (its form on the first line, then its words). No image: no probe (a
+    rollback goes back to a release whose check already ran)."""
+    check = healthcheck.probe(cfg)
+    spec = "\n".join((check.form, *check.argv)) if image else ""
+    return f"{cfg.deploy.app_dir}/cache/healthcheck", image, spec
+
+
+def verify_args(cfg: Config) -> tuple[str, str, str, str]:
+    """`verify`'s arguments (lib.sh): the network, the app's port, the timeout per request
+    and the paths, one a line."""
+    paths = cfg.deploy.verify.paths or (cfg.app.health_path,)
+    return (cfg.deploy.network, str(cfg.app.port), f"{cfg.deploy.verify.timeout:g}",
+            "\n".join(paths))
+
+
+def roll_steps(cfg: Config, compose: str, old_ids: Sequence[str], *, image: str = "",
                skip_drain: bool = False) -> list[tuple[Literal["roll_up", "roll_drain"], Step]]:
-    """The phases rolling the web service from `old_ids` to `compose`'s configuration."""
+    """The phases rolling the web service from `old_ids` to `compose`'s configuration; the
+    first checks that `image` can run the healthcheck before it starts anything."""
     n, web = cfg.app.replicas, cfg.app.name
     what = f"{n} new container{'s' * (n != 1)}"
     title = (f"web: start {what} beside {len(old_ids)} old, wait until healthy" if old_ids
@@ -72,7 +91,8 @@ def roll_steps(cfg: Config, compose: str, old_ids: Sequence[str], *,
               str(unhealthy_timeout(cfg)))
     steps: list[tuple[Literal["roll_up", "roll_drain"], Step]] = [("roll_up", scripts.phase(
         title, lock_dir(cfg), "roll_up", compose, cfg.project, web, str(n),
-        str(up_timeout(cfg)), *retire, *old_ids, timeout=up_timeout(cfg) + drain_bound(cfg)))]
+        str(up_timeout(cfg)), *retire, *probe_args(cfg, image), *verify_args(cfg), *old_ids,
+        timeout=up_timeout(cfg) + drain_bound(cfg) + 60))]
     if old_ids:
         drain = "stop WITHOUT draining (test-only)" if skip_drain else "drain, stop"
         steps.append(("roll_drain", scripts.phase(

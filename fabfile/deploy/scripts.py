@@ -13,8 +13,8 @@ from importlib import resources
 from fabfile.remote import Step, script
 
 NAMES = ("facts", "upload", "phase", "services", "migrate", "roll_up", "roll_drain", "finish",
-         "setup", "lock_release")
-WITH_LIBRARY = ("roll_up", "roll_drain")
+         "setup", "lock_release", "smoke", "pull")
+WITH_LIBRARY = ("roll_up", "roll_drain", "migrate", "smoke")
 """Scripts that get `scripts/lib.sh` (the rollout's shared functions) prepended."""
 
 

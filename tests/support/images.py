@@ -32,8 +32,10 @@ HASH_LABEL = "org.shipyard.testbed.hash"
 
 APP_REPO = "shipyard-test/app"
 APP_PORT = 8000
-APP_HEALTHCHECK = "test ! -e /tmp/drain && wget -q -O /dev/null http://127.0.0.1:8000/health"
-"""The health command the Compose templates use; the app image has everything it needs."""
+APP_HEALTH_COMMAND = "wget -q -O /dev/null http://127.0.0.1:8000/health"
+"""`app.healthcheck.command` for the busybox app (it has wget, not Python)."""
+APP_HEALTHCHECK = f"test ! -e /tmp/drain && {APP_HEALTH_COMMAND}"
+"""The same with the drain-file test, as a plain `docker run --health-cmd`."""
 APP_VARIANTS: dict[str, dict[str, str]] = {
     "v1": {"APP_VERSION": "v1"},
     "v2": {"APP_VERSION": "v2"},

@@ -2,14 +2,19 @@
 # wait until every new one is healthy. Fails fast when one turns unhealthy or exits, and gives
 # up after TIMEOUT seconds. On failure or interrupt (TERM) the new containers are retired
 # (drained first, as a proxy may already route to the healthy ones), so the old ones keep
-# serving untouched. With no old containers (a first deploy) this is `up -d --wait`.
+# serving untouched. With no old containers (a first deploy) this is `up -d --wait`. First of
+# all, the healthcheck's program must exist in IMAGE (`health_probe`), or nothing starts.
+# Once healthy, every VERIFY_PATH (one a line) must answer 2xx from every new container on
+# NETWORK at PORT (`verify`), or they are retired before any old one is touched.
 # Usage: roll_up.sh COMPOSE_FILE PROJECT SERVICE COUNT TIMEOUT DRAIN_FILE SETTLE GRACE
-#                   UNHEALTHY_TIMEOUT [OLD_ID...]
+#                   UNHEALTHY_TIMEOUT PROBE_CACHE IMAGE PROBE_SPEC NETWORK PORT VERIFY_TIMEOUT
+#                   VERIFY_PATHS [OLD_ID...]
 # shellcheck disable=SC2086,SC2046  # lists of container ids split on purpose
 set -u
 compose=$1 project=$2 service=$3 count=$4 timeout=$5 drain_file=$6 settle=$7 grace=$8
-unhealthy_timeout=$9
-shift 9
+unhealthy_timeout=$9 probe_cache=${10} image=${11} probe_spec=${12} network=${13} port=${14}
+verify_timeout=${15} verify_paths=${16}
+shift 16
 old=" $* "
 total=$(($# + count))
 
@@ -28,6 +33,17 @@ show_logs() {
   docker logs --tail 15 "$1" 2>&1 | sed 's/^/@log /'
 }
 
+health_probe "$probe_cache" "$image" "$probe_spec" || exit 4
+
+# check_new ID...: the verification of the new containers; on failure they are retired.
+check_new() {
+  if ! verify "$network" "$port" "$verify_timeout" "$verify_paths" "$@"; then
+    for id in "$@"; do show_logs "$id"; done
+    give_up
+    exit 5
+  fi
+}
+
 trap 'echo "@interrupted"; give_up; exit 130' TERM INT HUP
 
 started=$(now)
@@ -40,8 +56,10 @@ if [ $# -eq 0 ]; then
     give_up
     exit 2
   fi
-  echo "@new" $(new_ids)
+  new=$(new_ids)
+  echo "@new" $new
   echo "@healthy $(since "$started")"
+  check_new $new
   exit 0
 fi
 
@@ -86,6 +104,7 @@ STATES
   fi
   if [ "$pending" -eq 0 ]; then
     echo "@healthy $(since "$started")"
+    check_new $new
     exit 0
   fi
   if [ "$(date +%s)" -ge "$deadline" ]; then

@@ -1,5 +1,5 @@
 """`backup` namespace: dumps to S3 with a host cache, listing, restore by date, verification,
-retention and bucket setup. Thin adapters over `fabfile.backup`."""
+retention, bucket setup and the freshness check. Thin adapters over `fabfile.backup`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from invoke.collection import Collection
 from invoke.context import Context
 from invoke.tasks import task
 
+from fabfile.errors import UserError
 from fabfile.tasks._adapter import friendly
 
 if TYPE_CHECKING:
@@ -96,6 +97,23 @@ def verify(c: Context, env: str, date: str = "latest") -> None:
           f"{rows:,} rows, as in its manifest ({result.seconds:.1f}s); scratch database dropped")
 
 
+@task(help={"env": ENV_HELP + "; the limit is its checks.max_backup_age_hours (default 26), "
+                              "and its Slack webhook is alerted when the check fails"})
+@friendly
+def check(c: Context, env: str) -> None:
+    """Fail and alert Slack when the newest complete backup is older than the configured limit."""
+    from fabfile.checks import doctor as checks
+    from fabfile.tasks.doctor import report
+
+    cfg = _config(env)
+    if cfg.backup is None:
+        raise UserError(f"environment {env} has no backup section: nothing to check")
+    results = checks.run(cfg, selected=("backup-age",))
+    if results[0].status == "skip":
+        raise UserError(f"the backup age cannot be checked: {results[0].detail}")
+    report(cfg, results, command=f"inv backup.check --env={env}", json=False)
+
+
 @task(help={"env": ENV_HELP, "dry_run": "show what would be deleted, delete nothing"})
 @friendly
 def prune(c: Context, env: str, dry_run: bool = False) -> None:
@@ -131,5 +149,5 @@ def setup(c: Context, env: str) -> None:
 
 
 namespace = Collection("backup")
-for backup_task in (create, list_, restore, verify, prune, setup):
+for backup_task in (create, list_, restore, verify, prune, setup, check):
     namespace.add_task(backup_task)

@@ -26,7 +26,7 @@ def test_docker_driver_pushes_inline_cache_and_the_cache_tag() -> None:
     assert "org.opencontainers.image.revision=abc123" in argv
     assert "org.opencontainers.image.source=https://git.test/roster" in argv
     assert "org.opencontainers.image.created=2026-12-05T12:00:00Z" in argv
-    assert ["--build-arg", "BASE_IMAGE=python:3.12-slim"] == argv[argv.index("--build-arg"):][:2]
+    assert argv[argv.index("--build-arg"):][:2] == ["--build-arg", "BASE_IMAGE=python:3.12-slim"]
     assert "id=pip_ca,src=/etc/ca.pem" in argv
     assert plan.cache_flags(request(push=True)) == [
         "--cache-from", "type=registry,ref=registry.test:5000/roster:buildcache",

@@ -79,7 +79,7 @@ def test_rejected_credentials_name_the_secret_not_the_value(registry: Registry, 
 
 def test_an_untrusted_certificate_says_which_setting_fixes_it(registry: Registry, pushed: str,
                                                               tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="not trusted here: set registry.ca_file"):
+    with pytest.raises(UserError, match=r"not trusted here: set registry\.ca_file"):
         registry_api.require(cfg_for(registry, tmp_path, ca=False), "v1")
 
 

@@ -61,5 +61,5 @@ def test_a_dirty_tree_gets_a_tag_no_commit_can_have(repo: Path) -> None:
 
 def test_outside_git_there_is_no_commit(tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
-    with pytest.raises(UserError, match="is not in a git repository.*pass --version=TAG"):
+    with pytest.raises(UserError, match=r"is not in a git repository.*pass --version=TAG"):
         source.inspect(tmp_path, tmp_path / "Dockerfile")

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from functools import cache
 from importlib import resources
 
+from fabfile.heal import scripts as heal_scripts
 from fabfile.remote import Step, script
 
 NAMES = ("facts", "upload", "phase", "services", "migrate", "roll_up", "roll_drain", "finish",
@@ -24,9 +25,12 @@ def _read(name: str) -> str:
 
 @cache
 def body(name: str) -> str:
-    """The text of `scripts/<name>.sh` (after `lib.sh` for the rollout phases)."""
+    """The text of `scripts/<name>.sh` (after `lib.sh` for the rollout phases, after
+    `heal_facts` for the facts)."""
     if name not in NAMES:
         raise KeyError(name)
+    if name == "facts":
+        return heal_scripts.body("facts") + "\n" + _read(name)
     return _read("lib") + "\n" + _read(name) if name in WITH_LIBRARY else _read(name)
 
 

@@ -16,6 +16,7 @@ import yaml
 
 from tests.helpers import INV, PROJECT_ROOT, deep_merge, run_inv
 from tests.support.docker import docker, unique_name
+from tests.support.heal import stop_watcher
 from tests.support.images import APP_HEALTH_COMMAND
 from tests.support.sshd import SshHost
 
@@ -141,6 +142,7 @@ class Stack:
         return (self.app_dir / "lock").exists()
 
     def cleanup(self) -> None:
+        stop_watcher(self.app_dir)
         ids = docker("ps", "-aq", "--filter",
                      f"label=com.docker.compose.project={self.project}").split()
         if ids:

@@ -16,6 +16,7 @@ command -v iptables >/dev/null || need+=(iptables)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v pgloader >/dev/null || need+=(pgloader)
 command -v psql >/dev/null || need+=(postgresql-client)
+command -v shellcheck >/dev/null || need+=(shellcheck)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
 
 if [ ${#need[@]} -gt 0 ]; then

@@ -54,15 +54,16 @@ def install_step(cfg: Config) -> Step:
                   timeout=60)
 
 
-def remove_step(cfg: Config) -> Step:
+def remove_step(app_dir: str) -> Step:
+    """Stop the watcher of the app in `app_dir` and remove it with its unit or crontab line."""
     return script("self-healing watcher: stop and remove", scripts.body("install"), "remove",
-                  cfg.deploy.app_dir, "", "", "", timeout=60)
+                  app_dir, "", "", "", timeout=60)
 
 
 def needed(cfg: Config, watcher: Watcher | None) -> Step | None:
     """The step that brings the host's watcher to the config, or None when it is there."""
     if not cfg.app.healthcheck.self_heal:
-        return remove_step(cfg) if watcher is not None else None
+        return remove_step(cfg.deploy.app_dir) if watcher is not None else None
     if watcher is not None and watcher.running and watcher.fingerprint == fingerprint(cfg):
         return None
     return install_step(cfg)

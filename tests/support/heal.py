@@ -1,6 +1,7 @@
-"""Test-side handles on the self-healing watcher (`fabfile/heal`): stop the watchers a test
-started (by the pid in their app directory, never by name), and make the fake app hang or
-crash from inside its container."""
+"""Test-side handles on the self-healing watcher (`fabfile/heal`): remove the watchers a
+test installed (the real `install.sh remove`: their unit or crontab line too; then by the pid
+in their app directory, never by name), and make the fake app hang or crash from inside its
+container."""
 
 from __future__ import annotations
 
@@ -10,31 +11,43 @@ import signal
 import time
 from pathlib import Path
 
+from fabfile.config import Host
+from fabfile.heal.plan import remove_step
+from fabfile.remote import LocalTransport
 from tests.support.docker import docker
+
+
+def _is_watcher(pid: int, app_dir: Path) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return False
+    return str(app_dir / "heal" / "watch.sh").encode() in cmdline
 
 
 def watcher_pid(app_dir: Path) -> int | None:
     """The pid of the watcher of `app_dir` when it runs (checked against its command line)."""
     try:
         pid = int((app_dir / "heal" / "pid").read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
     except (OSError, ValueError):
         return None
-    return pid if str(app_dir / "heal" / "watch.sh").encode() in cmdline else None
+    return pid if _is_watcher(pid, app_dir) else None
 
 
 def stop_watcher(app_dir: Path, timeout: float = 5.0) -> None:
-    """Stop the watcher of `app_dir` and its children (its process group), if it runs."""
+    """Remove the watcher of `app_dir` (this machine is the test bed's host); make sure its
+    process group is gone."""
     pid = watcher_pid(app_dir)
-    if pid is None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
+    if (app_dir / "heal").is_dir():
+        LocalTransport(Host(address="localhost", transport="local")).probe(
+            remove_step(str(app_dir)))
     deadline = time.monotonic() + timeout
-    while watcher_pid(app_dir) == pid and time.monotonic() < deadline:
+    while pid is not None and _is_watcher(pid, app_dir):
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            return
         time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
 
 
 def stop_watchers_under(root: Path) -> None:

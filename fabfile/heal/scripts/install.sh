@@ -54,8 +54,11 @@ unsupervise() {
     rm -f "$unit_file"
     systemctl --user daemon-reload >/dev/null 2>&1
   fi
-  if command -v crontab >/dev/null 2>&1 && crontab -l 2>/dev/null | grep -qF "$tag"; then
-    crontab -l 2>/dev/null | grep -vF "$tag" | crontab -
+  if command -v crontab >/dev/null 2>&1; then
+    table=$(crontab -l 2>/dev/null)
+    if printf '%s\n' "$table" | grep -qF "$tag"; then
+      printf '%s\n' "$table" | grep -vF "$tag" | crontab -
+    fi
   fi
 }
 
@@ -119,9 +122,10 @@ case $supervisor in
     echo "@started systemd $unit"
     exit 0 ;;
   cron)
-    if ! crontab -l 2>/dev/null | grep -qxF "$line"; then
-      { crontab -l 2>/dev/null | grep -vF "$tag"; printf '%s\n' "$line"; } | crontab - ||
-        { echo "@error crontab"; exit 1; }
+    table=$(crontab -l 2>/dev/null)
+    if ! printf '%s\n' "$table" | grep -qxF "$line"; then
+      { [ -z "$table" ] || printf '%s\n' "$table" | grep -vF "$tag"; printf '%s\n' "$line"; } |
+        crontab - || { echo "@error crontab"; exit 1; }
     fi ;;
 esac
 sh "$dir/ensure.sh" "$app_dir"

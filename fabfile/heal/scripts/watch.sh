@@ -105,7 +105,8 @@ alert() {
   esac
 }
 
-# consider ID: restart the container, leave it alone, or give up on it (see the top).
+# consider ID: restart the container, leave it alone, or give up on it (see the top). One left
+# alone (draining, given up, a failed restart) loses its deadline: the next sweep sets one.
 consider() {
   id=$1
   if [ -d "$app_dir/lock" ]; then
@@ -124,6 +125,7 @@ consider() {
   crashes=$3 name=${4#/}
   if docker cp "$id:$drain_file" - >/dev/null 2>&1; then
     note "$id" "left $name alone: it is draining ($drain_file exists)"
+    rm -f "$run/since.$id"
     return 0
   fi
   if [ -e "$dir/gave-up/$id" ]; then
@@ -145,6 +147,7 @@ consider() {
   started=$(now)
   if ! out=$(docker restart -t "$grace" "$id" 2>&1); then
     note "$id" "restarting $name failed: $(printf '%s' "$out" | tail -n 1)"
+    rm -f "$run/since.$id"
     return 0
   fi
   at=$(now)
@@ -178,7 +181,8 @@ sweep() {
 }
 
 # events: health changes of the web containers, as they happen (a child of the watcher; each
-# stream ends within a minute, so it never outlives the watcher by more than that).
+# stream ends within a minute, so it never outlives the watcher by more than that, and the
+# next one starts where it ended).
 events() {
   last=$(now)
   while kill -0 "$me" 2>/dev/null; do
@@ -198,8 +202,12 @@ events() {
             fi ;;
         esac
       done
-    [ "$(now)" -lt "$until" ] && sleep 1
-    last=$until
+    last=$(now)
+    if [ "$last" -lt "$until" ]; then
+      sleep 1
+    else
+      last=$until
+    fi
   done
 }
 

@@ -25,9 +25,17 @@ import pytest
 from fabfile.heal.plan import SWEEP_SECONDS
 from tests.checks.webhook import webhook
 from tests.deploy.stack import DOMAIN, Stack, output
-from tests.support.docker import docker
 from tests.support.front import Front
-from tests.support.heal import crash, hang, watcher_pid
+from tests.support.heal import (
+    crash,
+    hang,
+    name_of,
+    recover,
+    started_at,
+    state,
+    wait,
+    watcher_pid,
+)
 from tests.support.load import LoadGenerator, Result
 
 pytestmark = pytest.mark.e2e
@@ -37,33 +45,6 @@ THROTTLE = 2.0
 TARGET = 30.0
 IN_FLIGHT = 1.0
 DEFAULT_TIMINGS = {"interval": 2, "timeout": 2, "retries": 3, "start_period": 3}
-
-
-def started_at(cid: str) -> str:
-    return docker("inspect", "-f", "{{.State.StartedAt}}", cid)
-
-
-def health(cid: str) -> str:
-    return docker("inspect", "-f", "{{.State.Status}} {{.State.Health.Status}}", cid)
-
-
-def name_of(cid: str) -> str:
-    return docker("inspect", "-f", "{{.Name}}", cid).lstrip("/")
-
-
-def wait(predicate: Any, timeout: float, what: str, step: float = 0.1) -> float:
-    """Poll until `predicate()` holds; returns the monotonic time it did."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(step)
-    return time.monotonic()
-
-
-def left_at(front: Front, name: str, after: float) -> float:
-    """When the stand-in's table first stopped routing to `name` after `after`."""
-    return next(r.at for r in front.refreshes_since(after) if name not in r.backends)
 
 
 def alerts(payloads: list[dict[str, str]]) -> list[str]:
@@ -101,20 +82,6 @@ def served(stack: Stack, make_front: Any) -> Iterator[tuple[Stack, Front]]:
     yield stack, front
 
 
-def recover(stack: Stack, front: Front, cid: str, breaks: Any) -> tuple[float, float, float]:
-    """Break `cid` with `breaks`, wait until it is healthy again in a new start and routed by
-    the stand-in; (broken at, out of the table at, back in the table at), monotonic."""
-    name, before = name_of(cid), started_at(cid)
-    broken = time.monotonic()
-    breaks(cid)
-    wait(lambda: started_at(cid) != before and health(cid) == "running healthy",
-         TARGET + 15, f"{name} healthy again")
-    front.wait_for(lambda t: name in [s.container_name for s in t.servers_for(DOMAIN)],
-                   timeout=10)
-    back = next(r.at for r in front.refreshes_since(broken) if name in r.backends)
-    return broken, left_at(front, name, broken), back
-
-
 def unexplained(failures: list[Result], t0: float,
                 windows: list[tuple[float, float]]) -> list[Result]:
     """The failures that did not start while a broken container was still routed (from
@@ -131,17 +98,18 @@ def test_a_hung_container_is_replaced_and_a_killed_one_is_back_within_30s(
                        timeout=40, concurrency=300) as load:
         t0 = time.monotonic() - load.now()
         time.sleep(2)
-        hung, hung_left, hung_back = recover(stack, front, first, hang)
+        hung = recover(front, DOMAIN, first, hang)
         time.sleep(2)
-        killed, killed_left, killed_back = recover(stack, front, second, crash)
+        killed = recover(front, DOMAIN, second, crash)
         time.sleep(2)
-    print(f"hang -> routed again {hung_back - hung:.1f}s (out of the pool after "
-          f"{hung_left - hung:.1f}s); crash -> routed again {killed_back - killed:.1f}s")
+    print(f"hang -> routed again {hung.after(hung.back):.1f}s (out of the pool after "
+          f"{hung.after(hung.left):.1f}s); crash -> routed again {killed.after(killed.back):.1f}s")
     print(load.summary())
-    assert hung_back - hung < TARGET
-    assert killed_back - killed < TARGET
+    assert hung.after(hung.back) < TARGET
+    assert killed.after(killed.back) < TARGET
     failures = load.failures()
-    assert not unexplained(failures, t0, [(hung, hung_left), (killed, killed_left)]), (
+    windows = [(hung.broken, hung.left), (killed.broken, killed.left)]
+    assert not unexplained(failures, t0, windows), (
         load.summary(failures) + "\n" + front.summary())
     assert len(load.results()) >= RATE * load.now() * 0.8, load.summary()
 
@@ -179,7 +147,7 @@ def test_a_container_that_hangs_after_every_restart_is_left_after_n_with_one_ale
             """Hang the app each time it is healthy again after a (re)start."""
             while not stop.wait(0.2):
                 started = started_at(victim)
-                if started not in hangs and health(victim) == "running healthy":
+                if started not in hangs and state(victim) == "running healthy":
                     hangs.append(started)
                     hang(victim)
 
@@ -195,7 +163,7 @@ def test_a_container_that_hangs_after_every_restart_is_left_after_n_with_one_ale
             hanger.join(5)
         results = [a["result"] for a in heal_audit(stack)]
         assert results == ["restarted", "restarted", "gave-up"], heal_audit(stack)
-        assert len(hangs) == 3 and health(victim) == "running unhealthy"
+        assert len(hangs) == 3 and state(victim) == "running unhealthy"
         assert len(alerts(hook.payloads)) == 1, hook.payloads
         text = alerts(hook.payloads)[0]
         assert name_of(victim) in text and "restarted 2 times" in text, text

@@ -1,7 +1,8 @@
 """Test-side handles on the self-healing watcher (`fabfile/heal`): remove the watchers a
 test installed (the real `install.sh remove`: their unit or crontab line too; then by the pid
-in their app directory, never by name), and make the fake app hang or crash from inside its
-container."""
+in their app directory, never by name), make the fake app hang or crash from inside its
+container, and time how it comes back (`recover`, shared by the e2e tests and
+`benchmarks/bench_heal.py`)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from fabfile.config import Host
 from fabfile.heal.plan import remove_step
 from fabfile.remote import LocalTransport
 from tests.support.docker import docker
+from tests.support.front import Front
 
 
 def _is_watcher(pid: int, app_dir: Path) -> bool:
@@ -66,3 +70,59 @@ def crash(container: str) -> None:
     """Kill the app's listener: PID 1 then exits non-zero and Docker's policy restarts it
     (the `exec` itself may end with the container, so its status is not checked)."""
     docker("exec", container, "killall", "-KILL", "nc", check=False)
+
+
+def started_at(cid: str) -> str:
+    return docker("inspect", "-f", "{{.State.StartedAt}}", cid)
+
+
+def state(cid: str) -> str:
+    """`running healthy`, `running unhealthy`, `restarting starting`, ..."""
+    return docker("inspect", "-f", "{{.State.Status}} {{.State.Health.Status}}", cid)
+
+
+def name_of(cid: str) -> str:
+    return docker("inspect", "-f", "{{.Name}}", cid).lstrip("/")
+
+
+def wait(predicate: Callable[[], object], timeout: float, what: str,
+         step: float = 0.1) -> float:
+    """Poll until `predicate()` holds; returns the monotonic time it did (TimeoutError)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not within {timeout}s: {what}")
+        time.sleep(step)
+    return time.monotonic()
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """One broken container's way back, as monotonic times: broken, restarted (a new start),
+    healthy again, dropped from the proxy's table, routed again (capacity back)."""
+
+    broken: float
+    restarted: float
+    healthy: float
+    left: float
+    back: float
+
+    def after(self, at: float) -> float:
+        return at - self.broken
+
+
+def recover(front: Front, domain: str, cid: str, breaks: Callable[[str], None],
+            timeout: float = 45.0) -> Recovery:
+    """Break `cid` with `breaks` (`hang`, `crash`) and wait until it runs again in a new
+    start, healthy and routed by `front`; TimeoutError when it does not within `timeout`."""
+    name, before = name_of(cid), started_at(cid)
+    broken = time.monotonic()
+    breaks(cid)
+    restarted = wait(lambda: started_at(cid) != before, timeout, f"{name} restarted")
+    healthy = wait(lambda: state(cid) == "running healthy",
+                   timeout - (restarted - broken), f"{name} healthy again")
+    front.wait_for(lambda t: name in [s.container_name for s in t.servers_for(domain)],
+                   timeout=10)
+    left = next(r.at for r in front.refreshes_since(broken) if name not in r.backends)
+    back = next(r.at for r in front.refreshes_since(left) if name in r.backends)
+    return Recovery(broken, restarted, healthy, left, back)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages the test bed needs (TESTBED.md): sshd, Docker Engine,
 # Compose v2 (from Debian trixie's static plugin), busybox for app images, debootstrap
-# for the PostgreSQL client image, pgloader for the migration benchmark.
+# for the PostgreSQL client image, pgloader for the migration benchmark, a container
+# registry with htpasswd for the build-and-ship tests.
 # Idempotent: each part is skipped when already present.
 set -euo pipefail
 
@@ -15,6 +16,9 @@ command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v iptables >/dev/null || need+=(iptables)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v pgloader >/dev/null || need+=(pgloader)
+# The test bed's container registry (distribution 2.8) and its htpasswd (bcrypt) file.
+[ -x /usr/bin/docker-registry ] || need+=(docker-registry)
+command -v htpasswd >/dev/null || need+=(apache2-utils)
 command -v psql >/dev/null || need+=(postgresql-client)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
 

@@ -140,6 +140,9 @@ def docker_config(cfg: Config, login: bool) -> Iterator[dict[str, str]]:
     if not login or reg is None or reg.password is None or reg.username is None:
         yield env
         return
+    if reg.password.placeholder:
+        raise UserError(f"logging in to {reg.server} needs the secret {reg.password.name}: set "
+                        "it in the environment (CI: the job's env) or the .env file")
     real = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
     tmp = Path(tempfile.mkdtemp(prefix="shipyard-docker-"))
     try:

@@ -54,7 +54,7 @@ def silent_server() -> Iterator[int]:
 def test_database_that_never_answers_fails_within_the_timeout(
         silent_server: int, tmp_path: Path) -> None:
     settings = Settings.from_env({
-        "DATABASE_URL": f"postgresql://app@127.0.0.1:{silent_server}/roster?connect_timeout=3",
+        "DATABASE_URL": f"postgresql://app@127.0.0.1:{silent_server}/roster?connect_timeout=10",
         "HEALTH_DB_TIMEOUT": "0.3", "DRAIN_FILE": str(tmp_path / "drain")})
     with TestClient(create_app(settings)) as client:
         for _ in range(3):  # later checks wait on the same stuck probe, never longer
@@ -64,7 +64,7 @@ def test_database_that_never_answers_fails_within_the_timeout(
             assert response.status_code == 503
             assert response.json() == {"status": "unavailable", "failing": "database",
                                        "detail": "no answer to SELECT 1 within 0.3 s"}
-            assert elapsed < 1.5
+            assert elapsed < 3, "bounded by HEALTH_DB_TIMEOUT, not by connect_timeout"
 
 
 def test_version_names_the_release_and_the_schema_it_expects(

@@ -45,7 +45,7 @@ class Server:
                                             stdout=log, stderr=subprocess.STDOUT, cwd=APP_ROOT)
         self.url = f"http://127.0.0.1:{self.port}"
 
-    def wait_healthy(self, timeout: float = 20.0) -> None:
+    def wait_healthy(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.output()

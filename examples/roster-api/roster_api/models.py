@@ -143,7 +143,3 @@ class Attachment(Base):
     event_id: Mapped[int | None] = mapped_column(BigInt, sa.ForeignKey("events.id"))
     filename: Mapped[str] = mapped_column(sa.String(255))
     content: Mapped[bytes | None] = mapped_column(sa.LargeBinary)
-
-
-ROSTER_TABLES = tuple(Base.metadata.tables)
-"""Every table of the schema, parents before children."""

@@ -74,3 +74,12 @@ def test_version_names_the_release_and_the_schema_it_expects(
         response = client.get("/version")
     assert response.status_code == 200
     assert response.json() == {"version": "v42", "alembic_head": newest}
+
+
+def test_api_answers_503_while_the_database_is_unavailable(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "no-such-dir" / "roster.db", tmp_path)
+    with TestClient(create_app(settings)) as client:
+        response = client.get("/people")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.json() == {"detail": "the database is unavailable, try again shortly"}

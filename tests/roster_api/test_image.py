@@ -21,7 +21,7 @@ from tests.support.docker import (
     unique_name,
     wait_for_health,
 )
-from tests.support.images import ImageSet
+from tests.support.images import ROSTER_HEALTHCHECK, ImageSet
 
 pytestmark = pytest.mark.testbed
 
@@ -72,6 +72,7 @@ def test_image_is_lean_and_runs_as_non_root(test_images: ImageSet) -> None:
     assert config["User"] == "10001:10001"
     assert config["ExposedPorts"] == {"8000/tcp": {}}
     assert config["Cmd"] == ["python", "-m", "roster_api"]
+    assert config["Healthcheck"]["Test"] == ["CMD", *ROSTER_HEALTHCHECK.split()]
     assert "PYTHONUNBUFFERED=1" in config["Env"] and "APP_VERSION=v2" in config["Env"]
     found = docker("run", "--rm", test_images.roster_v2, "sh", "-c",
                    "id -u; stat -c %U /data; for tool in wget curl gcc cc make pip apt-get; "

@@ -65,6 +65,9 @@ ROSTER_VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
     "broken-api": ("v2", {"ROSTER_FAULT": "api"}),
 }
 """tag -> (release of the tree it is built from, environment baked into the image)."""
+ROSTER_HEALTHCHECK = "python -m roster_api.healthcheck"
+"""The roster image's own health command (standard library only: the image has no wget/curl);
+it exits 1 while the drain file exists, since /health then answers 503."""
 PREVIOUS_RELEASE_MARK = "# since 0002"
 """Lines ending with it belong to revision 0002's feature; a file starting with it is 0002's."""
 PIP_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")

@@ -46,6 +46,7 @@ def build(c: Context, env: str, version: str = "", push: bool = True,
     rows = [["image", summary.image], ["tag", summary.tag],
             ["digest", summary.digest or "-"], ["size", size],
             ["steps from cache", f"{summary.cached} of {summary.steps}"],
+            ["rebuilt", "\n".join(t[:90] for t in summary.rebuilt) or "nothing"],
             ["time", f"{summary.seconds:.1f}s"],
             ["pushed", "yes" if summary.pushed else "no (local Docker Engine only)"]]
     if summary.dirty:

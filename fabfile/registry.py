@@ -73,6 +73,9 @@ class _Client:
         reg = self.registry
         if reg.username is None or reg.password is None:
             return None
+        if reg.password.placeholder:
+            raise UserError(f"the registry {reg.server} wants credentials: set the secret "
+                            f"{reg.password.name} (in the environment or .env file)")
         return reg.username, reg.password.reveal()
 
     def _token(self, challenge: str) -> str:
@@ -101,34 +104,35 @@ class _Client:
                          f"{reg.username} (the password is the secret {reg.password.name}): "
                          "check the secret's value and that the token may read packages")
 
-    def head(self, path: str) -> httpx.Response:
+    def request(self, method: str, path: str) -> httpx.Response:
+        """`method` on `path`, answering the registry's authentication challenge once."""
         url = f"{self.base}{path}"
         headers = {"Accept": MANIFEST_TYPES}
-        response = self.http.head(url, headers=headers)
+        response = self.http.request(method, url, headers=headers)
         if response.status_code != 401:
             return response
         challenge = response.headers.get("WWW-Authenticate", "")
         scheme = challenge.split(" ", 1)[0].lower()
         if scheme == "bearer":
             headers["Authorization"] = f"Bearer {self._token(challenge)}"
-            response = self.http.head(url, headers=headers)
+            response = self.http.request(method, url, headers=headers)
         else:
             credentials = self._credentials()
             if credentials is None:
                 raise self.rejected()
-            response = self.http.head(url, headers=headers, auth=credentials)
+            response = self.http.request(method, url, headers=headers, auth=credentials)
         if response.status_code in (401, 403):
             raise self.rejected()
         return response
 
 
-def manifest(cfg: Config, tag: str, *, timeout: float = 15.0) -> Manifest | None:
-    """The manifest of `app.image:tag` in `cfg.registry`; None when the tag is not there."""
+def _ask(cfg: Config, method: str, path: str, timeout: float) -> httpx.Response:
+    """One request to `cfg.registry`, every failure but an HTTP status turned into a message."""
     registry = cfg.registry
     assert registry is not None, "public images have no registry to ask"
     client = _Client(registry, cfg.root, timeout)
     try:
-        response = client.head(f"/v2/{repository(cfg, registry)}/manifests/{tag}")
+        return client.request(method, f"/v2/{repository(cfg, registry)}/{path}")
     except httpx.ConnectError as exc:
         raise UserError(f"cannot reach the registry {registry.server} ({_reason(exc)}): check "
                         "registry.server and that it is up; nothing was changed") from None
@@ -139,6 +143,13 @@ def manifest(cfg: Config, tag: str, *, timeout: float = 15.0) -> Manifest | None
         raise UserError(f"asking the registry {registry.server} failed: {_reason(exc)}") from None
     finally:
         client.close()
+
+
+def manifest(cfg: Config, tag: str, *, timeout: float = 15.0) -> Manifest | None:
+    """The manifest of `app.image:tag` in `cfg.registry`; None when the tag is not there."""
+    assert cfg.registry is not None
+    registry = cfg.registry
+    response = _ask(cfg, "HEAD", f"manifests/{tag}", timeout)
     if response.status_code == 404:
         return None
     if response.status_code != 200:
@@ -146,6 +157,19 @@ def manifest(cfg: Config, tag: str, *, timeout: float = 15.0) -> Manifest | None
                         f"for {cfg.app.image}:{tag}")
     return Manifest(response.headers.get("Docker-Content-Digest", ""),
                     response.headers.get("Content-Type", ""))
+
+
+def tags(cfg: Config, *, timeout: float = 15.0) -> list[str]:
+    """The tags of `app.image` (proves the credentials may read it); [] for a new image."""
+    assert cfg.registry is not None
+    response = _ask(cfg, "GET", "tags/list", timeout)
+    if response.status_code == 404:
+        return []
+    if response.status_code != 200:
+        raise UserError(f"the registry {cfg.registry.server} answered HTTP "
+                        f"{response.status_code} listing the tags of {cfg.app.image}")
+    found = response.json().get("tags") or []
+    return [str(t) for t in found]
 
 
 def require(cfg: Config, tag: str) -> Manifest | None:

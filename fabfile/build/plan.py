@@ -68,6 +68,13 @@ def cache_flags(req: Request) -> list[str]:
     return flags
 
 
+def cache_pull(req: Request) -> list[str] | None:
+    """`docker pull` of the cache image, for the docker driver; None when not needed."""
+    if req.cache != "registry" or req.driver != "docker":
+        return None
+    return ["docker", "pull", "--quiet", req.cache_ref]
+
+
 def argv(req: Request) -> list[str]:
     """`docker buildx build ...` for this request; the context comes last."""
     out = ["docker", "buildx", "build", "--progress=plain", "--file", str(req.dockerfile),

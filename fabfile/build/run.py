@@ -55,7 +55,11 @@ class Summary:
     seconds: float = 0.0
     steps: int = 0
     cached: int = 0
+    rebuilt: tuple[str, ...] = ()
+    """The build steps that ran (not from cache), as buildx names them."""
     dirty: tuple[str, ...] = ()
+    cache_found: bool | None = None
+    """Whether the registry had a cache image (docker driver); None when not looked for."""
 
     @property
     def ref(self) -> str:
@@ -140,6 +144,9 @@ def docker_config(cfg: Config, login: bool) -> Iterator[dict[str, str]]:
     if not login or reg is None or reg.password is None or reg.username is None:
         yield env
         return
+    if reg.password.placeholder:
+        raise UserError(f"logging in to {reg.server} needs the secret {reg.password.name}: set "
+                        "it in the environment (CI: the job's env) or the .env file")
     real = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
     tmp = Path(tempfile.mkdtemp(prefix="shipyard-docker-"))
     try:
@@ -215,9 +222,17 @@ def build(cfg: Config, opts: Options) -> Summary:
                           dirty=src.dirty if src else ())
         login = opts.push or opts.cache == "registry"
         with docker_config(cfg, login) as env:
+            pull = plan.cache_pull(req)
+            if pull:
+                with ui.console.status(f"pulling the build cache {req.cache_ref}"):
+                    summary.cache_found = subprocess.run(
+                        pull, env=env, capture_output=True, check=False).returncode == 0
             log = _run(plan.argv(req), env, req.ref)
         summary.seconds = time.monotonic() - started
         summary.steps, summary.cached = len(log.titles), len(log.cached & set(log.titles))
+        summary.rebuilt = tuple(title for step, title in log.titles.items()
+                                if step not in log.cached and not title.startswith("[internal]")
+                                and " FROM " not in f" {title}")
         if metadata.exists():
             data = json.loads(metadata.read_text() or "{}")
             summary.digest = str(data.get("containerimage.digest", ""))

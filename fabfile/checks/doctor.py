@@ -164,11 +164,20 @@ class BackupAgeFact:
 
 
 @dataclass(frozen=True)
+class RegistryFact:
+    """What listing the app image's tags said: how many, or why it failed."""
+
+    tags: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class Facts:
     hosts: tuple[HostFacts, ...]
     dns: Mapping[str, tuple[str, ...] | str] = field(default_factory=dict)
     bucket: BucketFact | None = None
     backup_age: BackupAgeFact | None = None
+    registry: RegistryFact | None = None
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -619,6 +628,22 @@ def check_bucket(facts: Facts, cfg: Config, hf: HostFacts | None) -> Outcome:
                 "reaches the endpoint")
 
 
+def check_registry(facts: Facts, cfg: Config, hf: HostFacts | None) -> Outcome:
+    reg = cfg.registry
+    if reg is None:
+        return skip("no registry: the images are public")
+    missing = _unset_outcome(cfg, reg.password)
+    if missing:
+        return missing
+    fact = facts.registry
+    if fact is None:
+        return fail("not looked at")
+    if fact.error is not None:
+        return fail(fact.error)
+    who = f" as {reg.username}" if reg.username else ""
+    return ok(f"{reg.server} lets this machine read {cfg.app.image}{who} ({fact.tags} tags)")
+
+
 def check_backup_age(facts: Facts, cfg: Config, hf: HostFacts | None) -> Outcome:
     if cfg.backup is None:
         return skip("no backup section in this environment")
@@ -682,6 +707,9 @@ CHECKS: tuple[Check, ...] = (
     Check("database", "host", check_database,
           "check the database URL and that the server admits this host", remote=True),
     Check("bucket", "env", check_bucket, "check the backup section and its credentials"),
+    Check("registry", "env", check_registry,
+          "check registry.server, the credentials' secret and that the token may read the "
+          "image (deploys need it)"),
     Check("backup-age", "env", check_backup_age,
           "check the scheduled backups; the limit is checks.max_backup_age_hours"),
     Check("certificates", "host", check_certificates, certs.RENEWAL_FIX),
@@ -789,6 +817,16 @@ def probe_bucket(backup: Backup) -> BucketFact:
     return BucketFact()
 
 
+def probe_registry(cfg: Config) -> RegistryFact:
+    """List the image's tags: the credentials work and may read it."""
+    from fabfile import registry
+
+    try:
+        return RegistryFact(tags=len(registry.tags(cfg)))
+    except UserError as exc:
+        return RegistryFact(error=exc.message)
+
+
 def probe_backup_age(cfg: Config) -> BackupAgeFact:
     """Ask the backup engine for the age of the newest complete backup."""
     try:
@@ -848,11 +886,15 @@ def gather(cfg: Config, *, selected: Iterable[str] = CHECK_NAMES, ca_file: str |
         bucket = (pool.submit(probe_bucket, cfg.backup)
                   if "bucket" in wanted and cfg.backup and s3 else None)
         age = pool.submit(probe_backup_age, cfg) if "backup-age" in wanted and s3 else None
+        reg = cfg.registry
+        listed = (pool.submit(probe_registry, cfg) if "registry" in wanted and reg is not None
+                  and not unset(reg.password) else None)
         return Facts(
             hosts=tuple(f.result() for f in hosts),
             dns={domain: f.result() for domain, f in dns.items()},
             bucket=bucket.result() if bucket else None,
             backup_age=age.result() if age else None,
+            registry=listed.result() if listed else None,
         )
 
 

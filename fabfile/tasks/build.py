@@ -11,7 +11,8 @@ from fabfile.tasks._adapter import friendly
 from fabfile.tasks.config import ENV_HELP
 
 # `fabfile.build` (subprocess, rich), `fabfile.registry` (httpx) and the configuration loader
-# are imported inside the tasks, only when they run.
+# are imported inside the tasks, only when they run. Both tasks need only the registry's
+# secret: the environment's other secrets load as placeholders (a CI build job has none).
 CACHE_MODES = ("registry", "gha", "none")
 
 
@@ -34,7 +35,7 @@ def build(c: Context, env: str, version: str = "", push: bool = True,
 
     if cache not in CACHE_MODES:
         raise UserError(f"--cache={cache!r}: expected one of {', '.join(CACHE_MODES)}")
-    cfg = load_config(env)
+    cfg = load_config(env, placeholder_secrets=True)
     if push and cfg.registry is None:
         raise UserError(f"{env} has no registry to push to (environments/{env}.yaml has no "
                         "`registry:`): pass --no-push to keep the image local, or set "
@@ -45,6 +46,7 @@ def build(c: Context, env: str, version: str = "", push: bool = True,
     rows = [["image", summary.image], ["tag", summary.tag],
             ["digest", summary.digest or "-"], ["size", size],
             ["steps from cache", f"{summary.cached} of {summary.steps}"],
+            ["rebuilt", "\n".join(t[:90] for t in summary.rebuilt) or "nothing"],
             ["time", f"{summary.seconds:.1f}s"],
             ["pushed", "yes" if summary.pushed else "no (local Docker Engine only)"]]
     if summary.dirty:
@@ -61,7 +63,7 @@ def check(c: Context, env: str, version: str = "") -> None:
     from fabfile.config import load_config
     from fabfile.tasks.deploy import with_version
 
-    cfg = with_version(load_config(env), version)
+    cfg = with_version(load_config(env, placeholder_secrets=True), version)
     if cfg.registry is None:
         raise UserError(f"{env} has no registry: its images are public, nothing to check")
     found = registry.require(cfg, cfg.app.tag)

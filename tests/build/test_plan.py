@@ -54,3 +54,10 @@ def test_gha_and_no_cache() -> None:
     assert gha == ["--cache-from", "type=gha,scope=registry.test:5000/roster",
                    "--cache-to", "type=gha,mode=max,scope=registry.test:5000/roster"]
     assert plan.cache_flags(request(cache="none")) == []
+
+
+def test_the_docker_driver_pulls_the_cache_image_first() -> None:
+    assert plan.cache_pull(request(push=True)) == [
+        "docker", "pull", "--quiet", "registry.test:5000/roster:buildcache"]
+    assert plan.cache_pull(request(push=True, driver="docker-container")) is None
+    assert plan.cache_pull(request(cache="none")) is None

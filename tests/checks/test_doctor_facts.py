@@ -417,12 +417,12 @@ def test_only_option_names_are_checked(tmp_path: Path) -> None:
     proc = run_inv("doctor", "--env=prod", "--only=docker,dsn", env_dir=root)
     assert proc.returncode == 1
     assert "--only takes check names from: ssh, docker, compose, disk, ports, dns, database, " \
-           "bucket, backup-age, certificates (got dsn)" in proc.stderr
+           "bucket, registry, backup-age, certificates (got dsn)" in proc.stderr
 
 
 @pytest.mark.parametrize(("only", "skip", "expected"), [
     ("", "", doctor.CHECK_NAMES),
-    ("", "certificates,backup-age", doctor.CHECK_NAMES[:8]),
+    ("", "certificates,backup-age", doctor.CHECK_NAMES[:9]),
     ("disk,ssh", "", ("ssh", "disk")),
     ("disk,ssh,dns", "ssh", ("disk", "dns")),
 ])
@@ -476,3 +476,19 @@ def test_a_placeholder_is_never_probed_with(unset_cfg: Config) -> None:
     assert step.stdin == b"" and unset_cfg.checks.db_client_image not in step.argv
     results = doctor.run(unset_cfg, selected=("bucket", "backup-age"), timeout=1)
     assert [(r.check, r.status) for r in results] == [("bucket", "fail"), ("backup-age", "fail")]
+
+
+def test_registry_check(cfg: Config) -> None:
+    """cfg (prod) names ghcr.io with GHCR_TOKEN: listing the image's tags proves the token."""
+    assert cfg.registry is not None and cfg.registry.server == "ghcr.io"
+    public = dataclasses.replace(cfg, registry=None)
+    assert judge("registry", public).status == "skip"
+    good = judge("registry", cfg, registry=doctor.RegistryFact(tags=3))
+    assert good == doctor.ok(f"ghcr.io lets this machine read {cfg.app.image} as acme-deploy "
+                             "(3 tags)")
+    bad = judge("registry", cfg, registry=doctor.RegistryFact(
+        error="the registry ghcr.io rejected the credentials of acme-deploy"))
+    assert bad.status == "fail" and "rejected" in bad.detail
+    unset = load_config("prod", environ={k: v for k, v in DUMMY_SECRETS.items()
+                                         if k != "GHCR_TOKEN"}, placeholder_secrets=True)
+    assert "the secret GHCR_TOKEN is not set" in judge("registry", unset).detail

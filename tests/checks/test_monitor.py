@@ -37,6 +37,7 @@ from tests.checks.webhook import Webhook, webhook
 from tests.helpers import DUMMY_SECRETS, env_tree, run_inv
 from tests.support.images import ImageSet
 from tests.support.postgres import PgCluster
+from tests.support.registry import Registry
 from tests.support.s3 import S3Server
 from tests.support.sshd import SshHost, write_wrong_known_hosts
 from tests.workflows import runner
@@ -61,6 +62,7 @@ class Bed:
     fresh_bucket: str
     stale_bucket: str
     work: Path
+    registry: Registry
 
 
 @dataclass
@@ -106,6 +108,9 @@ def environments(tmp_path: Path, bed: Bed, *, bucket: str,
                    "region": bed.s3.region, "cache_dir": str(bed.work / "cache")},
         "checks": {"db_client_image": "postgres:15", "ca_file": str(bed.ca),
                    "min_free_disk_gb": 0.5},
+        "app": {"image": f"{bed.registry.server}/monitor"},
+        "registry": {"server": bed.registry.server, "username": bed.registry.username,
+                     "password": {"secret": "GHCR_TOKEN"}, "ca_file": str(bed.registry.ca_file)},
     }})
 
 
@@ -113,7 +118,8 @@ def secrets(bed: Bed, hook_url: str) -> dict[str, str]:
     """The `staging` GitHub environment's secrets, as far as the test bed has them."""
     return {"SLACK_WEBHOOK_URL": hook_url, "STAGING_DATABASE_URL": bed.db_url,
             "STAGING_BACKUP_ACCESS_KEY_ID": bed.s3.access_key,
-            "STAGING_BACKUP_SECRET_ACCESS_KEY": bed.s3.secret_key}
+            "STAGING_BACKUP_SECRET_ACCESS_KEY": bed.s3.secret_key,
+            "GITHUB_TOKEN": bed.registry.password}
 
 
 def age_backup(s3: S3Server, source: str, target: str, hours: float) -> str:
@@ -156,7 +162,7 @@ def age_backup(s3: S3Server, source: str, target: str, hours: float) -> str:
 
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory: pytest.TempPathFactory, ssh_host: SshHost, tls_pg: PgCluster,
-        s3_server: S3Server, test_images: ImageSet) -> Bed:
+        s3_server: S3Server, test_images: ImageSet, registry: Registry) -> Bed:
     work = tmp_path_factory.mktemp("monitor")
     ca = make_ca(work / "pki")
     fresh, stale = (f"monitor-{kind}-{uuid.uuid4().hex[:8]}" for kind in ("fresh", "stale"))
@@ -166,7 +172,8 @@ def bed(tmp_path_factory: pytest.TempPathFactory, ssh_host: SshHost, tls_pg: PgC
                good=make_leaf(work / "pki", ca, [DOMAIN], days=90, stem="good"),
                soon=make_leaf(work / "pki", ca, [DOMAIN], days=10, stem="soon"),
                db_url=f"postgresql://postgres@127.0.0.1:{tls_pg.port}/postgres?sslmode=require",
-               s3=s3_server, fresh_bucket=fresh, stale_bucket=stale, work=work)
+               s3=s3_server, fresh_bucket=fresh, stale_bucket=stale, work=work,
+               registry=registry)
     root = environments(work / "create", made, bucket=fresh)
     created = run_inv("backup.create", "--env=staging", env_dir=root,
                       extra_env=secrets(made, ""), timeout=300)

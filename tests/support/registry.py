@@ -1,7 +1,8 @@
 """A real container registry for the test bed (TESTBED.md): Debian's `docker-registry`
-(the distribution registry 2.8) on 127.0.0.1 with htpasswd (bcrypt) authentication and TLS
-from a CA made here, which dockerd trusts through `/etc/docker/certs.d/<host:port>/ca.crt`
-(read per request: no daemon restart).
+(the distribution registry 2.8) with htpasswd (bcrypt) authentication and TLS from a CA made
+here, which dockerd trusts through `/etc/docker/certs.d/<host:port>/ca.crt` (read per request:
+no daemon restart). It listens in a network namespace of its own (`netns.py`): Docker counts
+every registry on 127.0.0.0/8 as insecure and BuildKit then talks plain HTTP to it.
 
 `start_registry()` returns a running `Registry`; `stop()` removes its storage, its
 certificates and the trust entry. Run `python -m tests.support.registry` to serve one from a
@@ -24,7 +25,10 @@ import yaml
 
 from tests.checks.tls import make_ca, make_leaf
 
-from .net import free_port, wait_for_port
+from . import netns
+from .net import wait_for_port
+
+PORT = 5000
 
 REGISTRY_BIN = Path("/usr/bin/docker-registry")
 HTPASSWD_BIN = Path("/usr/bin/htpasswd")
@@ -33,9 +37,9 @@ CERTS_D = Path("/etc/docker/certs.d")
 
 @dataclass
 class Registry:
-    """A running registry: `server` is what image names start with (`127.0.0.1:PORT`)."""
+    """A running registry: `server` is what image names start with (`ADDRESS:5000`)."""
 
-    port: int
+    ns: netns.Namespace
     username: str
     password: str = field(repr=False)
     base: Path
@@ -43,8 +47,12 @@ class Registry:
     process: subprocess.Popen[bytes] | None = None
 
     @property
+    def port(self) -> int:
+        return PORT
+
+    @property
     def server(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.ns.address}:{PORT}"
 
     @property
     def url(self) -> str:
@@ -70,10 +78,10 @@ class Registry:
         if self.process is None or self.process.poll() is not None:
             with self.log_file.open("ab") as log:
                 self.process = subprocess.Popen(
-                    [str(REGISTRY_BIN), "serve", str(self.base / "config.yml")],
+                    self.ns.argv(str(REGISTRY_BIN), "serve", str(self.base / "config.yml")),
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
             try:
-                wait_for_port(self.port, timeout=20)
+                wait_for_port(PORT, self.ns.address, timeout=20)
             except TimeoutError as exc:
                 raise RuntimeError("the registry did not start: "
                                    + self.log_file.read_text(errors="replace")[-2000:]) from exc
@@ -100,36 +108,38 @@ class Registry:
         self.halt()
         shutil.rmtree(CERTS_D / self.server, ignore_errors=True)
         shutil.rmtree(self.base, ignore_errors=True)
+        self.ns.delete()
 
 
 def start_registry(username: str = "shipyard") -> Registry:
-    """A fresh registry on a free port: TLS, htpasswd auth, storage in a temp directory."""
+    """A fresh registry in a fresh namespace: TLS, htpasswd auth, storage in a temp dir."""
     for binary, package in ((REGISTRY_BIN, "docker-registry"), (HTPASSWD_BIN, "apache2-utils")):
         if not binary.exists():
             raise RuntimeError(f"{binary} not found: run .ci/install-system.sh ({package})")
+    ns = netns.create("syreg")
     base = Path(tempfile.mkdtemp(prefix="registry-"))
-    port = free_port()
     password = secrets.token_urlsafe(18)
-    ca = make_ca(base / "ca", "Shipyard Test Registry CA")
-    leaf = make_leaf(base / "tls", ca, ["127.0.0.1"], days=30, stem="registry")
-    subprocess.run([str(HTPASSWD_BIN), "-iBc", str(base / "htpasswd"), username],
-                   input=password.encode(), check=True, capture_output=True)
-    config = {
-        "version": 0.1,
-        "log": {"level": "warn"},
-        "storage": {"filesystem": {"rootdirectory": str(base / "data")},
-                    "delete": {"enabled": True}},
-        "http": {"addr": f"127.0.0.1:{port}", "secret": secrets.token_hex(16),
-                 "tls": {"certificate": str(leaf.cert), "key": str(leaf.key)}},
-        "auth": {"htpasswd": {"realm": "shipyard-test", "path": str(base / "htpasswd")}},
-    }
-    (base / "config.yml").write_text(yaml.safe_dump(config))
-    trust = CERTS_D / f"127.0.0.1:{port}"
-    trust.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(ca.pem, trust / "ca.crt")
-    registry = Registry(port=port, username=username, password=password, base=base,
-                        ca_file=ca.pem)
+    registry = Registry(ns=ns, username=username, password=password, base=base,
+                        ca_file=base / "ca" / "ca.crt")
     try:
+        ca = make_ca(base / "ca", "Shipyard Test Registry CA")
+        registry.ca_file = ca.pem
+        leaf = make_leaf(base / "tls", ca, [ns.address], days=30, stem="registry")
+        subprocess.run([str(HTPASSWD_BIN), "-iBc", str(base / "htpasswd"), username],
+                       input=password.encode(), check=True, capture_output=True)
+        config = {
+            "version": 0.1,
+            "log": {"level": "warn"},
+            "storage": {"filesystem": {"rootdirectory": str(base / "data")},
+                        "delete": {"enabled": True}},
+            "http": {"addr": f"{ns.address}:{PORT}", "secret": secrets.token_hex(16),
+                     "tls": {"certificate": str(leaf.cert), "key": str(leaf.key)}},
+            "auth": {"htpasswd": {"realm": "shipyard-test", "path": str(base / "htpasswd")}},
+        }
+        (base / "config.yml").write_text(yaml.safe_dump(config))
+        trust = CERTS_D / registry.server
+        trust.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ca.pem, trust / "ca.crt")
         return registry.start()
     except BaseException:
         registry.stop()

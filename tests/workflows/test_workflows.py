@@ -192,10 +192,47 @@ def test_least_privilege(workflows: dict[str, dict[str, Any]], name: str) -> Non
     if name in OURS:
         assert workflow["permissions"] == {}
         for job_id, job in workflow["jobs"].items():
-            assert job.get("permissions") == {"contents": "read"}, f"{name}: {job_id}"
+            packages = PACKAGES.get((name, job_id))
+            wanted = {"contents": "read", **({"packages": packages} if packages else {})}
+            assert job.get("permissions") == wanted, f"{name}: {job_id}"
     for job_id, step in steps(workflow):
         if str(step.get("uses", "")).startswith("actions/checkout@"):
             assert step["with"]["persist-credentials"] is False, f"{name}: {job_id}"
+
+
+PACKAGES = {
+    ("ci.yml", "build"): "write",
+    ("deploy-staging.yml", "ci"): "write",
+    ("release.yml", "ci"): "write",
+    ("deploy-staging.yml", "deploy"): "read",
+    ("deploy-production.yml", "deploy"): "read",
+    ("deploy.yml", "deploy"): "read",
+    ("monitor.yml", "check"): "read",
+}
+"""Who may touch GHCR: only ci.yml's build job pushes (its callers grant the ceiling), the
+deploys and the doctor read."""
+
+
+def test_the_image_is_built_once_and_promoted(workflows: dict[str, dict[str, Any]]) -> None:
+    """CI builds the commit's image after the tests, on main and tags only; staging deploys
+    that SHA after it; production only checks the tag is there and never builds."""
+    build = workflows["ci.yml"]["jobs"]["build"]
+    assert build["needs"] == "test"
+    assert "refs/heads/main" in build["if"] and "refs/tags/" in build["if"]
+    calls = [c for c in invcheck.find_calls(workflows["ci.yml"], "ci.yml")
+             if c.args[:1] == ("build",)]
+    assert [c.args for c in calls] == [("build", "--env=staging", "--push", "--cache=gha")]
+    run_step = next(s for s in build["steps"] if "inv build" in s.get("run", ""))
+    assert run_step["env"] == {"GHCR_TOKEN": "${{ secrets.GITHUB_TOKEN }}"}
+    writers = [(n, j) for n, wf in workflows.items() for j, job in wf["jobs"].items()
+               if (job.get("permissions") or {}).get("packages") == "write"]
+    assert sorted(writers) == sorted(k for k, v in PACKAGES.items() if v == "write")
+    assert workflows["deploy-staging.yml"]["jobs"]["deploy"]["needs"] == "ci"
+    assert workflows["release.yml"]["jobs"]["ci"]["uses"] == "./.github/workflows/ci.yml"
+    deploy_calls = [c.args[0] for c in invcheck.find_calls(workflows["deploy.yml"], "deploy.yml")]
+    assert deploy_calls[:2] == ["registry.check", "deploy"]
+    for name in ("deploy.yml", "deploy-production.yml", "deploy-staging.yml"):
+        assert "inv build" not in json.dumps(workflows[name]), f"{name} must not rebuild"
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -239,10 +276,11 @@ def both_envs(*sections: str) -> set[str]:
 
 
 def secret_env(step: dict[str, Any]) -> set[str]:
-    """The secrets a step receives, each under its own name."""
+    """The secrets a step receives, each under its own name (GHCR_TOKEN: the run's token)."""
     given = {k for k, v in step.get("env", {}).items() if "secrets." in str(v)}
     for key in given:
-        assert step["env"][key] == f"${{{{ secrets.{key} }}}}", key
+        source = "GITHUB_TOKEN" if key == "GHCR_TOKEN" else key
+        assert step["env"][key] == f"${{{{ secrets.{source} }}}}", key
     return given
 
 
@@ -254,7 +292,8 @@ def test_the_deploy_step_gets_every_secret_the_environments_name(
     given = {k for k, v in deploy["env"].items() if str(v).startswith("${{ secrets.")}
     assert given == yaml_secret_names("staging") | yaml_secret_names("prod")
     for key in given:
-        assert deploy["env"][key] == f"${{{{ secrets.{key} }}}}"
+        source = "GITHUB_TOKEN" if key == "GHCR_TOKEN" else key
+        assert deploy["env"][key] == f"${{{{ secrets.{source} }}}}"
     holders = [s.get("name") for s in job["steps"] if "secrets.SENTRY_DSN" in json.dumps(s)]
     assert holders == ["Deploy"]
 

@@ -34,10 +34,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -50,13 +48,11 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from tests.deploy.stack import DOMAIN, Stack  # noqa: E402
-from tests.support.docker import docker, ensure_docker  # noqa: E402
+from tests.deploy.stack import DOMAIN, Stack, bench_stack  # noqa: E402
+from tests.support.docker import docker  # noqa: E402
 from tests.support.front import Front  # noqa: E402
 from tests.support.heal import Recovery, crash, hang, recover, wait  # noqa: E402
-from tests.support.images import ensure_images  # noqa: E402
 from tests.support.load import LoadGenerator  # noqa: E402
-from tests.support.sshd import start_sshd  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "out"
 THROTTLE = 2.0
@@ -149,39 +145,26 @@ def main() -> None:
     args = parser.parse_args()
     console = Console(width=160)
 
-    ensure_docker()
-    ensure_images()
-    server = start_sshd()
-    work = Path(tempfile.mkdtemp(prefix="bench-heal-"))
-    stack = Stack.create(work, server.host)
-    front: Front | None = None
-    try:
-        front = Front(project=stack.project, throttle=THROTTLE, network=stack.network).start()
-        with LoadGenerator(f"{front.url}/version", host=DOMAIN, rate=args.rate,
-                           max_seconds=3600, timeout=40, concurrency=300) as load:
-            bench = Bench(stack, front, load, args.peer_timeout)
-            bench.heal_env(True)
-            proc = stack.inv("deploy", "--yes", "--version=v1")
-            if proc.returncode != 0:
-                raise RuntimeError(f"deploy: {proc.stdout}\n{proc.stderr}")
-            front.wait_for(lambda t: len(t.servers_for(DOMAIN)) == 2, timeout=30)
-            ids = sorted(c["id"] for c in stack.containers())
+    with bench_stack("bench-heal-", THROTTLE) as (stack, _, front, _), LoadGenerator(
+            f"{front.url}/version", host=DOMAIN, rate=args.rate, max_seconds=3600, timeout=40,
+            concurrency=300) as load:
+        bench = Bench(stack, front, load, args.peer_timeout)
+        bench.heal_env(True)
+        proc = stack.inv("deploy", "--yes", "--version=v1")
+        if proc.returncode != 0:
+            raise RuntimeError(f"deploy: {proc.stdout}\n{proc.stderr}")
+        front.wait_for(lambda t: len(t.servers_for(DOMAIN)) == 2, timeout=30)
+        ids = sorted(c["id"] for c in stack.containers())
+        for i in range(args.runs):
+            bench.episode(WATCHER, "hang", ids[i % 2])
+            bench.episode(WATCHER, "crash", ids[(i + 1) % 2])
+        bench.heal_env(False)
+        bench.episode(ALONE, "hang", ids[0])
+        for i in range(args.runs):
+            bench.episode(ALONE, "crash", ids[i % 2])
+        with AutohealLoop(stack.project):
             for i in range(args.runs):
-                bench.episode(WATCHER, "hang", ids[i % 2])
-                bench.episode(WATCHER, "crash", ids[(i + 1) % 2])
-            bench.heal_env(False)
-            bench.episode(ALONE, "hang", ids[0])
-            for i in range(args.runs):
-                bench.episode(ALONE, "crash", ids[i % 2])
-            with AutohealLoop(stack.project):
-                for i in range(args.runs):
-                    bench.episode(AUTOHEAL, "hang", ids[i % 2])
-    finally:
-        if front is not None:
-            front.stop()
-        stack.cleanup()
-        server.stop()
-        shutil.rmtree(work, ignore_errors=True)
+                bench.episode(AUTOHEAL, "hang", ids[i % 2])
 
     table = Table(title=f"self-healing benchmark: {args.runs} runs each, 2 web replicas, "
                         f"healthcheck 2s/2s x3, {args.rate:g} req/s through the Traefik "

@@ -107,18 +107,20 @@ def table(stubs: Path) -> list[str]:
 def test_cron_keeps_it_running_and_a_second_install_changes_nothing(
         app_dir: Path, stubs: Path) -> None:
     stub(stubs, "crontab", CRONTAB)
-    (stubs / "crontab.table").write_text("0 3 * * * /usr/local/bin/other-job\n")
+    others = ["0 3 * * * /usr/local/bin/other-job",
+              f"* * * * * /bin/sh {app_dir}2/heal/ensure.sh # shipyard-heal {app_dir}2"]
+    (stubs / "crontab.table").write_text("\n".join(others) + "\n")
     first = install(app_dir)
     assert first["supervisor"] == ["cron"] and "started" in first
     pid = watcher_pid(app_dir)
     assert pid is not None and first["started"] == [str(pid)]
     line = (f"* * * * * /bin/sh {app_dir}/heal/ensure.sh {app_dir} >/dev/null 2>&1 "
             f"# shipyard-heal {app_dir}")
-    assert table(stubs) == ["0 3 * * * /usr/local/bin/other-job", line]
+    assert table(stubs) == [*others, line]
 
     again = install(app_dir)
     assert again.get("running") == [str(pid)] and "stopped" not in again
-    assert table(stubs) == ["0 3 * * * /usr/local/bin/other-job", line]
+    assert table(stubs) == [*others, line]
 
     changed = install(app_dir, app={"healthcheck": {"restart_after": 9}})
     assert changed["stopped"] == [str(pid)] and watcher_pid(app_dir) not in (None, pid)
@@ -126,7 +128,7 @@ def test_cron_keeps_it_running_and_a_second_install_changes_nothing(
 
     gone = remove(app_dir)
     assert gone["removed"] == [f"{app_dir}/heal"] and not (app_dir / "heal").exists()
-    assert table(stubs) == ["0 3 * * * /usr/local/bin/other-job"]
+    assert table(stubs) == others
     assert watcher_pid(app_dir) is None
 
 

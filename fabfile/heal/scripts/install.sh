@@ -14,7 +14,7 @@ mode=$1 app_dir=$2 fingerprint=$3 watch=$4 ensure=$5
 shift 5
 dir="$app_dir/heal"
 unit="shipyard-heal-$(printf '%s' "$app_dir" | sha256sum | cut -c1-12).service"
-unit_file="${XDG_CONFIG_HOME:-$HOME/.config}/systemd/user/$unit"
+unit_file="${XDG_CONFIG_HOME:-${HOME:-/nonexistent}/.config}/systemd/user/$unit"
 tag="# shipyard-heal $app_dir"
 line="* * * * * /bin/sh $dir/ensure.sh $app_dir >/dev/null 2>&1 $tag"
 
@@ -47,6 +47,11 @@ lingering() {
     [ "$(loginctl show-user "$(id -un)" -p Linger --value 2>/dev/null)" = yes ]
 }
 
+# others: the crontab lines on stdin that are not this app's (they end with another tag).
+others() {
+  awk -v tag="$tag" 'length($0) < length(tag) || substr($0, length($0) - length(tag) + 1) != tag'
+}
+
 # unsupervise: remove this app's systemd unit and crontab line, whichever exist.
 unsupervise() {
   if [ -f "$unit_file" ]; then
@@ -56,8 +61,8 @@ unsupervise() {
   fi
   if command -v crontab >/dev/null 2>&1; then
     table=$(crontab -l 2>/dev/null)
-    if printf '%s\n' "$table" | grep -qF "$tag"; then
-      printf '%s\n' "$table" | grep -vF "$tag" | crontab -
+    if [ "$(printf '%s\n' "$table" | others)" != "$table" ]; then
+      printf '%s\n' "$table" | others | crontab -
     fi
   fi
 }
@@ -124,7 +129,7 @@ case $supervisor in
   cron)
     table=$(crontab -l 2>/dev/null)
     if ! printf '%s\n' "$table" | grep -qxF "$line"; then
-      { [ -z "$table" ] || printf '%s\n' "$table" | grep -vF "$tag"; printf '%s\n' "$line"; } |
+      { [ -z "$table" ] || printf '%s\n' "$table" | others; printf '%s\n' "$line"; } |
         crontab - || { echo "@error crontab"; exit 1; }
     fi ;;
 esac

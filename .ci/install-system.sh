@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages the test bed needs (TESTBED.md): sshd, Docker Engine,
 # Compose v2 (from Debian trixie's static plugin), busybox for app images, debootstrap
-# for the PostgreSQL client image, pgloader for the migration benchmark.
+# for the PostgreSQL client image, pgloader for the migration benchmark, shellcheck for the
+# lint of every shell script.
 # Idempotent: each part is skipped when already present.
 set -euo pipefail
 
@@ -17,6 +18,7 @@ command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v pgloader >/dev/null || need+=(pgloader)
 command -v psql >/dev/null || need+=(postgresql-client)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
+command -v shellcheck >/dev/null || need+=(shellcheck)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "install-system: apt-get install ${need[*]}"

@@ -105,7 +105,12 @@ class _State:
 
 
 def _run(state: _State, step: Step) -> str:
-    t = state.transport
+    return run_site_step(state.transport, step)
+
+
+def run_site_step(t: Transport, step: Step) -> str:
+    """Run one of `steps`' host steps with a line of output; its stdout. A failure raises
+    UserError with the step's `@error` marker, its output's tail and the container logs."""
     started = time.monotonic()
     with ui.console.status(f"{t.host.label}: {step.name}"):
         result = t.probe(step)

@@ -22,6 +22,7 @@ SHELLS = re.compile(rb"^#!\s*(?:/usr)?/bin/(?:env\s+)?(?:sh|bash|dash|ksh)\b")
 SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache",
              ".ruff_cache", ".pytest_cache", "build", "dist"}
 DISABLE = re.compile(r"#\s*shellcheck\s+disable=(\S+)(.*)$")
+RC_DISABLE = re.compile(r"^\s*disable=(\S+)(.*)$")
 
 
 def _files(root: Path) -> list[Path]:
@@ -82,10 +83,17 @@ def test_shellcheck_finds_nothing() -> None:
         line.replace(str(PROJECT_ROOT) + "/", "") for line in findings)
 
 
-@pytest.mark.parametrize("path", shell_scripts(), ids=lambda p: str(p.relative_to(PROJECT_ROOT)))
+def rc_files(root: Path = PROJECT_ROOT) -> list[Path]:
+    """shellcheck's per-directory settings (`.shellcheckrc`): their disables count too."""
+    return sorted(p for p in _files(root) if p.name == ".shellcheckrc")
+
+
+@pytest.mark.parametrize("path", shell_scripts() + rc_files(),
+                         ids=lambda p: str(p.relative_to(PROJECT_ROOT)))
 def test_every_disable_says_why(path: Path) -> None:
+    pattern = RC_DISABLE if path.name == ".shellcheckrc" else DISABLE
     for number, line in enumerate(path.read_text("utf-8", "replace").splitlines(), start=1):
-        match = DISABLE.search(line)
+        match = pattern.search(line)
         if match:
             why = match.group(2).strip()
             assert why.startswith("#") and why.lstrip("# ").strip(), (

@@ -5,13 +5,8 @@ Two kinds of script cooperate. `client.sh` runs where the PostgreSQL client tool
 a `postgres:<server major>` container (`backup.client: docker`) or on the host itself
 (`client: host`). The other scripts run on the host, start `client.sh` through `client`
 (`lib.sh`), and do the rest with the host's own tools (zstd, sha256sum, curl): compress,
-hash, upload to presigned URLs, download, check.
-
-Why the dump goes to a seekable file first: pg_dump writes the archive's table of contents
-with each table's offset only when it can seek back; `pg_restore -j` uses those offsets to
-start the largest tables first (measured: -25% restore time on the bench roster). The
-archive is then compressed by zstd on the host (PostgreSQL 15's pg_dump has no zstd, and its
-gzip is several times slower for the same size).
+hash, upload to presigned URLs, download, check. Each script's header says what it does,
+its arguments, what it prints and its exit codes.
 
 Secrets never appear in argv: the database password and the presigned URLs arrive on stdin.
 """
@@ -40,9 +35,9 @@ SCRIPTS = Scripts("fabfile.backup", {
     "cache_list": (),
     "cache_prune": ("lib",),
 })
-"""`scripts/*.sh`: `client.sh` runs where the PostgreSQL client tools are (it reaches the
-others as an argument, as does `part.sh`, which `create.sh` runs once a part); the rest run
-on the host with `lib.sh`'s functions."""
+"""`scripts/*.sh`: `client.sh` runs where the PostgreSQL client tools are (the host scripts
+get its text as an argument, as `create.sh` gets `part.sh`'s, which it runs once a part);
+the rest run on the host with `lib.sh`'s functions."""
 
 
 def quote_conninfo(value: str) -> str:
@@ -176,7 +171,8 @@ class Upload:
 
 
 def create_step(cache_dir: str, backup_id: str, client: Client, major: int, target: DbTarget,
-                upload: Upload, keep_local: int) -> Step:
+                upload: Upload, keep_local: int, *, protect: str = "") -> Step:
+    """The backup's one round trip; the cache keeps `protect`'s dump (a restore needs it)."""
     if upload.part_size % MIB or upload.part_size < 5 * MIB:
         raise ValueError("part size must be a multiple of 1 MiB and at least 5 MiB")
     stdin = "\n".join([target.password, upload.put_url, *upload.part_urls]) + "\n"
@@ -184,29 +180,37 @@ def create_step(cache_dir: str, backup_id: str, client: Client, major: int, targ
                         SCRIPTS.body("part"), cache_dir, backup_id, client.kind,
                         client.where(major), target.network, target.conninfo,
                         str(upload.threshold), str(upload.part_size), str(upload.concurrency),
-                        str(keep_local), "\n".join(upload.put_headers), stdin=stdin.encode())
+                        str(keep_local), "\n".join(upload.put_headers), protect,
+                        stdin=stdin.encode())
 
 
 @dataclass(frozen=True)
 class HostLock:
-    """The deploy lock a restore over the live database holds on the host while it runs."""
+    """The host lock a restore over the live database runs under: taken by the task (with
+    the deploy's facts command) before the restore step, released after it."""
 
     path: str
-    holder_json: str
     token: str
 
 
+RestoreMode = Literal["exact", "empty"]
+"""`exact`: drop whatever the backup does not hold, then restore; `empty`: only into a
+database that holds nothing to drop (else exit 63, naming it)."""
+
+
 def restore_step(cache_dir: str, backup_id: str, client: Client, major: int, target: DbTarget,
-                 sha256: str, get_url: str, *, jobs: int, clean: bool,
-                 scratch: str = "", admin: DbTarget | None = None,
+                 sha256: str, get_url: str, *, jobs: int, mode: RestoreMode,
+                 check: bool = False, scratch: str = "", admin: DbTarget | None = None,
                  lock: HostLock | None = None) -> Step:
+    """The restore's round trip; with `check`, only the preflight: the dump reaches the
+    cache and checks out, and the plan of the restore is printed; nothing changes."""
     stdin = f"{target.password}\n{get_url}\n".encode()
-    return SCRIPTS.step("check and restore", "restore", SCRIPTS.body("client"), cache_dir,
-                        backup_id, client.kind, client.where(major), target.network,
-                        target.conninfo, sha256, str(jobs), "1" if clean else "0", scratch,
+    return SCRIPTS.step("check the dump and plan the restore" if check else "check and restore",
+                        "restore", SCRIPTS.body("client"), cache_dir, backup_id, client.kind,
+                        client.where(major), target.network, target.conninfo, sha256,
+                        str(jobs), "check" if check else "restore", mode, scratch,
                         (admin or target).conninfo, lock.path if lock else "",
-                        lock.holder_json if lock else "", lock.token if lock else "",
-                        stdin=stdin)
+                        lock.token if lock else "", stdin=stdin)
 
 
 def cache_list_step(cache_dir: str) -> Step:
@@ -360,10 +364,15 @@ def explain_failure(code: int, stderr: str, *, host: str, cache_dir: str, db: st
                 "aborted and no backup was recorded")
     if code == 50:
         return f"downloading the dump from S3 to {host} failed: {detail}"
-    if code == 60:
+    if code in (60, 61, 64):
         if any(marker in stderr.lower() for marker in _CONNECT_ERRORS[:6]):
             return f"cannot connect to the target database {db} from {host}: {detail}"
-        return f"pg_restore failed on {host}: {detail}"
+        what = {60: "pg_restore", 61: "dropping what the backup does not hold",
+                64: "reading the database and the dump's contents"}[code]
+        return f"{what} failed on {host}: {detail}"
+    if code == 14:
+        return (f"the host lock on {host} is no longer this run's (did someone run `inv "
+                "lock.release`?): stopped before touching the database")
     if code == 124:
         return f"the step on {host} timed out or the SSH connection dropped: {detail}"
     return f"the backup script failed on {host} (exit {code}): {detail or 'no output'}"

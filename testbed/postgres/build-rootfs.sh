@@ -15,7 +15,7 @@ work=$(mktemp -d "$cache/rootfs.XXXXXX")
 root=$work/root
 cleanup() {
   for m in proc sys dev/pts dev; do
-    if mountpoint -q "$root/$m" 2>/dev/null; then umount -l "$root/$m" || true; fi
+    mountpoint -q "$root/$m" 2>/dev/null && umount -l "$root/$m" || true
   done
   rm -rf --one-file-system "$work"
 }

@@ -89,15 +89,17 @@ def test_facts_step() -> None:
 
 
 def test_create_step_sends_secrets_on_stdin_only() -> None:
-    step = plan.create_step("/c", "20261126T020000Z", Client("docker"), 15, TARGET, UPLOAD, 7)
+    step = plan.create_step("/c", "20261126T020000Z", Client("docker"), 15, TARGET, UPLOAD, 7,
+                            protect="20261120T020000Z")
     assert step.argv[:3] == ("sh", "-c", plan.SCRIPTS.body("create"))
     assert step.argv[4:] == (CLIENT, plan.SCRIPTS.body("part"), "/c", "20261126T020000Z",
                              "docker", "postgres:15", "host", TARGET.conninfo,
                              str(64 * plan.MIB), str(16 * plan.MIB), "4", "7",
-                             "x-amz-server-side-encryption: AES256")
+                             "x-amz-server-side-encryption: AES256", "20261120T020000Z")
     assert step.stdin == (b"s3cr'et pw\nhttps://s3/put?sig=PUTSIG\nhttps://s3/p1?sig=P1\n"
                           b"https://s3/p2?sig=P2\n")
-    assert not any("SIG" in arg or "s3cr" in arg for arg in step.argv)
+    assert not any(secret in arg for arg in step.argv
+                   for secret in ("sig=PUTSIG", "sig=P1", "sig=P2", "s3cr'et"))
 
 
 def test_part_size_must_suit_s3() -> None:
@@ -106,21 +108,24 @@ def test_part_size_must_suit_s3() -> None:
                          Upload("u", (), (), 1, 3 * plan.MIB, 1), 7)
 
 
-def test_restore_and_verify_steps() -> None:
+def test_restore_check_and_verify_steps() -> None:
     step = plan.restore_step("/c", "ID", Client("host"), 15, TARGET, "f" * 64, "https://get",
-                             jobs=0, clean=True)
+                             jobs=0, mode="exact")
     assert step.argv[4:] == (CLIENT, "/c", "ID", "host", "", "host", TARGET.conninfo,
-                             "f" * 64, "0", "1", "", TARGET.conninfo, "", "", "")
+                             "f" * 64, "0", "restore", "exact", "", TARGET.conninfo, "", "")
     assert step.stdin == b"s3cr'et pw\nhttps://get\n"
+    step = plan.restore_step("/c", "ID", Client("host"), 15, TARGET, "f" * 64, "https://get",
+                             jobs=0, mode="empty", check=True)
+    assert step.argv[13:15] == ("check", "empty") and step.name.startswith("check the dump")
     scratch = TARGET.with_db("verify_x")
     step = plan.restore_step("/c", "ID", Client("docker"), 15, scratch, "f" * 64, "u", jobs=2,
-                             clean=False, scratch="verify_x", admin=TARGET)
-    assert step.argv[-7:] == ("2", "0", "verify_x", TARGET.conninfo, "", "", "")
+                             mode="empty", scratch="verify_x", admin=TARGET)
+    assert step.argv[-7:] == ("2", "restore", "empty", "verify_x", TARGET.conninfo, "", "")
     assert "dbname='verify_x'" in step.argv[10]
-    lock = plan.HostLock("/srv/app/lock", '{"who": "me"}', "abc")
+    lock = plan.HostLock("/srv/app/lock", "abc")
     step = plan.restore_step("/c", "ID", Client("host"), 15, TARGET, "f" * 64, "u", jobs=2,
-                             clean=True, lock=lock)
-    assert step.argv[-3:] == ("/srv/app/lock", '{"who": "me"}', "abc")
+                             mode="exact", lock=lock)
+    assert step.argv[-2:] == ("/srv/app/lock", "abc")
 
 
 FACTS_OUT = """tool zstd yes

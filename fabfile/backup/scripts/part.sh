@@ -9,9 +9,9 @@ url=$(sed -n "${n}p" "$logs/urls")
 blocks=$((size / 1048576))
 dd if="$file" of="$work/part.$n" bs=1048576 skip=$(( (n - 1) * blocks )) count="$blocks" \
   status=none || exit 255
-code=$(curl -sS --retry 3 --retry-delay 1 --connect-timeout 15 -T "$work/part.$n" \
-  -D "$logs/part.$n.h" -o "$logs/part.$n.body" -w '%{http_code}' "$url" 2>"$logs/part.$n.err") \
-  || code=000
+code=$(curl -sS --retry 3 --retry-delay 1 --connect-timeout 15 --speed-limit 1 \
+  --speed-time 300 -T "$work/part.$n" -D "$logs/part.$n.h" -o "$logs/part.$n.body" \
+  -w '%{http_code}' "$url" 2>"$logs/part.$n.err") || code=000
 rm -f "$work/part.$n"
 case $code in
   2??) ;;

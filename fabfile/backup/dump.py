@@ -176,10 +176,11 @@ def _dumped(stdout: str) -> tuple[int, str]:
     raise UserError("the host script ended without reporting the dump's size and checksum")
 
 
-def create_or_alert(cfg: Config, *, label: str = "", protect: str = "") -> Created:
+def create_or_alert(cfg: Config, *, label: str = "", protect: str = "",
+                    transport: Transport | None = None) -> Created:
     """`create`, with a Slack alert (when configured) for any failure before re-raising."""
     try:
-        created = create(cfg, label=label, protect=protect)
+        created = create(cfg, label=label, protect=protect, transport=transport)
     except UserError as exc:
         alert(cfg, f"backup failed: {exc.message}")
         raise

@@ -111,10 +111,10 @@ def _run(state: _Run, entry: Entry) -> Restored:
             state.page_up_at = time.monotonic()
         run_site_step(run.transport, steps.stop_web(cfg))
     ui.step("pre-restore backup: what the database holds now")
-    state.pre = create_or_alert(cfg, label="pre-restore",
-                                protect=state.manifest.backup_id).manifest.backup_id
-    ui.step(f"restoring {describe_backup(state.manifest)} into {env.target.label}")
     first = state.hosts[0]
+    state.pre = create_or_alert(cfg, label="pre-restore", protect=state.manifest.backup_id,
+                                transport=first.transport).manifest.backup_id
+    ui.step(f"restoring {describe_backup(state.manifest)} into {env.target.label}")
     lock = plan.HostLock(rollout.lock_dir(cfg), state.holder.token) if first.locked else None
     state.db = "unknown"
     try:

@@ -17,7 +17,8 @@
 #                        everything not in the archive in one transaction (exit 61 when that
 #                        fails: nothing changed); restores FILE with pg_restore -j JOBS (exit
 #                        60 when it fails); prints row counts when SCRATCH is set and drops it
-#                        again; writes "exit N" to DONE as soon as pg_restore is over.
+#                        again; writes "exit N" to DONE as soon as pg_restore is over (and
+#                        then its report to DONE.out instead of stdout).
 # An exact restore leaves the database holding what the archive holds, nothing else, in
 # every schema the app uses: the archive's schemas, the schemas the user owns, the schemas
 # holding objects it owns. Schemas in the archive that exist are kept (and emptied); others
@@ -288,6 +289,9 @@ restore)
   file=$3 jobs=$4 how=$5 scratch=$6 admin=$7 done=${8:-}
   IFS= read -r go || go=
   [ "$go" = go ] || exit 0
+  # With DONE, the report goes to a file beside it, whole when DONE is written: Docker may
+  # not have passed on the container's stdout yet when the caller reads it.
+  if [ -n "$done" ]; then exec >"$done.out"; fi
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
   if [ -n "$scratch" ]; then

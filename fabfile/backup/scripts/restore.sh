@@ -62,12 +62,15 @@ if [ "$action" = restore ]; then
   # The client starts (a container takes a moment) while the checksum is computed and waits
   # for "go" on a fifo. It reports its exit status through $work/done (the cache directory
   # is mounted in its container) as soon as pg_restore is over, before Docker tears it
-  # down; restore_client reports it too, should the client never get that far.
+  # down; restore_client reports it too, should the client never get that far. A
+  # verification needs the client's row counts, so it waits for the client itself.
   mkfifo "$logs/go" "$work/done"
   exec 5<>"$logs/go" 6<>"$work/done"
+  notify="$work/done"
+  [ -z "$scratch" ] || notify=''
   restore_client() {
     code=0
-    client restore "$conn" "$plain" "$jobs" "$how" "$scratch" "$admin" "$work/done" || code=$?
+    client restore "$conn" "$plain" "$jobs" "$how" "$scratch" "$admin" "$notify" || code=$?
     echo "exit $code" 1<>"$work/done"
   }
   spawn restore_client <"$logs/go" >"$logs/client.out" 2>"$logs/client.err" 5>&-
@@ -150,6 +153,7 @@ status=${line#exit }
 if [ "$status" -eq 0 ]; then clientpid='' finished=1; else wait "$clientpid" || true; fi
 unwatch
 cat "$logs/client.out"
+if [ -f "$work/done.out" ]; then cat "$work/done.out"; fi
 if [ "$status" -ne 0 ]; then
   cat "$logs/client.err" >&2
   case $status in

@@ -2,7 +2,8 @@
 # Installs the system packages the test bed needs (TESTBED.md): sshd, Docker Engine,
 # Compose v2 and buildx (from Debian trixie's static plugins), busybox for app images,
 # debootstrap for the PostgreSQL and Python images, pgloader for the migration benchmark, a
-# container registry with htpasswd for the build-and-ship tests.
+# container registry with htpasswd for the build-and-ship tests, shellcheck for the lint of
+# every shell script.
 # Idempotent: each part is skipped when already present.
 set -euo pipefail
 
@@ -20,8 +21,8 @@ command -v pgloader >/dev/null || need+=(pgloader)
 [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
 command -v psql >/dev/null || need+=(postgresql-client)
-command -v shellcheck >/dev/null || need+=(shellcheck)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql)
+command -v shellcheck >/dev/null || need+=(shellcheck)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "install-system: apt-get install ${need[*]}"

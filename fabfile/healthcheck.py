@@ -8,6 +8,10 @@ command are wrapped in the drain-file test here. The default probes the app with
 standard library: official `python:*-slim` images, which every FastAPI image builds on, ship
 neither `wget` nor `curl`.
 
+A shell-form check also tests a *hold* file (`hold_file`): a deploy holds its new containers
+out of the proxy's pool with it until they have passed their verification (see
+`scripts/roll_up.sh`); the app itself knows nothing of it, unlike the drain file.
+
 A check whose program is missing from the image never passes, so no container ever turns
 healthy and the deploy fails only after the health timeout. `probe_argv` is the check
 without the drain-file test, run once in a throwaway container of the new image (no network,
@@ -64,12 +68,19 @@ def probe(cfg: Config) -> Probe:
     return Probe("shell", (command if command is not None else default_probe(cfg),))
 
 
+def hold_file(cfg: Config) -> str | None:
+    """Where a deploy holds a new container back (shell-form checks only: an exec-form
+    check cannot test a file the deploy could later remove without a shell)."""
+    return None if probe(cfg).form == "exec" else f"{cfg.app.drain_file}.hold"
+
+
 def compose_test(cfg: Config) -> tuple[str, ...]:
-    """Compose's `healthcheck.test`: CMD-SHELL with the drain-file test, or CMD as given."""
+    """Compose's `healthcheck.test`: CMD-SHELL with the drain and hold tests, or CMD."""
     check = probe(cfg)
     if check.form == "exec":
         return ("CMD", *check.argv)
-    return ("CMD-SHELL", f"test ! -e {cfg.app.drain_file} && {{ {check.argv[0]} ; }} || exit 1")
+    return ("CMD-SHELL", f"test ! -e {cfg.app.drain_file} && test ! -e {hold_file(cfg)} && "
+                         f"{{ {check.argv[0]} ; }} || exit 1")
 
 
 def missing_program(output: str, check: Probe) -> str:

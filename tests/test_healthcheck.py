@@ -28,15 +28,17 @@ def cfg_with(command: str | tuple[str, ...] | None = None, *, port: int = 8000,
 def test_default_is_python_urllib_behind_the_drain_file() -> None:
     test = healthcheck.compose_test(cfg_with())
     assert test[0] == "CMD-SHELL"
-    assert test[1].startswith("test ! -e /tmp/drain && { python3 -c '")
+    assert test[1].startswith("test ! -e /tmp/drain && test ! -e /tmp/drain.hold && "
+                              "{ python3 -c '")
     assert "urllib.request" in test[1] and "http://127.0.0.1:8000/health 2 ; } || exit 1" in test[1]
     assert healthcheck.probe(cfg_with()).program == "python3"
 
 
 def test_shell_form_keeps_the_drain_file_test() -> None:
     test = healthcheck.compose_test(cfg_with("curl -fsS http://127.0.0.1:8000/health"))
-    assert test == ("CMD-SHELL", "test ! -e /tmp/drain && "
+    assert test == ("CMD-SHELL", "test ! -e /tmp/drain && test ! -e /tmp/drain.hold && "
                     "{ curl -fsS http://127.0.0.1:8000/health ; } || exit 1")
+    assert healthcheck.hold_file(cfg_with("curl x")) == "/tmp/drain.hold"
     assert healthcheck.probe(cfg_with("LANG=C curl -fsS x")).program == "curl"
 
 
@@ -45,6 +47,7 @@ def test_exec_form_runs_as_given() -> None:
     assert healthcheck.compose_test(cfg) == ("CMD", "/healthcheck", "--port", "8000")
     assert healthcheck.probe(cfg) == healthcheck.Probe("exec", ("/healthcheck", "--port", "8000"))
     assert healthcheck.probe(cfg).program == "/healthcheck"
+    assert healthcheck.hold_file(cfg) is None, "no shell: nothing could lift a hold"
 
 
 @pytest.mark.parametrize(("output", "program"), [
@@ -97,6 +100,10 @@ def test_default_check_exit_codes(server: ThreadingHTTPServer, tmp_path: Path) -
     drain.touch()
     assert _run(cfg) == 1, "the drain file must fail the check"
     drain.unlink()
+    hold = tmp_path / "drain.hold"
+    hold.touch()
+    assert _run(cfg) == 1, "the hold file must fail the check"
+    hold.unlink()
     _Health.status = 503
     assert _run(cfg) == 1
     _Health.status = 200

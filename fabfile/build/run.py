@@ -225,8 +225,13 @@ def build(cfg: Config, opts: Options) -> Summary:
             pull = plan.cache_pull(req)
             if pull:
                 with ui.console.status(f"pulling the build cache {req.cache_ref}"):
-                    summary.cache_found = subprocess.run(
-                        pull, env=env, capture_output=True, check=False).returncode == 0
+                    pulled = subprocess.run(pull, env=env, capture_output=True, text=True,
+                                            check=False)
+                summary.cache_found = pulled.returncode == 0
+                if not summary.cache_found and "not found" not in pulled.stderr \
+                        and "unknown" not in pulled.stderr:
+                    ui.warn(f"could not pull the build cache {req.cache_ref}: "
+                            f"{redact(pulled.stderr.strip()[-300:])}")
             log = _run(plan.argv(req), env, req.ref)
         summary.seconds = time.monotonic() - started
         summary.steps, summary.cached = len(log.titles), len(log.cached & set(log.titles))

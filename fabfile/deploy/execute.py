@@ -219,6 +219,10 @@ def explain(cfg: Config, run: HostRun, action: Action, result: Result) -> str:
                     f"{removed}")
         if detail.startswith("verify"):
             return _verify_failed(cfg, version, host, detail, result, removed)
+        if detail.startswith("hold"):
+            return (f"could not hold the new containers of {version} out of the proxy's pool "
+                    f"on {host} ({detail.removeprefix('hold').strip() or 'docker exec failed'}); "
+                    f"{removed}")
         if detail.startswith("first-start"):
             return (f"{version} never turned healthy on {host} (first start); its containers "
                     f"were removed. Last log lines:\n    {_tail(result)}")
@@ -346,7 +350,12 @@ def finish(cfg: Config, run: HostRun, holder: Holder, *, action: str, switch: st
 
 
 def _smoke(cfg: Config, run: HostRun) -> smoke.Result:
+    plan = run.plan
     with ui.console.status(f"{run.host}: smoke test"):
+        if plan is not None and plan.roll and not plan.old_ids and smoke.targets(cfg):
+            # A first start: nothing routed this name before, so the proxy shows the new
+            # containers only after its throttle (404 until then).
+            time.sleep(rollout.settle(cfg))
         result = smoke.run(cfg, transport=run.transport)
     if result.skipped:
         ui.warn(f"{run.host}: smoke test skipped: {result.skipped}")
@@ -544,16 +553,20 @@ def deploy(cfg: Config, opts: DeployOptions) -> Report:
     holder = opts.holder or new_holder("deploy", cfg.app.tag)
     now = datetime.now(UTC)
     runs = [HostRun(connect(h)) for h in cfg.hosts]
-    skip_drain = rollout.unsafe_skip_drain()
+    skip_drain, skip_hold = rollout.unsafe_skip_drain(), rollout.unsafe_skip_hold()
     if skip_drain:
         ui.warn(f"{rollout.SKIP_DRAIN_VAR}=1: old containers are stopped WITHOUT draining "
                 "(a test-only switch; requests will fail)")
+    if skip_hold:
+        ui.warn(f"{rollout.SKIP_HOLD_VAR}=1: new containers take traffic BEFORE they are "
+                "verified (a test-only switch; requests may fail)")
 
     def planner(run: HostRun) -> HostPlan:
         assert run.facts is not None
         rid = release.new_id(now, cfg.app.tag, run.facts.release_ids)
         return plan_deploy(cfg, run.facts, files, run.host, Options(
-            release_id=rid, skip_migrations=opts.skip_migrations, skip_drain=skip_drain))
+            release_id=rid, skip_migrations=opts.skip_migrations, skip_drain=skip_drain,
+            skip_hold=skip_hold))
 
     return _run(cfg, "deploy", holder, runs, planner, yes=opts.yes, dry_run=opts.dry_run,
                 lock_wait=opts.lock_wait, image_refs=sorted(set(images(files).values())),

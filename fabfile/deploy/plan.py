@@ -218,6 +218,7 @@ class Options:
     release_id: str
     skip_migrations: bool = False
     skip_drain: bool = False
+    skip_hold: bool = False
 
 
 def plan_deploy(cfg: Config, facts: Facts, files: Sequence[RenderedFile], host: str,
@@ -291,7 +292,8 @@ def plan_deploy(cfg: Config, facts: Facts, files: Sequence[RenderedFile], host: 
     old_ids = tuple(c.id for c in web) if roll else ()
     if roll:
         actions += [Action(kind, step) for kind, step in rollout.roll_steps(
-            cfg, compose, old_ids, image=cfg.image_ref, skip_drain=opts.skip_drain)]
+            cfg, compose, old_ids, image=cfg.image_ref, skip_drain=opts.skip_drain,
+            skip_hold=opts.skip_hold)]
     if not actions and not upload:
         reasons = []
     return HostPlan(

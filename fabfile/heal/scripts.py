@@ -1,21 +1,21 @@
-"""The self-healing watcher's shell scripts (`scripts/*.sh`, package data), read once.
+"""The self-healing watcher's shell scripts (`scripts/*.sh`, package data, through the one
+loader `fabfile.shell`).
 
-`watch.sh` and `ensure.sh` are written to the host by `install.sh` and run there from their
-files (cron and systemd start them); `facts.sh` is a function the deploy's facts script
-calls. Values reach every one of them as positional arguments only.
+`watch.sh` (after the deploy lock's library, which it only reads) and `ensure.sh` are
+written to the host by `install.sh` and run there from their files (cron and systemd start
+them); `facts.sh` is the `heal_facts` function the deploy's facts script calls. Values reach
+every one of them as positional arguments only.
 """
 
 from __future__ import annotations
 
-from functools import cache
-from importlib import resources
+from fabfile import shell
 
-NAMES = ("watch", "ensure", "install", "facts")
+SCRIPTS = shell.Scripts("fabfile.heal", {
+    "watch": ("fabfile.deploy:lock",), "ensure": (), "install": (), "facts": ()})
+NAMES = SCRIPTS.names
 
 
-@cache
 def body(name: str) -> str:
-    """The text of `scripts/<name>.sh`."""
-    if name not in NAMES:
-        raise KeyError(name)
-    return resources.files(__package__).joinpath("scripts", f"{name}.sh").read_text("utf-8")
+    """The text of `scripts/<name>.sh`, after the libraries it uses."""
+    return SCRIPTS.body(name)

@@ -64,23 +64,28 @@ def list_(c: Context, env: str, json: bool = False) -> None:
     "env": ENV_HELP,
     "date": DATE,
     "target_url": "restore into this database instead of the environment's own "
-                  "(postgresql://user:password@host:5432/db, reachable from the host)",
-    "yes": "do not ask before replacing the live database (CI)",
+                  "(postgresql://user:password@host:5432/db, reachable from the host); it "
+                  "must hold no objects, unless --replace",
+    "replace": "with --target-url: drop what that database holds, then restore",
+    "yes": "do not ask before replacing the live database or a --replace target (CI)",
 })
 @friendly
 def restore(c: Context, env: str, date: str = "latest", target_url: str = "",
-            yes: bool = False) -> None:
-    """Restore a backup by date over the live database (after a safety backup) or elsewhere."""
+            replace: bool = False, yes: bool = False) -> None:
+    """Restore a backup exactly, over the live database (behind a maintenance page) or elsewhere."""
     from fabfile import ui
     from fabfile.backup import restore as restoring
     from fabfile.backup.naming import parse_date_spec
 
     spec = parse_date_spec(date)
     done = restoring.restore(_config(env), spec, target_url=target_url or None,
-                             assume_yes=yes)
+                             replace=replace, assume_yes=yes)
     m = done.manifest
     ui.ok(f"restored backup {m.backup_id} into {done.target} from the "
-          f"{'host cache' if done.source == 'cache' else 'S3 copy'} in {done.seconds:.1f}s")
+          f"{'host cache' if done.source == 'cache' else 'S3 copy'} in {done.seconds:.1f}s"
+          + (f"; the site was in maintenance for {done.window:.1f}s" if done.window else "")
+          + (f"; what it held before is backup {done.pre_restore} (pre-restore)"
+             if done.pre_restore else ""))
 
 
 @task(help={"env": ENV_HELP, "date": DATE})

@@ -43,9 +43,11 @@ def build(c: Context, env: str, version: str = "", push: bool = True,
     summary = run.build(cfg, run.Options(version=version or None, push=push,
                                          allow_dirty=allow_dirty, cache=cache))  # type: ignore[arg-type]
     size = f"{summary.size / 1e6:.0f} MB" if summary.size else "-"
+    found = {None: "", True: " (cache image pulled)",
+             False: " (no cache image in the registry yet)"}[summary.cache_found]
     rows = [["image", summary.image], ["tag", summary.tag],
             ["digest", summary.digest or "-"], ["size", size],
-            ["steps from cache", f"{summary.cached} of {summary.steps}"],
+            ["steps from cache", f"{summary.cached} of {summary.steps}{found}"],
             ["rebuilt", "\n".join(t[:90] for t in summary.rebuilt) or "nothing"],
             ["time", f"{summary.seconds:.1f}s"],
             ["pushed", "yes" if summary.pushed else "no (local Docker Engine only)"]]

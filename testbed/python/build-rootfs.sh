@@ -16,7 +16,7 @@ work=$(mktemp -d "$cache/rootfs.XXXXXX")
 root=$work/root
 cleanup() {
   for m in proc sys dev/pts dev; do
-    mountpoint -q "$root/$m" 2>/dev/null && umount -l "$root/$m" || true
+    if mountpoint -q "$root/$m" 2>/dev/null; then umount -l "$root/$m" || true; fi
   done
   rm -rf --one-file-system "$work"
 }

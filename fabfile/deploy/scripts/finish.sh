@@ -14,22 +14,20 @@ shift 6
 lock="$app_dir/lock"
 code=0
 
-if [ -f "$lock/phase.pid" ] && [ -e "$lock/token.$token" ]; then
-  read -r pid name < "$lock/phase.pid"
-  if kill -0 "$pid" 2>/dev/null; then
-    echo "@aborting $name"
-    kill -TERM "$pid" 2>/dev/null
-    deadline=$(($(date +%s) + abort_wait))
-    while kill -0 "$pid" 2>/dev/null; do
-      if [ "$(date +%s)" -ge "$deadline" ]; then
-        echo "@still-running $name $pid"
-        code=4
-        break
-      fi
-      sleep 0.2
-    done
-    sed 's/^/@phase-log /' "$lock/phase.log" 2>/dev/null | tail -n 40
-  fi
+if lock_ours "$lock" "$token" && running=$(lock_phase "$lock"); then
+  pid=${running%% *} name=${running#* }
+  echo "@aborting $name"
+  kill -TERM "$pid" 2>/dev/null
+  deadline=$(($(date +%s) + abort_wait))
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "@still-running $name $pid"
+      code=4
+      break
+    fi
+    sleep 0.2
+  done
+  sed 's/^/@phase-log /' "$lock/phase.log" 2>/dev/null | tail -n 40
 fi
 
 if [ -n "$switch_to" ]; then
@@ -74,11 +72,10 @@ fi
 
 printf '%s\n' "$audit" >> "$app_dir/audit.log" || code=1
 
-if [ -e "$lock/token.$token" ]; then
-  rm -rf "$lock" && echo "@unlocked"
-elif [ -d "$lock" ]; then
-  echo "@lock-not-ours"
-else
-  echo "@lock-gone"
-fi
+lock_release "$lock" "$token"
+case $? in
+  0) echo "@unlocked" ;;
+  1) echo "@lock-not-ours" ;;
+  2) echo "@lock-gone" ;;
+esac
 exit "$code"

@@ -48,6 +48,66 @@ drain_copy() {
   return "$code"
 }
 
+# hold FILE ID...: create the hold FILE in each container (in parallel): its healthcheck
+# fails while it exists, so the proxy does not route to it yet.
+hold() {
+  file=$1
+  shift
+  pids=
+  for id in "$@"; do
+    docker exec "$id" sh -c ': > "$1"' sh "$file" &
+    pids="$pids $!"
+  done
+  failed=0
+  for pid in $pids; do
+    wait "$pid" || failed=1
+  done
+  return "$failed"
+}
+
+# unhold FILE ID...: lift the hold; the next probe of the healthcheck admits the container.
+unhold() {
+  file=$1
+  shift
+  for id in "$@"; do
+    docker exec "$id" sh -c 'rm -f "$1"' sh "$file"
+  done
+}
+
+# wait_ready LIMIT GRACE COMMAND ID...: until COMMAND (the healthcheck's probe, without its
+# file tests) passes in every container, run with `docker exec`. Prints "ID STATUS" of a
+# container that stopped running, "ID running unhealthy" when one has not passed after GRACE
+# seconds (when Docker would have called it unhealthy), or "timeout LIMIT", and fails.
+wait_ready() {
+  seconds=$1 grace=$(($(date +%s) + $2)) probe=$3
+  limit=$(($(date +%s) + seconds))
+  shift 3
+  pending="$*"
+  while [ -n "$pending" ]; do
+    left=
+    for id in $pending; do
+      status=$(docker inspect --format '{{.State.Status}}' "$id" 2>/dev/null)
+      if [ "$status" != running ]; then
+        echo "$id ${status:-gone}"
+        return 1
+      fi
+      timeout 20 docker exec "$id" sh -c "$probe" >/dev/null 2>&1 || left="$left $id"
+    done
+    pending=$left
+    [ -z "$pending" ] && return 0
+    if [ "$(date +%s)" -ge "$grace" ]; then
+      set -- $pending
+      echo "$1 running unhealthy"
+      return 1
+    fi
+    if [ "$(date +%s)" -ge "$limit" ]; then
+      echo "timeout $seconds"
+      return 1
+    fi
+    sleep 0.3
+  done
+}
+
 # undrain FILE ID...: remove FILE again (best effort).
 undrain() {
   file=$1

@@ -3,8 +3,9 @@
 #
 # It restarts (`docker restart -t GRACE`, same container id) a web container of PROJECT that
 # Docker has reported unhealthy for RESTART_AFTER seconds, except:
-# - while the host's deploy lock APP_DIR/lock is held: every web container counts as in the
-#   rollout, so it waits until the lock is gone (and the container still unhealthy);
+# - while the host's deploy lock APP_DIR/lock is held (`lock_held`, from the deploy's
+#   lock.sh, prepended to this file): every web container counts as in the rollout, so it
+#   waits until the lock is gone (and the container still unhealthy);
 # - when DRAIN_FILE exists in the container: a deploy or a cutover is draining it;
 # - after MAX_RESTARTS restarts of the container within WINDOW seconds: it gives up, records
 #   it and alerts Slack once (the URL in APP_DIR/heal/slack_webhook, mode 600), and leaves
@@ -30,6 +31,7 @@ app_dir=$1 project=$2 service=$3 env=$4 drain_file=$5 after=$6 grace=$7 max=$8 w
 sweep_every=${10}
 dir="$app_dir/heal"
 run="$dir/run"
+lock="$app_dir/lock"
 me=$$
 who="watcher@$(hostname 2>/dev/null || echo host)"
 exec 9>>"$dir/watch.lock"
@@ -109,8 +111,8 @@ alert() {
 # alone (draining, given up, a failed restart) loses its deadline: the next sweep sets one.
 consider() {
   id=$1
-  if [ -d "$app_dir/lock" ]; then
-    note "$id" "deferred $(echo "$id" | cut -c1-12): the deploy lock is held ($(sed -n 's/.*"who": *"\([^"]*\)".*/\1/p' "$app_dir/lock/holder.json" 2>/dev/null))"
+  if lock_held "$lock"; then
+    note "$id" "deferred $(echo "$id" | cut -c1-12): the deploy lock is held ($(lock_holder "$lock" | sed -n 's/.*"who": *"\([^"]*\)".*/\1/p'))"
     return 0
   fi
   if ! info=$(docker inspect --format '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{.RestartCount}} {{.Name}}' "$id" 2>/dev/null); then
@@ -143,7 +145,7 @@ consider() {
     rm -f "$run/since.$id"
     return 0
   fi
-  [ -d "$app_dir/lock" ] && return 0
+  lock_held "$lock" && return 0
   started=$(now)
   if ! out=$(docker restart -t "$grace" "$id" 2>&1); then
     note "$id" "restarting $name failed: $(printf '%s' "$out" | tail -n 1)"

@@ -13,6 +13,7 @@ import pytest
 from tests.support.disk import small_disk as _small_disk
 from tests.support.docker import DockerEngine, ensure_docker
 from tests.support.front import Front
+from tests.support.heal import stop_watchers_under
 from tests.support.images import ImageSet, ensure_images
 from tests.support.postgres import PgCluster, cluster_fixture
 from tests.support.registry import Registry, start_registry
@@ -65,6 +66,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if reporter:
             reporter.write_line(f"CI: {len(skipped)} test(s) skipped; CI allows none", red=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_watchers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The self-healing watchers `inv setup`/`inv deploy` started under this session's
+    temporary directories are stopped at its end (by their pid files)."""
+    yield
+    stop_watchers_under(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="session")

@@ -36,6 +36,13 @@ def tls_pg() -> Iterator[PgCluster]:
     yield from cluster_fixture(tls=True)
 
 
+@pytest.fixture(scope="session")
+def managed_pg() -> Iterator[PgCluster]:
+    """A cluster playing a managed database on another machine: TLS, in a network namespace
+    of its own, reached by this machine and by containers alike at `managed_pg.host`."""
+    yield from cluster_fixture(tls=True, remote=True)
+
+
 @pytest.fixture
 def pg_db(pg: PgCluster) -> Iterator[str]:
     """URL of a fresh, empty database, dropped after the test."""

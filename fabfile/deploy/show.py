@@ -8,7 +8,7 @@ from fabfile import ui
 from fabfile.config import Config
 from fabfile.config.secrets import redact
 
-from . import audit, lock, smoke
+from . import audit, lock, reconcile, smoke
 from .facts import Facts
 from .plan import HostPlan
 
@@ -16,6 +16,11 @@ from .plan import HostPlan
 def show_plan(plan: HostPlan, facts: Facts | None, cfg: Config, *, diffs: bool = False) -> None:
     """The plan for one host: what changes and why, then the steps, one line each."""
     console = ui.console
+    rec = reconcile.plan_recovery(cfg, facts, token="", wanted_image=plan.image or None) \
+        if facts else None
+    if rec is not None:
+        console.print(f"[bold]{plan.host}[/]: {rec.found}")
+        console.print(f"  first: {rec.says}")
     if plan.noop:
         web = facts.service(cfg.app.name) if facts else ()
         console.print(f"[bold]{plan.host}[/]: nothing to change: release {plan.release} runs "
@@ -63,14 +68,36 @@ def show_status(cfg: Config, host: str, facts: Facts) -> None:
     console.print(f"[bold]{host}[/]: Docker {facts.docker or 'missing'}, Compose "
                   f"{facts.compose or 'missing'}, {cfg.deploy.app_dir} "
                   f"{'present' if facts.app_dir else 'MISSING (run inv setup)'}")
+    running = {c.release for c in facts.service(cfg.app.name) if c.state == "running"}
     rows = [[("* " if r.id == facts.current else "  ") + r.id,
-             "live" if r.live else "staged (never live)"] for r in reversed(facts.releases)]
+             ("live" if r.live else "staged (never live)")
+             + (", its containers run" if r.id in running and r.id != facts.current else "")]
+            for r in reversed(facts.releases)]
     console.print(ui.table("releases (* = current)", ["release", "state"], rows or [["none", ""]]))
+    found = reconcile.mismatch(cfg, facts)
+    if found is not None:
+        ui.warn(f"{found}; the next `inv deploy` converges from it (`--lock-wait=SECONDS` also "
+                "takes over the lock of a run that died)")
     crows = [[c.name, c.service, c.image, c.state, c.health, c.release or "?"]
              for c in sorted(facts.containers, key=lambda c: (c.service, c.name))
              if not c.oneoff]
     console.print(ui.table("containers", ["name", "service", "image", "state", "health",
                                           "release"], crows or [["none", "", "", "", "", ""]]))
-    holder = lock.describe(facts.holder) if facts.lock == "held" else "free"
-    console.print(f"lock: {holder}")
+    console.print(f"lock: {lock_line(cfg, facts)}")
     console.print(f"last: {audit.summary(facts.last_audit)}")
+
+
+def lock_state(facts: Facts) -> str:
+    """`free`, `held` or `stale` (held by a run that died)."""
+    if facts.lock != "held":
+        return facts.lock
+    return "stale" if facts.liveness is not None and facts.liveness.stale else "held"
+
+
+def lock_line(cfg: Config, facts: Facts) -> str:
+    """Who holds the lock and whether that run lives (how long since its last heartbeat)."""
+    if facts.lock != "held":
+        return facts.lock
+    life = facts.liveness.describe(cfg.deploy.lock_stale_after) if facts.liveness else ""
+    state = lock_state(facts)
+    return f"{state}: {lock.describe(facts.holder)}" + (f"; {life}" if life else "")

@@ -113,7 +113,7 @@ def plan(c: Context, env: str, version: str = "", json: bool = False,
             assert run.facts is not None
             rid = release.new_id(now, cfg.app.tag, run.facts.release_ids)
             plans.append((run, plan_deploy(cfg, run.facts, files, run.host, Options(
-                release_id=rid, skip_migrations=skip_migrations))))
+                release_id=rid, token="", skip_migrations=skip_migrations))))
     finally:
         for run in runs:
             run.transport.close()

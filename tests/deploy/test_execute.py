@@ -28,7 +28,7 @@ def script_name(step: Step) -> str:
     if shown[:2] != ["sh", "-c"]:
         return shown[0]
     name = shown[2].strip("<>").removesuffix(".sh")
-    return shown[6].strip("<>").removesuffix(".sh") if name == "phase" else name
+    return shown[8].strip("<>").removesuffix(".sh") if name == "phase" else name
 
 
 class Scripted(Transport):
@@ -51,7 +51,7 @@ class Scripted(Transport):
             return Result(step, failure.exit_code, failure.stdout, failure.stderr)
         out = {
             "facts": lambda: report(self.cfg, {
-                "lock": self.lock if step.argv[7] == "take" else "free",
+                "lock": self.lock if step.argv[7].startswith("take") else "free",
                 "current": {"release": V1, "tag": "v1"},
                 "releases": {V1: "live"},
                 "holder": {"who": "bob@ci"} if self.lock == "held" else None,
@@ -135,8 +135,8 @@ def test_a_failing_host_stops_the_run_and_every_lock_is_released(
     assert first["result"] == "failed" and "never turned healthy" in first["message"]
     assert second["result"] == "cancelled"
     finish = next(s for h, n, s in calls if h == "203.0.113.1" and n == "finish")
-    clean, *prune = finish.argv[9:]
-    assert clean == "", "images are cleaned only after a successful deploy"
+    clean, keep, *prune = finish.argv[9:]
+    assert clean == "" and keep == "", "images are cleaned only after a successful deploy"
     assert len(prune) == 1 and prune[0].endswith("-v2")
     assert sent[0][0] == "failure"
     assert "203.0.113.2:22: cancelled: nothing changed here: the run stopped (v2" in sent[0][1]

@@ -504,9 +504,9 @@ def _recover(cfg: Config, run: HostRun, holder: Holder, wanted: str | None,
     rec = reconcile.plan_recovery(cfg, found, token=holder.token, wanted_image=wanted)
     if rec is None:
         if dead is not None:
-            ui.step(f"{run.host}: the {dead.command} of {dead.version} that died left "
-                    f"`current` ({found.current or 'none'}) serving what it says: nothing to "
-                    "finish; going on from there")
+            ui.step(f"{run.host}: the {dead.command} of {dead.version} that died had not "
+                    f"changed what serves (the containers run `current`, "
+                    f"{found.current or 'none'}): nothing to finish; going on from there")
         return False
     ui.warn(f"{run.host}: {rec.found}")
     ui.step(f"{run.host}: {rec.says}")

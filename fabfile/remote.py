@@ -114,7 +114,7 @@ class _Heartbeat:
     def _run(self) -> None:
         try:
             pipe = self.spawn(self.step)
-        except (UserError, OSError, paramiko.SSHException):
+        except (UserError, OSError, EOFError, paramiko.SSHException):
             return
         try:
             while True:

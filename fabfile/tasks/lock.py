@@ -67,8 +67,10 @@ def release(c: Context, env: str, yes: bool = False, host: str = "") -> None:
                 ui.ok(f"{run.host}: not locked")
                 continue
             who = lock.describe(run.facts.holder)
-            if not ui.confirm(f"{run.host} is locked by {who}. Release it? Only do so when "
-                              "that run is dead", assume_yes=yes):
+            life = run.facts.liveness
+            state = f" ({life.describe(cfg.deploy.lock_stale_after)})" if life else ""
+            if not ui.confirm(f"{run.host} is locked by {who}{state}. Release it? Only do so "
+                              "when that run is dead", assume_yes=yes):
                 raise UserError(f"{run.host}: lock left in place (pass --yes to release it "
                                 "without a terminal)")
             line = audit.record(action="lock.release", result="released", env=env,

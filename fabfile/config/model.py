@@ -150,9 +150,19 @@ class Deploy:
     traefik_throttle: float = _check(checks.non_negative, 2.0)
     drain_margin: float = _check(checks.non_negative, 1.0)
     health_timeout: int = _check(checks.positive, 120)
+    lock_stale_after: int = _check(checks.stale_after, 60)
+    """A host's lock is stale once its holder's heartbeats (its client's and its detached
+    phase's) stopped this many seconds ago and no phase of it runs: `deploy --lock-wait`
+    then takes it over."""
     confirm: bool = False
     smoke: Smoke = field(default_factory=Smoke)
     verify: Verify = field(default_factory=Verify)
+
+    @property
+    def heartbeat(self) -> int:
+        """Seconds between two heartbeats of a lock's holder: a sixth of `lock_stale_after`,
+        1 to 5 s."""
+        return max(1, min(5, self.lock_stale_after // 6))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -37,9 +37,9 @@ from typing import Literal
 
 from fabfile import ui
 from fabfile.config import Config
-from fabfile.deploy import execute, facts, smoke
+from fabfile.deploy import execute, facts, rollout, smoke
 from fabfile.deploy.execute import DeployOptions, HostRun, finish, shielded, sigterm_as_interrupt
-from fabfile.deploy.lock import Holder, held_error, new_holder
+from fabfile.deploy.lock import Holder, held_error, keep_alive, new_holder
 from fabfile.errors import UserError
 from fabfile.migrate.engine import MigrateOptions, MigrationFailed
 from fabfile.migrate.engine import migrate as run_migration
@@ -153,7 +153,10 @@ def _lock(cfg: Config, state: _State, lock_wait: float) -> facts.Facts:
                                        holder_json=holder.to_json(), token=holder.token))
     found = facts.parse(result.stdout)
     if found.lock == "held":
-        raise held_error(t.host.label, cfg.env, found.holder, lock_wait)
+        raise held_error(t.host.label, cfg.env, found.holder, lock_wait, found.liveness,
+                         cfg.deploy.lock_stale_after)
+    if found.lock == "taken":
+        keep_alive(t, rollout.lock_dir(cfg), holder, cfg.deploy.heartbeat)
     return found
 
 

@@ -10,7 +10,7 @@ from fabfile.config.secrets import redact
 from fabfile.errors import UserError
 from fabfile.heal import plan as heal_plan
 
-from . import audit, lock, smoke
+from . import audit, lock, reconcile, smoke
 from .facts import Facts
 from .plan import HostPlan
 
@@ -18,6 +18,11 @@ from .plan import HostPlan
 def show_plan(plan: HostPlan, facts: Facts | None, cfg: Config, *, diffs: bool = False) -> None:
     """The plan for one host: what changes and why, then the steps, one line each."""
     console = ui.console
+    rec = reconcile.plan_recovery(cfg, facts, token="", wanted_image=plan.image or None) \
+        if facts else None
+    if rec is not None:
+        console.print(f"[bold]{plan.host}[/]: {rec.found}")
+        console.print(f"  first: {rec.says}")
     if plan.noop:
         web = facts.service(cfg.app.name) if facts else ()
         console.print(f"[bold]{plan.host}[/]: nothing to change: release {plan.release} runs "
@@ -65,9 +70,16 @@ def show_status(cfg: Config, host: str, facts: Facts) -> None:
     console.print(f"[bold]{host}[/]: Docker {facts.docker or 'missing'}, Compose "
                   f"{facts.compose or 'missing'}, {cfg.deploy.app_dir} "
                   f"{'present' if facts.app_dir else 'MISSING (run inv setup)'}")
+    running = {c.release for c in facts.service(cfg.app.name) if c.state == "running"}
     rows = [[("* " if r.id == facts.current else "  ") + r.id,
-             "live" if r.live else "staged (never live)"] for r in reversed(facts.releases)]
+             ("live" if r.live else "staged (never live)")
+             + (", its containers run" if r.id in running and r.id != facts.current else "")]
+            for r in reversed(facts.releases)]
     console.print(ui.table("releases (* = current)", ["release", "state"], rows or [["none", ""]]))
+    found = reconcile.mismatch(cfg, facts)
+    if found is not None:
+        ui.warn(f"{found}; the next `inv deploy` converges from it (`--lock-wait=SECONDS` also "
+                "takes over the lock of a run that died)")
     crows = [[c.name, c.service, c.image, c.state, _health(facts, c.id, c.health),
               c.release or "?", *_restarts(facts, c.id)]
              for c in sorted(facts.containers, key=lambda c: (c.service, c.name))
@@ -76,8 +88,7 @@ def show_status(cfg: Config, host: str, facts: Facts) -> None:
                                           "release", "restarts", "last health restart"],
                            crows or [["none", "", "", "", "", "", "", ""]]))
     console.print(f"self-healing: {watcher_line(cfg, facts)}")
-    holder = lock.describe(facts.holder) if facts.lock == "held" else "free"
-    console.print(f"lock: {holder}")
+    console.print(f"lock: {lock_line(cfg, facts)}")
     console.print(f"last: {audit.summary(facts.last_audit)}")
 
 
@@ -115,3 +126,19 @@ def watcher_line(cfg: Config, facts: Facts) -> str:
         w.supervisor, "nothing restarts it after a reboot")
     return (f"watching ({boot}): restarts a web container {hc.restart_after}s after it turns "
             f"unhealthy, at most {hc.max_restarts} times in {hc.restart_window}s")
+
+
+def lock_state(facts: Facts) -> str:
+    """`free`, `held` or `stale` (held by a run that died)."""
+    if facts.lock != "held":
+        return facts.lock
+    return "stale" if facts.liveness is not None and facts.liveness.stale else "held"
+
+
+def lock_line(cfg: Config, facts: Facts) -> str:
+    """Who holds the lock and whether that run lives (how long since its last heartbeat)."""
+    if facts.lock != "held":
+        return facts.lock
+    life = facts.liveness.describe(cfg.deploy.lock_stale_after) if facts.liveness else ""
+    state = lock_state(facts)
+    return f"{state}: {lock.describe(facts.holder)}" + (f"; {life}" if life else "")

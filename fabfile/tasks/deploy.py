@@ -95,9 +95,8 @@ def plan(c: Context, env: str, version: str = "", json: bool = False,
     from fabfile.config import load_config
     from fabfile.config.secrets import redact
     from fabfile.deploy import execute, release
-    from fabfile.deploy.lock import describe
     from fabfile.deploy.plan import Options, as_data, images, plan_deploy
-    from fabfile.deploy.show import show_plan
+    from fabfile.deploy.show import lock_line, show_plan
     from fabfile.remote import connect
     from fabfile.render import render_release
 
@@ -113,7 +112,7 @@ def plan(c: Context, env: str, version: str = "", json: bool = False,
             assert run.facts is not None
             rid = release.new_id(now, cfg.app.tag, run.facts.release_ids)
             plans.append((run, plan_deploy(cfg, run.facts, files, run.host, Options(
-                release_id=rid, skip_migrations=skip_migrations))))
+                release_id=rid, token="", skip_migrations=skip_migrations))))
     finally:
         for run in runs:
             run.transport.close()
@@ -123,7 +122,7 @@ def plan(c: Context, env: str, version: str = "", json: bool = False,
     for run, p in plans:
         show_plan(p, run.facts, cfg, diffs=True)
         if run.facts is not None and run.facts.lock == "held":
-            ui.warn(f"{run.host} is locked by {describe(run.facts.holder)}")
+            ui.warn(f"{run.host}: lock {lock_line(cfg, run.facts)}")
 
 
 @task(help={

@@ -9,6 +9,7 @@ from fabfile.tasks import cutover as cutover_tasks
 from fabfile.tasks import db as db_tasks
 from fabfile.tasks import deploy as deploy_tasks
 from fabfile.tasks import lock as lock_tasks
+from fabfile.tasks import maintenance as maintenance_tasks
 
 ns = Collection()
 ns.add_collection(config.namespace)
@@ -22,6 +23,7 @@ for deploy_task in (deploy_tasks.setup, deploy_tasks.deploy, deploy_tasks.plan,
                     deploy_tasks.rollback, deploy_tasks.status, deploy_tasks.logs):
     ns.add_task(deploy_task)
 ns.add_collection(lock_tasks.namespace)
+ns.add_collection(maintenance_tasks.namespace)
 db_tasks.namespace.add_task(cutover_tasks.migrate_from_sqlite, name="migrate-from-sqlite")
 db_tasks.namespace.add_task(cutover_tasks.cutover, name="cutover")
 ns.add_collection(db_tasks.namespace)

@@ -79,6 +79,8 @@ class DeployOptions:
     holder: Holder | None = None
     """Deploy under a lock this caller already holds (`db.cutover`); it is released at the end
     like a lock the deploy took itself."""
+    during_maintenance: bool = False
+    """Go ahead while `inv maintenance.on` holds the site behind its page (which stays)."""
 
 
 @contextmanager
@@ -355,7 +357,8 @@ def _smoke(cfg: Config, run: HostRun) -> smoke.Result:
             # A first start: nothing routed this name before, so the proxy shows the new
             # containers only after its throttle (404 until then).
             time.sleep(rollout.settle(cfg))
-        result = smoke.run(cfg, transport=run.transport)
+        result = smoke.run(cfg, transport=run.transport,
+                           direct=run.facts is not None and run.facts.in_maintenance)
     if result.skipped:
         ui.warn(f"{run.host}: smoke test skipped: {result.skipped}")
     elif result.ok:
@@ -549,6 +552,11 @@ def deploy(cfg: Config, opts: DeployOptions) -> Report:
 
     def planner(run: HostRun) -> HostPlan:
         assert run.facts is not None
+        if run.facts.in_maintenance and not opts.during_maintenance:
+            raise UserError(f"{run.host} is in maintenance (`inv maintenance.on`): a deploy now "
+                            "would go out behind the page unannounced. Pass "
+                            "--during-maintenance to deploy anyway (the page stays up), or "
+                            f"`inv maintenance.off --env={cfg.env}` first")
         rid = release.new_id(now, cfg.app.tag, run.facts.release_ids)
         return plan_deploy(cfg, run.facts, files, run.host, Options(
             release_id=rid, skip_migrations=opts.skip_migrations, skip_drain=skip_drain,

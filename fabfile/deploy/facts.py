@@ -58,6 +58,27 @@ class Container:
 
 
 @dataclass(frozen=True)
+class Page:
+    """The maintenance page container (`<project>-maintenance`), when there is one."""
+
+    state: str
+    health: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def manual(self) -> bool:
+        """Put up by `inv maintenance.on` (not by a cutover or a restore)."""
+        return self.labels.get("shipyard.maintenance") == "manual"
+
+    @property
+    def up(self) -> bool:
+        return self.state == "running"
+
+    def label(self, key: str) -> str:
+        return self.labels.get(f"shipyard.maintenance.{key}", "")
+
+
+@dataclass(frozen=True)
 class Release:
     id: str
     live: bool
@@ -93,6 +114,12 @@ class Facts:
     """What `{app_dir}/database-backend` says (`postgres` once `db.cutover` succeeded)."""
     sqlite_releases: frozenset[str] = frozenset()
     """Releases whose app.env points the app at SQLite (made before a cutover)."""
+    maintenance: Page | None = None
+
+    @property
+    def in_maintenance(self) -> bool:
+        """An operator's maintenance page is up (`inv maintenance.on`)."""
+        return self.maintenance is not None and self.maintenance.up and self.maintenance.manual
 
     def service(self, name: str) -> tuple[Container, ...]:
         """The service's long-running containers (one-off `run` containers left out)."""
@@ -196,9 +223,20 @@ def parse(report: str) -> Facts:
             values["database_backend"] = rest or None
         elif key == "audit":
             values["last_audit"] = _json(rest)
+        elif key == "maintenance":
+            values["maintenance"] = _page(_b64(rest))
     return Facts(releases=tuple(sorted(releases, key=lambda r: r.id)), files=files,
                  contents=contents, env_lines=env_lines, containers=tuple(containers),
                  images=images, sqlite_releases=frozenset(sqlite_releases), **values)
+
+
+def _page(text: str) -> Page:
+    state, health, labels = [*text.strip().split(" ", 2), "", "", ""][:3]
+    try:
+        data = json.loads(labels) if labels else {}
+    except json.JSONDecodeError:
+        data = {}
+    return Page(state, health, {str(k): str(v) for k, v in (data or {}).items()})
 
 
 def version_tuple(text: str | None) -> tuple[int, ...]:

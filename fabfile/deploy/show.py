@@ -71,6 +71,27 @@ def show_status(cfg: Config, host: str, facts: Facts) -> None:
              if not c.oneoff]
     console.print(ui.table("containers", ["name", "service", "image", "state", "health",
                                           "release"], crows or [["none", "", "", "", "", ""]]))
+    page = maintenance_line(facts)
+    if page:
+        console.print(Text(redact(f"maintenance: {page}"),
+                           style="bold yellow" if facts.in_maintenance else ""))
     holder = lock.describe(facts.holder) if facts.lock == "held" else "free"
     console.print(f"lock: {holder}")
     console.print(f"last: {audit.summary(facts.last_audit)}")
+
+
+def maintenance_line(facts: Facts) -> str | None:
+    """The status line for the page on a host; None when there is none."""
+    page = facts.maintenance
+    if page is None:
+        return None
+    if page.manual and page.up:
+        message = page.label("message")
+        return (f"ON since {page.label('since') or '?'} by {page.label('by') or '?'}"
+                f" ({page.health}{f', says: {message}' if message else ''}): every request "
+                "gets the maintenance page; `inv maintenance.off` ends it")
+    if page.up:
+        return (f"a maintenance page from db.cutover or backup.restore is up ({page.health}); "
+                "it takes the traffic only while no web container is healthy")
+    return f"a stopped maintenance page container is left ({page.state})"
+

@@ -44,7 +44,7 @@ def _clean(text: str) -> str:
     return redact(_ESCAPES.sub("", text))
 
 
-def _lock_wait(value: int) -> float:
+def lock_wait_seconds(value: int) -> float:
     if value < 0:
         raise UserError("--lock-wait: expected a number of seconds, 0 or more")
     return float(value)
@@ -67,18 +67,21 @@ def setup(c: Context, env: str) -> None:
     "dry_run": "print the plan and change nothing (no lock, no upload)",
     "lock_wait": LOCK_WAIT_HELP,
     "skip_migrations": "do not run app.migrate_command before rolling the web service",
+    "during_maintenance": "deploy while `inv maintenance.on` holds the site behind its page "
+                          "(it stays there; the smoke test asks the containers directly)",
 })
 @friendly
 def deploy(c: Context, env: str, version: str = "", yes: bool = False, dry_run: bool = False,
-           lock_wait: int = 0, skip_migrations: bool = False) -> None:
+           lock_wait: int = 0, skip_migrations: bool = False,
+           during_maintenance: bool = False) -> None:
     """Deploy a version with zero downtime (or roll back)."""
     from fabfile.config import load_config
     from fabfile.deploy import execute
 
     cfg = with_version(load_config(env), version)
     execute.deploy(cfg, execute.DeployOptions(
-        version=version or None, yes=yes, dry_run=dry_run, lock_wait=_lock_wait(lock_wait),
-        skip_migrations=skip_migrations))
+        version=version or None, yes=yes, dry_run=dry_run, lock_wait=lock_wait_seconds(lock_wait),
+        skip_migrations=skip_migrations, during_maintenance=during_maintenance))
 
 
 @task(help={
@@ -141,7 +144,7 @@ def rollback(c: Context, env: str, to: str = "", yes: bool = False, dry_run: boo
     from fabfile.deploy import execute
 
     execute.rollback(load_config(env), to=to or None, yes=yes, dry_run=dry_run,
-                     lock_wait=_lock_wait(lock_wait))
+                     lock_wait=lock_wait_seconds(lock_wait))
 
 
 @task(help={"env": ENV_HELP, "json": "print the hosts' facts as JSON"})

@@ -87,6 +87,10 @@ if [ -n "$ids" ]; then
   docker inspect --format 'container {{.Id}} {{index .Config.Labels "com.docker.compose.service"}} {{index .Config.Labels "com.docker.compose.oneoff"}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{.State.StartedAt}} {{.Name}} {{.Config.Image}} {{index .Config.Labels "com.docker.compose.project.config_files"}}' $ids 2>/dev/null
 fi
 
+if page=$(docker inspect --format '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{json .Config.Labels}}' "$project-maintenance" 2>/dev/null); then
+  echo "maintenance $(printf '%s\n' "$page" | b64)"
+fi
+
 if [ $# -gt 0 ]; then
   present=$(docker image ls --format '{{.Repository}}:{{.Tag}}' 2>/dev/null)
   for image in "$@"; do

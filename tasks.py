@@ -4,7 +4,7 @@ from invoke.collection import Collection
 
 from fabfile.tasks import backup as backup_tasks
 from fabfile.tasks import build as build_tasks
-from fabfile.tasks import certs, config, doctor, notify
+from fabfile.tasks import certs, command, config, doctor, notify
 from fabfile.tasks import cutover as cutover_tasks
 from fabfile.tasks import db as db_tasks
 from fabfile.tasks import deploy as deploy_tasks
@@ -22,6 +22,7 @@ ns.add_collection(build_tasks.namespace)
 for deploy_task in (deploy_tasks.setup, deploy_tasks.deploy, deploy_tasks.plan,
                     deploy_tasks.rollback, deploy_tasks.status, deploy_tasks.logs):
     ns.add_task(deploy_task)
+ns.add_task(command.exec_)
 ns.add_collection(lock_tasks.namespace)
 ns.add_collection(maintenance_tasks.namespace)
 db_tasks.namespace.add_task(cutover_tasks.migrate_from_sqlite, name="migrate-from-sqlite")

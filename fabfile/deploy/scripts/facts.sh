@@ -103,6 +103,6 @@ if [ $# -gt 0 ]; then
 fi
 
 if [ -s "$app_dir/audit.log" ]; then
-  echo "audit $(tail -n 1 "$app_dir/audit.log" | b64)"
+  echo "audit $(grep -v '"action": "exec"' "$app_dir/audit.log" | tail -n 1 | b64)"
 fi
 echo "@end"

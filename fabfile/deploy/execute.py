@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
 
-from fabfile import healthcheck, notify, registry, ui
+from fabfile import healthcheck, hooks, notify, registry, ui
 from fabfile.config import Config
 from fabfile.config.secrets import redact
 from fabfile.errors import UserError
@@ -471,7 +471,8 @@ def _confirm_or_refuse(cfg: Config, yes: bool, what: str) -> bool:
 
 def _run(cfg: Config, action: str, holder: Holder, runs: list[HostRun],
          planner: Callable[[HostRun], HostPlan], *, yes: bool, dry_run: bool,
-         lock_wait: float, image_refs: Sequence[str], notify_what: str) -> Report:
+         lock_wait: float, image_refs: Sequence[str], notify_what: str,
+         hook: hooks.Hooks | None = None) -> Report:
     started = time.monotonic()
     report = Report(action, runs)
     ask = False if dry_run else _confirm_or_refuse(cfg, yes, action)
@@ -501,6 +502,10 @@ def _run(cfg: Config, action: str, holder: Holder, runs: list[HostRun],
             if confirmed and confirmed != [as_data(r.plan) for r in runs if r.plan]:
                 raise UserError("the hosts changed between the plan you confirmed and taking "
                                 "the lock (another deploy?): nothing was changed; run again")
+            if hook is not None:
+                planned = next(r.plan for r in runs if r.plan)
+                hook.version, hook.release = planned.version, planned.release
+                hook.pre()
             for run in runs:
                 current = run
                 t0 = time.monotonic()
@@ -526,9 +531,28 @@ def _run(cfg: Config, action: str, holder: Holder, runs: list[HostRun],
             _notify(cfg, report, notify_what)
         for run in runs:
             run.transport.close()
+        if hook is not None:
+            hook.post(*_outcome(runs))
     if not report.ok:
         raise UserError(f"{action} of {cfg.env} did not succeed on every host")
     return report
+
+
+def _outcome(runs: Sequence[HostRun]) -> tuple[str, str]:
+    """The run's outcome for the post hooks, and what went wrong (first line)."""
+    results = {r.result for r in runs}
+    bad = next((r.message for r in runs if r.result not in ("success", "no-change")), "")
+    if results <= {"success", "no-change"}:
+        return ("success" if "success" in results else "no-change"), ""
+    for outcome in ("interrupted", "rolled-back"):
+        if outcome in results:
+            return outcome, bad
+    return "failed", bad
+
+
+def _hook(cfg: Config, task: str, holder: Holder, dry_run: bool) -> hooks.Hooks | None:
+    return None if dry_run else hooks.Hooks(cfg, task, hosts=tuple(h.address for h in cfg.hosts),
+                                            performer=holder.who)
 
 
 def deploy(cfg: Config, opts: DeployOptions) -> Report:
@@ -564,7 +588,8 @@ def deploy(cfg: Config, opts: DeployOptions) -> Report:
 
     return _run(cfg, "deploy", holder, runs, planner, yes=opts.yes, dry_run=opts.dry_run,
                 lock_wait=opts.lock_wait, image_refs=sorted(set(images(files).values())),
-                notify_what=f"deploy of {cfg.app.tag} to {cfg.env}")
+                notify_what=f"deploy of {cfg.app.tag} to {cfg.env}",
+                hook=_hook(cfg, "deploy", holder, opts.dry_run))
 
 
 def rollback(cfg: Config, *, to: str | None, yes: bool, lock_wait: float = 0.0,
@@ -581,7 +606,8 @@ def rollback(cfg: Config, *, to: str | None, yes: bool, lock_wait: float = 0.0,
                              skip_drain=rollout.unsafe_skip_drain())
 
     return _run(cfg, "rollback", holder, runs, planner, yes=yes, dry_run=dry_run,
-                lock_wait=lock_wait, image_refs=(), notify_what=f"rollback of {cfg.env}")
+                lock_wait=lock_wait, image_refs=(), notify_what=f"rollback of {cfg.env}",
+                hook=_hook(cfg, "rollback", holder, dry_run))
 
 
 def read_facts(cfg: Config) -> list[HostRun]:

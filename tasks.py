@@ -10,6 +10,7 @@ from fabfile.tasks import db as db_tasks
 from fabfile.tasks import deploy as deploy_tasks
 from fabfile.tasks import lock as lock_tasks
 from fabfile.tasks import maintenance as maintenance_tasks
+from fabfile.tasks import remove as remove_tasks
 
 ns = Collection()
 ns.add_collection(config.namespace)
@@ -25,6 +26,7 @@ for deploy_task in (deploy_tasks.setup, deploy_tasks.deploy, deploy_tasks.plan,
 ns.add_task(command.exec_)
 ns.add_collection(lock_tasks.namespace)
 ns.add_collection(maintenance_tasks.namespace)
+ns.add_task(remove_tasks.remove)
 db_tasks.namespace.add_task(cutover_tasks.migrate_from_sqlite, name="migrate-from-sqlite")
 db_tasks.namespace.add_task(cutover_tasks.cutover, name="cutover")
 ns.add_collection(db_tasks.namespace)

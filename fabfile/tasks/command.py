@@ -13,7 +13,9 @@ from fabfile.tasks._adapter import friendly
 from fabfile.tasks.config import ENV_HELP
 
 # `fabfile.command` (with `fabfile.remote`: paramiko) and the configuration loader are
-# imported inside the task, only when it runs.
+# imported inside the task, only when it runs. The command never needs the environment's
+# secrets (the release's env file is on the host): missing ones load as placeholders, so a
+# CI job needs only the SSH key.
 
 
 def command_after_dashes(argv: list[str]) -> list[str]:
@@ -42,7 +44,7 @@ def exec_(c: Context, env: str, host: str = "", interactive: bool = False,
     if not command:
         raise UserError("no command to run: put it after `--`, e.g. "
                         f"`inv exec --env={env} -- alembic current`")
-    cfg = load_config(env)
+    cfg = load_config(env, placeholder_secrets=True)
     code = run.run(cfg, run.pick_host(cfg, host), command, tty=interactive, reuse=reuse)
     if code:
         raise Exit(code=code)

@@ -50,14 +50,19 @@ def lock_wait_seconds(value: int) -> float:
     return float(value)
 
 
-@task(help={"env": ENV_HELP})
+@task(help={
+    "env": ENV_HELP,
+    "install": "first install Docker Engine and the Compose v2 plugin from the host's "
+               "distribution packages (Debian, Ubuntu; as root or with passwordless sudo) and "
+               "add the SSH user to the docker group",
+})
 @friendly
-def setup(c: Context, env: str) -> None:
-    """Prepare hosts: Docker/Compose check, dirs, network."""
+def setup(c: Context, env: str, install: bool = False) -> None:
+    """Prepare hosts: Docker/Compose check (or --install), dirs, network."""
     from fabfile.config import load_config
     from fabfile.deploy import bootstrap
 
-    bootstrap.setup(load_config(env))
+    bootstrap.setup(load_config(env, placeholder_secrets=True), install=install)
 
 
 @task(help={

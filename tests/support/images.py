@@ -221,6 +221,12 @@ def postgres_rootfs_tarball() -> Path:
                            _postgres_rootfs_key())
 
 
+def vps_rootfs_tarball() -> Path:
+    """The cached fresh Debian 13 VPS rootfs (`testbed/vps/`): sshd and sudo, no Docker."""
+    script = TESTBED_DIR / "vps" / "build-rootfs.sh"
+    return _rootfs_tarball(script, "vps-trixie", _files_digest(script)[:16])
+
+
 def _ensure_postgres_image(current: Mapping[str, str]) -> list[str]:
     key = _postgres_rootfs_key()
     wanted = _postgres_digest(key)

@@ -2,9 +2,11 @@
 
 First the same facts command a deploy runs (Docker Engine and Compose v2 present and recent
 enough, with the fix when they are not), then `setup.sh`: the app's directory tree,
-`acme.json` (mode 600), the external Docker network. Two commands per host. With `install`,
-`fabfile.install` first installs what is missing from the distribution's packages and the
-facts are read again on a fresh login (so the deploy user's new `docker` group counts).
+`acme.json` (mode 600), the external Docker network; then the self-healing watcher when it
+is missing, stopped or outdated (`fabfile/heal`). Two commands per host, three with the
+watcher's install. With `install`, `fabfile.install` first installs what is missing from
+the distribution's packages, and the facts are read again on a fresh login (so the deploy
+user's new `docker` group counts).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 from fabfile import ui
 from fabfile.config import Config
 from fabfile.errors import UserError
+from fabfile.heal import setup as heal
 from fabfile.remote import Transport, connect, on_all
 
 from . import facts, rollout, scripts
@@ -27,6 +30,7 @@ class SetupResult:
     created: list[str] = field(default_factory=list)
     problem: str | None = None
     versions: str = ""
+    watcher: heal.Outcome | None = None
 
 
 def setup_host(cfg: Config, t: Transport, install: bool = False) -> SetupResult:
@@ -62,6 +66,8 @@ def setup_host(cfg: Config, t: Transport, install: bool = False) -> SetupResult:
                            f"{cfg.deploy.app_dir}`), then run setup again")
         else:
             out.problem = f"setup failed on {t.host.label}: {error}"
+        return out
+    out.watcher = heal.ensure(cfg, t, found.watcher)
     return out
 
 
@@ -79,10 +85,14 @@ def setup(cfg: Config, install: bool = False) -> list[SetupResult]:
         elif r.created:
             ui.ok(f"{r.host}: " + ", ".join(c if c.split(" ")[0] in CHANGE_VERBS else
                                             f"created {c}" for c in r.created))
-        else:
+        elif r.watcher is None:
             ui.ok(f"{r.host}: already set up (nothing to do)")
+        else:
+            ui.ok(f"{r.host}: already set up")
         if r.versions and not r.problem:
             ui.ok(f"{r.host}: {r.versions}")
+        if r.watcher is not None:
+            (ui.warn if r.watcher.warning else ui.ok)(f"{r.host}: {r.watcher.text}")
     problems = [r.problem for r in results if r.problem]
     if problems:
         raise UserError(problems[0] if len(problems) == 1 else

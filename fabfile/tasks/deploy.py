@@ -58,7 +58,7 @@ def lock_wait_seconds(value: int) -> float:
 })
 @friendly
 def setup(c: Context, env: str, install: bool = False) -> None:
-    """Prepare hosts: Docker/Compose check (or --install), dirs, network."""
+    """Prepare hosts: Docker (or --install it), dirs, network, the watcher."""
     from fabfile.config import load_config
     from fabfile.deploy import bootstrap
 
@@ -155,7 +155,7 @@ def rollback(c: Context, env: str, to: str = "", yes: bool = False, dry_run: boo
 @task(help={"env": ENV_HELP, "json": "print the hosts' facts as JSON"})
 @friendly
 def status(c: Context, env: str, json: bool = False) -> None:
-    """Show releases, containers, lock and last deploy."""
+    """Show releases, containers, restarts, lock, audit."""
     from fabfile.config import load_config
     from fabfile.config.secrets import redact
     from fabfile.deploy import execute

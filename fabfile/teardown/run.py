@@ -1,6 +1,7 @@
 """`inv remove`: show what goes and what stays on each host, ask, take every host's lock,
-then remove the app from each host (`scripts/remove.sh`, one round trip: it appends the
-audit line and releases the lock itself)."""
+then remove the app from each host: its self-healing watcher first (`fabfile.heal`), then
+everything else in one round trip (`scripts/remove.sh`, which appends the audit line and
+releases the lock itself)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from fabfile.deploy import audit, rollout
 from fabfile.deploy.execute import HostRun, finish, gather, shielded, sigterm_as_interrupt
 from fabfile.deploy.lock import Holder, held_error, new_holder
 from fabfile.errors import UserError
+from fabfile.heal import plan as heal_plan
 from fabfile.remote import connect
 from fabfile.shell import Scripts
 
@@ -83,6 +85,14 @@ def _remove_host(cfg: Config, run: HostRun, holder: Holder, purge: bool,
     line = audit.record(action="remove", result="success", env=cfg.env, who=holder.who,
                         seconds=time.monotonic() - started,
                         message="purged" if purge else "kept acme.json, backup cache, volumes")
+    assert run.facts is not None
+    if run.facts.watcher is not None:
+        stopped = run.transport.probe(heal_plan.remove_step(cfg.deploy.app_dir))
+        if not stopped.ok:
+            raise UserError(f"could not stop the self-healing watcher on {run.host} "
+                            f"({stopped.stderr.strip()[-300:] or 'no output'}): nothing was "
+                            f"removed; run `inv remove --env={cfg.env}` again")
+        ui.ok(f"{run.host}: removed the self-healing watcher")
     cache = cfg.backup.cache_dir if cfg.backup else ""
     step = SCRIPTS.step(f"remove {cfg.project}", "remove", cfg.deploy.app_dir, cfg.project,
                         cfg.deploy.network, holder.token, str(cfg.app.stop_grace_period),

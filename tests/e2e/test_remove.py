@@ -49,6 +49,8 @@ def test_remove_keeps_what_matters_then_purge_takes_it(stack: Stack) -> None:
     assert proc.returncode == 0, output(proc)
     assert "stop and remove 2 container(s)" in proc.stdout and "removed containers 2" in \
         proc.stdout
+    assert "removed the self-healing watcher" in proc.stdout
+    assert not (stack.app_dir / "heal").exists()
     left = project_things(stack)
     assert left["containers"] == [] and left["networks"] == []
     assert left["volumes"] == things["volumes"]

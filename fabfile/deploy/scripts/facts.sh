@@ -86,6 +86,8 @@ if [ -n "$ids" ]; then
   # shellcheck disable=SC2086  # the ids split on purpose
   docker inspect --format 'container {{.Id}} {{index .Config.Labels "com.docker.compose.service"}} {{index .Config.Labels "com.docker.compose.oneoff"}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{.State.StartedAt}} {{.Name}} {{.Config.Image}} {{index .Config.Labels "com.docker.compose.project.config_files"}}' $ids 2>/dev/null
 fi
+# shellcheck disable=SC2086  # the ids split on purpose
+heal_facts "$app_dir" $ids
 
 if page=$(docker inspect --format '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{json .Config.Labels}}' "$project-maintenance" 2>/dev/null); then
   echo "maintenance $(printf '%s\n' "$page" | b64)"
@@ -103,6 +105,6 @@ if [ $# -gt 0 ]; then
 fi
 
 if [ -s "$app_dir/audit.log" ]; then
-  echo "audit $(grep -v '"action": "exec"' "$app_dir/audit.log" | tail -n 1 | b64)"
+  echo "audit $(grep -v -e '^{"action": "heal"' -e '^{"action": "exec"' "$app_dir/audit.log" | tail -n 1 | b64)"
 fi
 echo "@end"

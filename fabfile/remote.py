@@ -177,10 +177,25 @@ class Transport(ABC):
     def _exec_to(self, step: Step, out: IO[bytes]) -> Result:
         raise NotImplementedError(f"{type(self).__name__} cannot download")
 
-    @abstractmethod
+    def interact(self, argv: Sequence[str], *, tty: bool,
+                 sink: Callable[[str], None] | None = None) -> int:
+        """Run with this terminal attached: with `tty`, a pseudo-terminal on the host (an
+        interactive shell, a REPL) and keystrokes passed through; without it, stdin passed
+        until its end and the output to `sink` as it arrives. Returns the exit code."""
+        self.round_trips += 1
+        return self._interact(argv, tty) if tty else self._stream(argv, sink)
+
     def stream(self, argv: Sequence[str], sink: Callable[[str], None] | None = None) -> int:
         """Run with output straight to this terminal (logs --follow), or to `sink` as it
         arrives (to redact it on the way); returns the exit code."""
+        self.round_trips += 1
+        return self._stream(argv, sink)
+
+    def _stream(self, argv: Sequence[str], sink: Callable[[str], None] | None) -> int:
+        raise NotImplementedError(f"{type(self).__name__} cannot stream")
+
+    def _interact(self, argv: Sequence[str], tty: bool) -> int:
+        raise NotImplementedError(f"{type(self).__name__} cannot attach a terminal")
 
     def close(self) -> None:
         """Stop the heartbeat and release the connection, if any."""
@@ -271,7 +286,10 @@ class LocalTransport(Transport):
         return Result(step, code, b"".join(out).decode("utf-8", "replace"),
                       b"".join(err).decode("utf-8", "replace"))
 
-    def stream(self, argv: Sequence[str], sink: Callable[[str], None] | None = None) -> int:
+    def _interact(self, argv: Sequence[str], tty: bool) -> int:
+        return subprocess.run(list(argv), check=False).returncode
+
+    def _stream(self, argv: Sequence[str], sink: Callable[[str], None] | None) -> int:
         if sink is None:
             return subprocess.run(list(argv), check=False).returncode
         with subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -427,11 +445,16 @@ class SshTransport(Transport):
             chan.close()
         return Result(step, code, "", b"".join(err).decode("utf-8", "replace"))
 
-    def stream(self, argv: Sequence[str], sink: Callable[[str], None] | None = None) -> int:
+    def _stream(self, argv: Sequence[str], sink: Callable[[str], None] | None) -> int:
         out = _Sink(sink) if sink else None
         result = self.connection().run(shlex.join(argv), warn=True, pty=False, hide=False,
                                        out_stream=out, err_stream=out)
-        self.round_trips += 1
+        return int(result.exited)
+
+    def _interact(self, argv: Sequence[str], tty: bool) -> int:
+        """A pseudo-terminal on the host (Fabric's `pty=True`): this terminal is put in
+        character mode while the command runs and every keystroke goes through."""
+        result = self.connection().run(shlex.join(argv), warn=True, pty=True, hide=False)
         return int(result.exited)
 
     def close(self) -> None:

@@ -268,8 +268,8 @@ def cutover(cfg: Config, opts: CutoverOptions) -> None:
                 state.marker = True
                 ui.ok(f"{host}: {steps.marker_path(cfg)} = postgres")
                 state.deployed = True
-                execute.deploy(postgres_config(cfg), DeployOptions(yes=True,
-                                                                   holder=state.holder))
+                execute.deploy(postgres_config(cfg), DeployOptions(
+                    yes=True, holder=state.holder, during_maintenance=True))
                 state.drained = state.marker = False
                 state.deployed = False
     except (UserError, KeyboardInterrupt) as exc:

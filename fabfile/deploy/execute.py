@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
 
-from fabfile import healthcheck, notify, registry, ui
+from fabfile import healthcheck, hooks, notify, registry, ui
 from fabfile.config import Config
 from fabfile.config.secrets import redact
 from fabfile.errors import UserError
@@ -83,6 +83,8 @@ class DeployOptions:
     holder: Holder | None = None
     """Deploy under a lock this caller already holds (`db.cutover`); it is released at the end
     like a lock the deploy took itself."""
+    during_maintenance: bool = False
+    """Go ahead while `inv maintenance.on` holds the site behind its page (which stays)."""
 
 
 @contextmanager
@@ -384,7 +386,8 @@ def _smoke(cfg: Config, run: HostRun) -> smoke.Result:
             # A first start: nothing routed this name before, so the proxy shows the new
             # containers only after its throttle (404 until then).
             time.sleep(rollout.settle(cfg))
-        result = smoke.run(cfg, transport=run.transport)
+        result = smoke.run(cfg, transport=run.transport,
+                           direct=run.facts is not None and run.facts.in_maintenance)
     if result.skipped:
         ui.warn(f"{run.host}: smoke test skipped: {result.skipped}")
     elif result.ok:
@@ -562,7 +565,7 @@ def _recover(cfg: Config, run: HostRun, holder: Holder, wanted: str | None,
 def _run(cfg: Config, action: str, holder: Holder, runs: list[HostRun],
          planner: Callable[[HostRun], HostPlan], *, yes: bool, dry_run: bool,
          lock_wait: float, image_refs: Sequence[str], notify_what: str,
-         wanted: str | None) -> Report:
+         wanted: str | None, hook: hooks.Hooks | None = None) -> Report:
     started = time.monotonic()
     report = Report(action, runs)
     ask = False if dry_run else _confirm_or_refuse(cfg, yes, action)
@@ -597,6 +600,10 @@ def _run(cfg: Config, action: str, holder: Holder, runs: list[HostRun],
                 run.plan = planner(run)
                 if not confirmed:
                     show_plan(run.plan, run.facts, cfg)
+            if hook is not None:
+                planned = next(r.plan for r in runs if r.plan)
+                hook.version, hook.release = planned.version, planned.release
+                hook.pre()
             for run in runs:
                 current = run
                 t0 = time.monotonic()
@@ -622,9 +629,28 @@ def _run(cfg: Config, action: str, holder: Holder, runs: list[HostRun],
             _notify(cfg, report, notify_what)
         for run in runs:
             run.transport.close()
+        if hook is not None:
+            hook.post(*_outcome(runs))
     if not report.ok:
         raise UserError(f"{action} of {cfg.env} did not succeed on every host")
     return report
+
+
+def _outcome(runs: Sequence[HostRun]) -> tuple[str, str]:
+    """The run's outcome for the post hooks, and what went wrong (first line)."""
+    results = {r.result for r in runs}
+    bad = next((r.message for r in runs if r.result not in ("success", "no-change")), "")
+    if results <= {"success", "no-change"}:
+        return ("success" if "success" in results else "no-change"), ""
+    for outcome in ("interrupted", "rolled-back"):
+        if outcome in results:
+            return outcome, bad
+    return "failed", bad
+
+
+def _hook(cfg: Config, task: str, holder: Holder, dry_run: bool) -> hooks.Hooks | None:
+    return None if dry_run else hooks.Hooks(cfg, task, hosts=tuple(h.address for h in cfg.hosts),
+                                            performer=holder.who)
 
 
 def deploy(cfg: Config, opts: DeployOptions) -> Report:
@@ -648,6 +674,11 @@ def deploy(cfg: Config, opts: DeployOptions) -> Report:
 
     def planner(run: HostRun) -> HostPlan:
         assert run.facts is not None
+        if run.facts.in_maintenance and not opts.during_maintenance:
+            raise UserError(f"{run.host} is in maintenance (`inv maintenance.on`): a deploy now "
+                            "would go out behind the page unannounced. Pass "
+                            "--during-maintenance to deploy anyway (the page stays up), or "
+                            f"`inv maintenance.off --env={cfg.env}` first")
         rid = release.new_id(now, cfg.app.tag, run.facts.release_ids)
         return plan_deploy(cfg, run.facts, files, run.host, Options(
             release_id=rid, token=holder.token, skip_migrations=opts.skip_migrations,
@@ -655,7 +686,8 @@ def deploy(cfg: Config, opts: DeployOptions) -> Report:
 
     return _run(cfg, "deploy", holder, runs, planner, yes=opts.yes, dry_run=opts.dry_run,
                 lock_wait=opts.lock_wait, image_refs=sorted(set(images(files).values())),
-                notify_what=f"deploy of {cfg.app.tag} to {cfg.env}", wanted=cfg.image_ref)
+                notify_what=f"deploy of {cfg.app.tag} to {cfg.env}", wanted=cfg.image_ref,
+                hook=_hook(cfg, "deploy", holder, opts.dry_run))
 
 
 def rollback(cfg: Config, *, to: str | None, yes: bool, lock_wait: float = 0.0,
@@ -673,7 +705,7 @@ def rollback(cfg: Config, *, to: str | None, yes: bool, lock_wait: float = 0.0,
 
     return _run(cfg, "rollback", holder, runs, planner, yes=yes, dry_run=dry_run,
                 lock_wait=lock_wait, image_refs=(), notify_what=f"rollback of {cfg.env}",
-                wanted=None)
+                wanted=None, hook=_hook(cfg, "rollback", holder, dry_run))
 
 
 def read_facts(cfg: Config) -> list[HostRun]:

@@ -60,6 +60,27 @@ class Container:
 
 
 @dataclass(frozen=True)
+class Page:
+    """The maintenance page container (`<project>-maintenance`), when there is one."""
+
+    state: str
+    health: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def manual(self) -> bool:
+        """Put up by `inv maintenance.on` (not by a cutover or a restore)."""
+        return self.labels.get("shipyard.maintenance") == "manual"
+
+    @property
+    def up(self) -> bool:
+        return self.state == "running"
+
+    def label(self, key: str) -> str:
+        return self.labels.get(f"shipyard.maintenance.{key}", "")
+
+
+@dataclass(frozen=True)
 class Release:
     id: str
     live: bool
@@ -103,6 +124,12 @@ class Facts:
     """The self-healing watcher installed on the host, if any."""
     restarts: dict[str, Restarts] = field(default_factory=dict)
     """Container id -> its restarts (Docker's after a crash, the watcher's after a hang)."""
+    maintenance: Page | None = None
+
+    @property
+    def in_maintenance(self) -> bool:
+        """An operator's maintenance page is up (`inv maintenance.on`)."""
+        return self.maintenance is not None and self.maintenance.up and self.maintenance.manual
 
     def service(self, name: str) -> tuple[Container, ...]:
         """The service's long-running containers (one-off `run` containers left out)."""
@@ -224,6 +251,8 @@ def parse(report: str) -> Facts:
             values["database_backend"] = rest or None
         elif key == "audit":
             values["last_audit"] = _json(rest)
+        elif key == "maintenance":
+            values["maintenance"] = _page(_b64(rest))
         elif key == "watcher":
             values["watcher"] = parse_watcher(rest)
         elif key == "restarts" and (found := parse_restarts(rest)):
@@ -236,6 +265,15 @@ def parse(report: str) -> Facts:
                  contents=contents, env_lines=env_lines, containers=tuple(containers),
                  images=images, sqlite_releases=frozenset(sqlite_releases), restarts=restarts,
                  **values)
+
+
+def _page(text: str) -> Page:
+    state, health, labels = [*text.strip().split(" ", 2), "", "", ""][:3]
+    try:
+        data = json.loads(labels) if labels else {}
+    except json.JSONDecodeError:
+        data = {}
+    return Page(state, health, {str(k): str(v) for k, v in (data or {}).items()})
 
 
 def version_tuple(text: str | None) -> tuple[int, ...]:

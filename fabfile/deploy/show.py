@@ -88,8 +88,28 @@ def show_status(cfg: Config, host: str, facts: Facts) -> None:
                                           "release", "restarts", "last health restart"],
                            crows or [["none", "", "", "", "", "", "", ""]]))
     console.print(f"self-healing: {watcher_line(cfg, facts)}")
+    page = maintenance_line(facts)
+    if page:
+        console.print(Text(redact(f"maintenance: {page}"),
+                           style="bold yellow" if facts.in_maintenance else ""))
     console.print(f"lock: {lock_line(cfg, facts)}")
     console.print(f"last: {audit.summary(facts.last_audit)}")
+
+
+def maintenance_line(facts: Facts) -> str | None:
+    """The status line for the page on a host; None when there is none."""
+    page = facts.maintenance
+    if page is None:
+        return None
+    if page.manual and page.up:
+        message = page.label("message")
+        return (f"ON since {page.label('since') or '?'} by {page.label('by') or '?'}"
+                f" ({page.health}{f', says: {message}' if message else ''}): every request "
+                "gets the maintenance page; `inv maintenance.off` ends it")
+    if page.up:
+        return (f"a maintenance page from db.cutover or backup.restore is up ({page.health}); "
+                "it takes the traffic only while no web container is healthy")
+    return f"a stopped maintenance page container is left ({page.state})"
 
 
 def _health(facts: Facts, cid: str, health: str) -> str:

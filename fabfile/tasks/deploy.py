@@ -44,20 +44,25 @@ def _clean(text: str) -> str:
     return redact(_ESCAPES.sub("", text))
 
 
-def _lock_wait(value: int) -> float:
+def lock_wait_seconds(value: int) -> float:
     if value < 0:
         raise UserError("--lock-wait: expected a number of seconds, 0 or more")
     return float(value)
 
 
-@task(help={"env": ENV_HELP})
+@task(help={
+    "env": ENV_HELP,
+    "install": "first install Docker Engine and the Compose v2 plugin from the host's "
+               "distribution packages (Debian, Ubuntu; as root or with passwordless sudo) and "
+               "add the SSH user to the docker group",
+})
 @friendly
-def setup(c: Context, env: str) -> None:
-    """Prepare hosts: Docker, dirs, network, the watcher."""
+def setup(c: Context, env: str, install: bool = False) -> None:
+    """Prepare hosts: Docker (or --install it), dirs, network, the watcher."""
     from fabfile.config import load_config
     from fabfile.deploy import bootstrap
 
-    bootstrap.setup(load_config(env))
+    bootstrap.setup(load_config(env, placeholder_secrets=True), install=install)
 
 
 @task(help={
@@ -67,18 +72,21 @@ def setup(c: Context, env: str) -> None:
     "dry_run": "print the plan and change nothing (no lock, no upload)",
     "lock_wait": LOCK_WAIT_HELP,
     "skip_migrations": "do not run app.migrate_command before rolling the web service",
+    "during_maintenance": "deploy while `inv maintenance.on` holds the site behind its page "
+                          "(it stays there; the smoke test asks the containers directly)",
 })
 @friendly
 def deploy(c: Context, env: str, version: str = "", yes: bool = False, dry_run: bool = False,
-           lock_wait: int = 0, skip_migrations: bool = False) -> None:
+           lock_wait: int = 0, skip_migrations: bool = False,
+           during_maintenance: bool = False) -> None:
     """Deploy a version with zero downtime (or roll back)."""
     from fabfile.config import load_config
     from fabfile.deploy import execute
 
     cfg = with_version(load_config(env), version)
     execute.deploy(cfg, execute.DeployOptions(
-        version=version or None, yes=yes, dry_run=dry_run, lock_wait=_lock_wait(lock_wait),
-        skip_migrations=skip_migrations))
+        version=version or None, yes=yes, dry_run=dry_run, lock_wait=lock_wait_seconds(lock_wait),
+        skip_migrations=skip_migrations, during_maintenance=during_maintenance))
 
 
 @task(help={
@@ -140,7 +148,7 @@ def rollback(c: Context, env: str, to: str = "", yes: bool = False, dry_run: boo
     from fabfile.deploy import execute
 
     execute.rollback(load_config(env), to=to or None, yes=yes, dry_run=dry_run,
-                     lock_wait=_lock_wait(lock_wait))
+                     lock_wait=lock_wait_seconds(lock_wait))
 
 
 @task(help={"env": ENV_HELP, "json": "print the hosts' facts as JSON"})

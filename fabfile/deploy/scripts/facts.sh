@@ -104,6 +104,10 @@ fi
 # shellcheck disable=SC2086  # the ids split on purpose
 heal_facts "$app_dir" $ids
 
+if page=$(docker inspect --format '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{json .Config.Labels}}' "$project-maintenance" 2>/dev/null); then
+  echo "maintenance $(printf '%s\n' "$page" | b64)"
+fi
+
 if [ $# -gt 0 ]; then
   present=$(docker image ls --format '{{.Repository}}:{{.Tag}}' 2>/dev/null)
   for image in "$@"; do
@@ -116,6 +120,6 @@ if [ $# -gt 0 ]; then
 fi
 
 if [ -s "$app_dir/audit.log" ]; then
-  echo "audit $(grep -v '^{"action": "heal"' "$app_dir/audit.log" | tail -n 1 | b64)"
+  echo "audit $(grep -v -e '^{"action": "heal"' -e '^{"action": "exec"' "$app_dir/audit.log" | tail -n 1 | b64)"
 fi
 echo "@end"

@@ -111,10 +111,16 @@ def migrate(sqlite_path: Path, target_url: str, options: MigrateOptions | None =
     with _phase(report, "schema read"):
         schema = _read_source(sqlite_path)
         plan = build_plan(schema, utc_timestamps=options.utc_timestamps)
+        if plan.blockers and options.schema == "infer":
+            raise UserError("PostgreSQL cannot hold this SQLite schema as it is (nothing was "
+                            "written):\n  " + "\n  ".join(plan.blockers) + "\nRename these in "
+                            "the SQLite database (the app's own migrations), then run again")
         conn = target.connect(target_url)
         try:
             if options.schema == "existing":
                 plan = target.plan_existing(plan, conn)
+            else:
+                plan = target.check_defaults(conn, plan)
             existing = target.relations(conn)
         finally:
             conn.close()

@@ -98,6 +98,9 @@ def _text_checks(x: str, length: int | None, utf8: bool = True) -> str:
     return out
 
 
+BOOL_WORDS = "('true', 'false', 't', 'f')"
+"""Text a BOOLEAN column may hold besides 0 and 1 (any case): PostgreSQL reads it the same."""
+
 UTF8_KINDS = frozenset({Kind.TEXT, Kind.JSON, Kind.JSONB})
 """Kinds whose check looks for NUL bytes and invalid UTF-8."""
 
@@ -115,7 +118,9 @@ def sqlite_check(col: str, t: PgType, *, utf8: bool = True) -> str:
     elif k is Kind.FLOAT:
         body = f"WHEN {ty} NOT IN ('real','integer') THEN 'not a number: ' || {ty} "
     elif k is Kind.BOOL:
-        body = f"WHEN {ty} <> 'integer' OR {x} NOT IN (0, 1) THEN 'not a boolean (0 or 1)' "
+        body = (f"WHEN {ty} = 'integer' AND {x} IN (0, 1) THEN NULL "
+                f"WHEN {ty} = 'text' AND lower({x}) IN {BOOL_WORDS} THEN NULL "
+                f"ELSE 'not a boolean (0, 1, true, false, t or f)' ")
     elif k is Kind.NUMERIC:
         body = f"WHEN {ty} NOT IN ('real','integer') THEN 'not a number: ' || {ty} "
         if t.precision is not None:
@@ -133,17 +138,18 @@ def sqlite_check(col: str, t: PgType, *, utf8: bool = True) -> str:
                 f"AND {_day_ok(x)} "
                 f"THEN NULL ELSE 'not a date (YYYY-MM-DD)' END "
                 f"WHEN {ty} = 'integer' THEN CASE WHEN {x} % 86400 = 0 AND "
-                f"date({x}, 'unixepoch') IS NOT NULL THEN NULL ELSE "
-                f"'integer is not Unix time at midnight' END "
+                f"date({x}, 'unixepoch') >= '0001' THEN NULL ELSE "
+                f"'integer is not Unix time at midnight (year 1 or later)' END "
                 f"WHEN {ty} = 'real' THEN CASE WHEN {x} - 0.5 = CAST({x} - 0.5 AS INTEGER) AND "
-                f"date({x}) IS NOT NULL THEN NULL ELSE 'real is not a Julian day at midnight' END "
+                f"date({x}) >= '0001' THEN NULL ELSE "
+                f"'real is not a Julian day at midnight (year 1 or later)' END "
                 f"ELSE 'not a date: ' || {ty} ")
     elif k is Kind.TIME:
         body = (f"WHEN {ty} <> 'text' THEN 'not a time: ' || {ty} "
-                f"WHEN NOT (CASE length({x}) WHEN 8 THEN time({x}) = {x} "
+                f"WHEN NOT coalesce(CASE length({x}) WHEN 8 THEN time({x}) = {x} "
                 f"WHEN 5 THEN time({x}) = {x} || ':00' "
                 f"ELSE length({x}) BETWEEN 10 AND 15 AND substr({x},9,1) = '.' "
-                f"AND substr({x},10) NOT GLOB '*[^0-9]*' AND time({x}) = substr({x},1,8) END) "
+                f"AND substr({x},10) NOT GLOB '*[^0-9]*' AND time({x}) = substr({x},1,8) END, 0) "
                 f"THEN 'not a time (HH:MM[:SS[.ffffff]])' ")
     elif k in (Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
         text_bad = ("tzx(" + x + ")" if k is Kind.TIMESTAMPTZ else
@@ -154,10 +160,10 @@ def sqlite_check(col: str, t: PgType, *, utf8: bool = True) -> str:
         body = (f"WHEN datetime({x}) = {x} AND {x} >= '0001' AND {_day_ok(x)} THEN NULL "
                 f"WHEN {ty} = 'text' THEN "
                 f"CASE WHEN {_naive_text_ok(x)} THEN NULL ELSE {text_bad} END "
-                f"WHEN {ty} = 'integer' THEN CASE WHEN datetime({x}, 'unixepoch') IS NULL "
-                f"THEN 'integer out of range for Unix time' END "
-                f"WHEN {ty} = 'real' THEN CASE WHEN datetime({x}) IS NULL "
-                f"THEN 'real out of range for a Julian day' END "
+                f"WHEN {ty} = 'integer' THEN CASE WHEN datetime({x}, 'unixepoch') >= '0001' "
+                f"THEN NULL ELSE 'integer out of range for Unix time (year 1 to 9999)' END "
+                f"WHEN {ty} = 'real' THEN CASE WHEN datetime({x}) >= '0001' "
+                f"THEN NULL ELSE 'real out of range for a Julian day (year 1 to 9999)' END "
                 f"ELSE 'not a date-time: ' || {ty} ")
     elif k in (Kind.JSONB, Kind.JSON):
         body = (f"WHEN {ty} <> 'text' THEN 'not JSON text: ' || {ty} "
@@ -205,7 +211,8 @@ def sqlite_render(col: str, t: PgType, *, notnull: bool = False, escape: bool = 
              f"WHEN {r} = CAST({r} AS INTEGER) THEN CAST(CAST({r} AS INTEGER) AS TEXT) "
              f"ELSE r({r}) END")
     elif k is Kind.BOOL:
-        e = f"CASE {x} WHEN 1 THEN 't' WHEN 0 THEN 'f' END"
+        e = (f"CASE {x} WHEN 1 THEN 't' WHEN 0 THEN 'f' "
+             f"ELSE CASE WHEN lower({x}) IN ('true', 't') THEN 't' ELSE 'f' END END")
     elif k is Kind.NUMERIC:
         if t.precision is not None:
             s = t.scale or 0
@@ -271,6 +278,16 @@ def copy_escape(s: str) -> str:
     if "\\" in s or any(c in s for c in "\b\t\n\v\f\r"):
         return s.translate(_COPY_ESCAPES)
     return s
+
+
+_COPY_UNESCAPES = {"\\": "\\", "b": "\b", "t": "\t", "n": "\n", "v": "\v", "f": "\f",
+                   "r": "\r"}
+_COPY_ESCAPED = re.compile(r"\\(.)", re.S)
+
+
+def copy_unescape(s: str) -> str:
+    """The value a COPY text field stands for (the inverse of `copy_escape`)."""
+    return _COPY_ESCAPED.sub(lambda m: _COPY_UNESCAPES.get(m.group(1), m.group(1)), s)
 
 
 class _HasFloat(Exception):

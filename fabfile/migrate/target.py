@@ -11,9 +11,10 @@ import psycopg
 from fabfile.errors import UserError
 
 from .identifiers import quote_ident
-from .plan import PlanColumn, PlanTable, SchemaPlan
+from .plan import Note, PlanColumn, PlanTable, SchemaPlan
 from .report import redact_url
 from .typemap import kind_of_pg
+from .workers import SESSION_SETTINGS
 
 QUARANTINE = "_quarantine"
 
@@ -141,3 +142,73 @@ def truncate(conn: psycopg.Connection, tables: list[str]) -> None:
         names = ", ".join(quote_ident(t) for t in tables)
         conn.execute(f"TRUNCATE {names}")
     conn.commit()
+
+
+_ASSIGNABLE = (
+    "SELECT s.oid = d.oid OR d.typcategory = 'S' OR EXISTS (SELECT 1 FROM pg_cast c WHERE "
+    "c.castsource = s.oid AND c.casttarget = d.oid AND c.castcontext IN ('a', 'i')) "
+    "FROM pg_type s, pg_type d WHERE s.oid = pg_typeof({expr}) AND d.oid = '{type}'::regtype")
+"""True when a DEFAULT expression's type is one PostgreSQL assigns to the column's type
+(what CREATE TABLE requires); typcategory S: anything converts to a string type."""
+
+
+def check_defaults(conn: psycopg.Connection, plan: SchemaPlan) -> SchemaPlan:
+    """Try every DEFAULT of PLAN on the target, read-only, before anything is written: a
+    constant must print as the text SQLite's value renders to (`PlanColumn.default_expect`),
+    an expression must evaluate and have a type its column accepts. A default that fails is
+    left out of the plan with a note, like the defaults no translation fits."""
+    items = [(t, c) for t in plan.tables for c in t.columns if c.default is not None]
+    if not items:
+        return plan
+    failed: dict[tuple[str, str], str] = {}
+    conn.rollback()
+    conn.read_only = True
+    try:
+        with conn.cursor() as cur:
+            for stmt in SESSION_SETTINGS:
+                cur.execute(stmt)
+            for t, c in items:
+                why = _try_default(cur, c)
+                if why:
+                    failed[(t.name, c.name)] = why
+    finally:
+        conn.rollback()
+        conn.read_only = False
+    if not failed:
+        return plan
+    notes = list(plan.notes)
+    tables = []
+    for t in plan.tables:
+        cols = []
+        for c in t.columns:
+            why = failed.get((t.name, c.name))
+            if why:
+                notes.append(Note("warn", f"{t.source}.{c.source}",
+                                  f"DEFAULT {c.default_sqlite} not kept: {why}"))
+                c = replace(c, default=None, default_expect=None, default_sqlite=None)
+            cols.append(c)
+        tables.append(replace(t, columns=tuple(cols)))
+    return replace(plan, tables=tuple(tables), notes=tuple(notes))
+
+
+def _try_default(cur: psycopg.Cursor, c: PlanColumn) -> str | None:
+    """Why C's DEFAULT does not hold in PostgreSQL, or None."""
+    expr = c.default or ""
+    sql = f"SELECT ({expr})::{c.type.sql}"
+    if c.default_expect is None:
+        sql += ", (" + _ASSIGNABLE.format(expr=f"({expr})", type=c.type.sql) + ")"
+    cur.execute("SAVEPOINT default_check")
+    try:
+        cur.execute(sql, binary=False)
+    except psycopg.Error as exc:
+        cur.execute("ROLLBACK TO SAVEPOINT default_check")
+        return f"PostgreSQL refuses {expr} for {c.type.sql} ({str(exc).strip().splitlines()[0]})"
+    result = cur.pgresult
+    got = result.get_value(0, 0) if result is not None else None
+    if c.default_expect is None:
+        fits = result is not None and result.get_value(0, 1) == b"t"
+        return None if fits else f"{expr} is not of a type {c.type.sql} takes"
+    text = got.decode() if got is not None else None
+    if text != c.default_expect:
+        return f"PostgreSQL reads {expr} as {text!r}, not {c.default_expect!r}"
+    return None

@@ -400,3 +400,27 @@ def test_odd_names_empty_tables_and_quarantine_by_primary_key(make_db: Make, pg_
     assert query(pg_db, "SELECT table_name, row_key FROM _quarantine") == [("tags", "name='bad'")]
     assert {t.table: t.verification for t in report.tables} == {
         "my table": "checksums ok", "empty": "checksums ok", "tags": "checksums ok"}
+
+
+def test_boolean_words_move_as_booleans(make_db: Make, pg_db: str, run: Run) -> None:
+    path = make_db("CREATE TABLE b (id INTEGER PRIMARY KEY, on_ BOOLEAN)",
+                   {"INSERT INTO b (on_) VALUES (?)": [(1,), (0,), ("true",), ("FALSE",), ("t",),
+                                                       ("F",), (None,)]})
+    report = run(path, pg_db)
+    assert report.ok and report.tables[0].verification == "checksums ok"
+    assert [r[0] for r in query(pg_db, "SELECT on_ FROM b ORDER BY id")] == [
+        True, False, True, False, True, False, None]
+    refused = make_db("CREATE TABLE b (id INTEGER PRIMARY KEY, on_ BOOLEAN)",
+                      {"INSERT INTO b (on_) VALUES (?)": [("yes",)]})
+    with pytest.raises(MigrationFailed, match="cannot move"):
+        run(refused, pg_db, drop_existing=True)
+
+
+def test_time_text_that_is_no_time_is_a_bad_row(make_db: Make, pg_db: str, run: Run) -> None:
+    path = make_db("CREATE TABLE t (id INTEGER PRIMARY KEY, at TIME)",
+                   {"INSERT INTO t (at) VALUES (?)": [("12:30:00",), ("536bb4ec",), ("12:30",)]})
+    with pytest.raises(MigrationFailed, match="cannot move") as err:
+        run(path, pg_db)
+    assert [(b.key, b.reason) for b in err.value.report.bad_rows] == [
+        ("rowid=2", "not a time (HH:MM[:SS[.ffffff]])")]
+    assert tables(pg_db) == []

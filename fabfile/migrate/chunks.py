@@ -16,6 +16,10 @@ from .render import sq
 
 CHUNK_ROWS = 50_000
 
+CopyChunk = tuple[int | None, int | None, frozenset[str]]
+"""Rowids (lo, hi] of a chunk (None: unbounded; the first chunk includes lo) and the columns
+to read without COPY escaping in it."""
+
 
 def key_chunks(conn: sqlite3.Connection, table: str, key: str, cols: list[str], *,
                size: int = CHUNK_ROWS) -> Iterator[tuple[str, tuple[int, int],

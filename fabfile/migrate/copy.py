@@ -15,14 +15,16 @@ import hashlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from operator import itemgetter
+from pathlib import Path
 
 import psycopg
 
+from .chunks import CopyChunk
 from .identifiers import quote_ident
 from .plan import PlanTable
-from .preflight import CopyChunk
 from .render import sq, sqlite_line
 
 BATCH_ROWS = 4000
@@ -55,6 +57,39 @@ class CopyResult:
 
 def line_hash(line: bytes | memoryview) -> int:
     return int.from_bytes(hashlib.md5(line, usedforsecurity=False).digest()[:8], "big", signed=True)
+
+
+_first = itemgetter(0)
+
+
+class LineSink:
+    """Batches of rendered rows (1-tuples of one COPY line each) -> the bytes COPY is sent,
+    counted and hashed the way verification hashes the target (`SourceChecksum`)."""
+
+    def __init__(self, ordered: bool) -> None:
+        self.checksum = SourceChecksum(ordered)
+        self.bytes = 0
+        self._stream = hashlib.sha256()
+
+    def add(self, batch: list[tuple[bytes | None]]) -> bytes:
+        """The batch as COPY data; a RuntimeError if a row rendered to NULL."""
+        try:
+            data = b"\n".join(map(_first, batch)) + b"\n"
+        except TypeError:
+            raise RuntimeError("a row rendered to NULL (a value the preflight let through "
+                               "cannot be written)") from None
+        self.checksum.rows += len(batch)
+        self.bytes += len(data)
+        if self.checksum.ordered:
+            self._stream.update(data)
+        else:
+            self.checksum.total += sum(map(line_hash, map(_first, batch)))
+        return data
+
+    def finish(self) -> SourceChecksum:
+        if self.checksum.ordered:
+            self.checksum.sha256 = self._stream.hexdigest()
+        return self.checksum
 
 
 def source_query(t: PlanTable, *, excluded: str | None = None, where: str | None = None,
@@ -106,44 +141,72 @@ def _batches(src: sqlite3.Connection, queries: list[tuple[str, tuple[int, ...]]]
             yield batch
 
 
-def copy_statement(t: PlanTable) -> str:
+def _copy_in(cur: psycopg.Cursor, t: PlanTable,
+             freeze: bool) -> AbstractContextManager[psycopg.Copy]:
+    if freeze:
+        cur.execute(f"TRUNCATE {quote_ident(t.name)}")
+    return cur.copy(copy_statement(t, freeze=freeze))
+
+
+def copy_statement(t: PlanTable, *, freeze: bool = False) -> str:
     cols = ", ".join(quote_ident(c.name) for c in t.columns)
-    return f"COPY {quote_ident(t.name)} ({cols}) FROM STDIN"
+    return f"COPY {quote_ident(t.name)} ({cols}) FROM STDIN" + (" (FREEZE)" if freeze else "")
 
 
 def copy_table(src: sqlite3.Connection, pg: psycopg.Connection, t: PlanTable, *,
                excluded: str | None = None, chunks: list[CopyChunk] | None = None,
+               freeze: bool = False,
                progress: Callable[[int, int], None] | None = None) -> CopyResult:
-    """Stream T into the (empty) target table in one transaction; return what was sent."""
+    """Render T from SQLite and stream it into the (empty) target table in one transaction;
+    return what was sent. FREEZE as in `copy_spilled`."""
     start = time.perf_counter()
-    checksum = SourceChecksum(t.order_key is not None)
-    first = itemgetter(0)
-    stream = hashlib.sha256()
-    rows = nbytes = 0
+    sink = LineSink(t.order_key is not None)
     last_report = start
     queries = source_queries(t, excluded=excluded, chunks=chunks)
-    with pg.cursor() as pcur, pcur.copy(copy_statement(t)) as cp:
+    with pg.cursor() as pcur, _copy_in(pcur, t, freeze) as cp:
         for batch in _batches(src, queries):
             try:
-                data = b"\n".join(map(first, batch)) + b"\n"
-            except TypeError:
-                raise RuntimeError(
-                    f"{t.source}: a row rendered to NULL (a value the preflight let through "
-                    "cannot be written); nothing of this table was committed") from None
-            cp.write(data)
-            rows += len(batch)
-            nbytes += len(data)
-            if checksum.ordered:
-                stream.update(data)
-            else:
-                checksum.total += sum(map(line_hash, map(first, batch)))
+                cp.write(sink.add(batch))
+            except RuntimeError as exc:
+                raise RuntimeError(f"{t.source}: {exc}; nothing of this table was "
+                                   "committed") from None
+            now = time.perf_counter()
+            if progress and now - last_report > 0.2:
+                progress(sink.checksum.rows, sink.bytes)
+                last_report = now
+    pg.commit()
+    checksum = sink.finish()
+    if progress:
+        progress(checksum.rows, sink.bytes)
+    return CopyResult(t.source, checksum.rows, sink.bytes, time.perf_counter() - start, checksum)
+
+
+SPILL_BLOCK = 1 << 20
+
+
+def copy_spilled(pg: psycopg.Connection, t: PlanTable, path: Path, checksum: SourceChecksum, *,
+                 freeze: bool = False,
+                 progress: Callable[[int, int], None] | None = None) -> CopyResult:
+    """Stream T's COPY text, rendered and hashed by the preflight (`spill`), into the (empty)
+    target table in one transaction. With FREEZE (a table this run created), the table is
+    truncated first in the same transaction so COPY can write its rows frozen: nothing
+    rewrites their pages later to set hint bits or freeze them."""
+    start = time.perf_counter()
+    rows = nbytes = 0
+    last_report = start
+    with pg.cursor() as pcur, _copy_in(pcur, t, freeze) as cp, path.open("rb") as fh:
+        while block := fh.read(SPILL_BLOCK):
+            cp.write(block)
+            rows += block.count(b"\n")
+            nbytes += len(block)
             now = time.perf_counter()
             if progress and now - last_report > 0.2:
                 progress(rows, nbytes)
                 last_report = now
     pg.commit()
-    checksum.rows = rows
-    checksum.sha256 = stream.hexdigest() if checksum.ordered else ""
+    if rows != checksum.rows:
+        raise RuntimeError(f"{t.source}: the spill file holds {rows} rows, the preflight wrote "
+                           f"{checksum.rows}")
     if progress:
         progress(rows, nbytes)
     return CopyResult(t.source, rows, nbytes, time.perf_counter() - start, checksum)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,11 +26,13 @@ import psycopg
 from fabfile.errors import UserError
 
 from . import ddl, target
+from .chunks import CopyChunk
 from .copy import CopyResult
 from .identifiers import quote_ident, quote_literal
 from .plan import NOCASE_COLLATION, Note, PlanTable, SchemaPlan, build_plan
-from .preflight import BadRow, CopyChunk
+from .preflight import BadRow
 from .report import MigrationReport, RunUI, TableReport, redact_url
+from .spill import Spill, Spilled
 from .sqlite_schema import SourceSchema, open_readonly, qi, read_schema
 from .verify import TableVerdict
 from .workers import Pool, Task, TaskFailed, connect_target
@@ -137,11 +141,13 @@ def migrate(sqlite_path: Path, target_url: str, options: MigrateOptions | None =
     report.renames = dict(plan.renames)
     ui.step(f"Source {sqlite_path}: {len(plan.tables)} tables, "
             f"{sum(t.row_count for t in plan.tables):,} rows; target {report.target}")
-    pool = Pool(min(options.jobs, max(1, len(plan.tables))), sqlite_path, target_url)
+    spill = None if options.dry_run else _spill(ui)
+    pool = Pool(min(options.jobs, max(1, len(plan.tables))), sqlite_path, target_url, spill)
     created: dict[str, Any] = {"tables": [], "views": [], "collation": None, "filled": []}
+    previous_sigterm = _sigterm_as_interrupt()
     try:
         with _phase(report, "preflight"):
-            bad, sizes, chunks = _preflight(pool, plan, ui)
+            bad, sizes, chunks, spilled = _preflight(pool, plan, ui)
         skip: Keys = {}
         if bad:
             report.bad_rows = bad
@@ -164,7 +170,7 @@ def migrate(sqlite_path: Path, target_url: str, options: MigrateOptions | None =
                            quarantine=bool(skip), created=created)
         with _phase(report, "load + verify"):
             tables, verdicts = _load(pool, plan, options, skip, ui, report, created, sizes,
-                                     chunks)
+                                     chunks, spilled)
         report.tables = tables
         with _phase(report, "finish"):
             _finish(target_url, sqlite_path, plan, skip, bad, report, options)
@@ -192,6 +198,10 @@ def migrate(sqlite_path: Path, target_url: str, options: MigrateOptions | None =
         raise
     finally:
         pool.close()
+        if spill is not None:
+            spill.close()
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
         if pool.timeline:
             t0 = min(t[1] for t in pool.timeline)
             report.timeline = [(n, round(a - t0, 3), round(b - t0, 3), round(c, 3))
@@ -202,10 +212,32 @@ def migrate(sqlite_path: Path, target_url: str, options: MigrateOptions | None =
     return report
 
 
-def _preflight(pool: Pool, plan: SchemaPlan,
-               ui: RunUI) -> tuple[list[BadRow], dict[str, int], dict[str, list[CopyChunk]]]:
+def _spill(ui: RunUI) -> Spill | None:
+    try:
+        return Spill()
+    except OSError as exc:
+        ui.warn(f"no spill directory ({exc}): the copy reads the source a second time")
+        return None
+
+
+def _sigterm_as_interrupt() -> Any:
+    """SIGTERM unwinds the run like Ctrl-C (the target rolled back, the spill files removed);
+    the previous handler, to put back (None off the main thread, where nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    return signal.signal(signal.SIGTERM, interrupt)
+
+
+def _preflight(pool: Pool, plan: SchemaPlan, ui: RunUI,
+               ) -> tuple[list[BadRow], dict[str, int], dict[str, list[CopyChunk]],
+                          dict[str, Spilled]]:
     """Bad rows of every table and orphans of every foreign key; the tables' sizes on disk,
-    which the load uses to schedule its tasks; the chunks each table's copy can read."""
+    which the load uses to schedule its tasks; the chunks each table's copy can read, or
+    the COPY text the scan rendered into the pool's spill directory."""
     ui.step(f"Preflight: checking {sum(t.row_count for t in plan.tables):,} rows and "
             f"{len(plan.foreign_keys)} foreign keys")
     graph = [Task(f"scan:{t.source}", "scan", {"t": t}, priority=t.row_count * len(t.columns))
@@ -219,14 +251,18 @@ def _preflight(pool: Pool, plan: SchemaPlan,
     results = pool.run(graph)
     bad: list[BadRow] = []
     chunks: dict[str, list[CopyChunk]] = {}
+    spilled: dict[str, Spilled] = {}
     for task in graph:
         if task.kind == "scan":
-            bad.extend(results[task.id]["bad"])
-            if results[task.id]["chunks"]:
-                chunks[task.kwargs["t"].source] = results[task.id]["chunks"]
+            result = results[task.id]
+            bad.extend(result["bad"])
+            if result["chunks"]:
+                chunks[task.kwargs["t"].source] = result["chunks"]
+            if result["spilled"]:
+                spilled[task.kwargs["t"].source] = result["spilled"]
         elif task.kind != "sizes":
             bad.extend(results[task.id])
-    return bad, results["sizes"], chunks
+    return bad, results["sizes"], chunks, spilled
 
 
 def _key(b: BadRow) -> tuple[Any, ...]:
@@ -332,8 +368,10 @@ def _setval_sql(t: PlanTable) -> str:
 
 def _load(pool: Pool, plan: SchemaPlan, options: MigrateOptions, skip: Keys, ui: RunUI,
           report: MigrationReport, created: dict[str, Any], sizes: dict[str, int],
-          chunks: dict[str, list[CopyChunk]]) -> tuple[list[TableReport], list[TableVerdict]]:
-    """Copy every table, then (per table, as soon as it can) verify, index, key and check it."""
+          chunks: dict[str, list[CopyChunk]],
+          spilled: dict[str, Spilled]) -> tuple[list[TableReport], list[TableVerdict]]:
+    """Copy every table (from its spill file when it has one), then (per table, as soon as it
+    can) verify, index, key and check it."""
     # Rough seconds of work per task, from rows and bytes on disk; the scheduler runs the
     # longest remaining chain first.
     size = {t.source: t.row_count / 400_000 + sizes.get(t.source, 0) / 60e6 for t in plan.tables}
@@ -375,8 +413,9 @@ def _load(pool: Pool, plan: SchemaPlan, options: MigrateOptions, skip: Keys, ui:
             deps = {f"copy:{fk.source_parent}" for fk in plan.foreign_keys
                     if fk.source_table == t.source and fk.source_parent != t.source
                     and not _reaches(plan, fk.source_parent, t.source)}
-        graph.append(Task(f"copy:{t.source}", "copy", {"t": t, "excluded": skip.get(t.source),
-                                                        "chunks": chunks.get(t.source)},
+        graph.append(Task(f"copy:{t.source}", "copy",
+                          {"t": t, "excluded": skip.get(t.source), "chunks": chunks.get(t.source),
+                           "spilled": spilled.get(t.source), "freeze": not existing_mode},
                           deps=deps, priority=size[t.source], on_done=copied(t)))
         graph.append(Task(f"verify:{t.source}", "verify",
                           {"t": t, "checksum": None, "mode": options.verify,

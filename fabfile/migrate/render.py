@@ -267,6 +267,29 @@ def sqlite_line(cols: list[tuple[str, PgType]], notnull: frozenset[str] = frozen
     return f"CAST({line} AS TEXT)" if len(cols) == 1 else line
 
 
+def sqlite_emit(col: str, t: PgType, *, notnull: bool = False, escape: bool = True,
+                utf8: bool = True, key: bool = False) -> str:
+    """SQLite expression: COL as COPY text (`sqlite_render`) when the value can move unchanged
+    (`sqlite_check` finds nothing; with KEY, not NULL either), else NULL. The check and the
+    rendering in one pass; `escape` and `utf8` as there."""
+    ok = f"({sqlite_check(col, t, utf8=utf8)}) IS NULL"
+    if key:
+        ok += f" AND {sq(col)} IS NOT NULL"
+    return f"CASE WHEN {ok} THEN {sqlite_render(col, t, notnull=notnull, escape=escape)} END"
+
+
+def sqlite_emit_line(cols: list[tuple[str, PgType]], notnull: frozenset[str] = frozenset(),
+                     plain: frozenset[str] = frozenset(), clean: frozenset[str] = frozenset(),
+                     keys: frozenset[str] = frozenset()) -> str:
+    """One COPY line per row, NULL when any value of the row cannot move (`sqlite_emit`).
+    PLAIN: columns rendered without escaping; CLEAN: columns checked without the NUL/UTF-8
+    test; KEYS: primary-key columns, where NULL is refused (see `preflight.scan_table`)."""
+    line = f" || {TAB} || ".join(
+        sqlite_emit(c, t, notnull=c in notnull, escape=c not in plain, utf8=c not in clean,
+                    key=c in keys) for c, t in cols)
+    return f"CAST({line} AS TEXT)" if len(cols) == 1 else line
+
+
 # --- Python functions SQLite calls ------------------------------------------------------
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n",

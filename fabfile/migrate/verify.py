@@ -15,12 +15,11 @@ import hashlib
 import sqlite3
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
-from operator import itemgetter
 
 import psycopg
 from psycopg import pq
 
-from .copy import BATCH_ROWS, SourceChecksum, line_hash, source_query
+from .copy import BATCH_ROWS, LineSink, SourceChecksum, line_hash, source_query
 from .identifiers import quote_ident
 from .plan import PlanTable
 
@@ -121,18 +120,11 @@ def check_count(pg: psycopg.Connection, t: PlanTable, source_rows: int) -> Table
 def source_checksum(src: sqlite3.Connection, t: PlanTable, *,
                     excluded: str | None = None) -> SourceChecksum:
     """The checksum `copy_table` computes, without copying (for `db.verify`)."""
-    out = SourceChecksum(t.order_key is not None)
-    stream = hashlib.sha256()
-    first = itemgetter(0)
+    sink = LineSink(t.order_key is not None)
     cur = src.execute(source_query(t, excluded=excluded))
     while batch := cur.fetchmany(BATCH_ROWS):
-        out.rows += len(batch)
-        if out.ordered:
-            stream.update(b"\n".join(map(first, batch)) + b"\n")
-        else:
-            out.total += sum(map(line_hash, map(first, batch)))
-    out.sha256 = stream.hexdigest() if out.ordered else ""
-    return out
+        sink.add(batch)
+    return sink.finish()
 
 
 def first_difference(src: sqlite3.Connection, pg: psycopg.Connection, t: PlanTable,

@@ -22,10 +22,12 @@ from typing import Any
 
 import psycopg
 
-from .copy import copy_table
+from .chunks import CopyChunk
+from .copy import LineSink, copy_spilled, copy_table
 from .plan import PlanForeignKey, PlanTable
-from .preflight import CopyChunk, scan_orphans, scan_table
+from .preflight import scan_and_render, scan_orphans, scan_table
 from .render import register_functions
+from .spill import Spill, Spilled
 from .sqlite_schema import open_readonly
 from .verify import check_count, check_table, first_difference, source_checksum
 
@@ -76,6 +78,7 @@ class Context:
 
     sqlite_path: Path
     target_url: str
+    spill: Spill | None = None
     _src: sqlite3.Connection | None = None
     _pg: psycopg.Connection | None = None
     excluded: dict[str, str] = field(default_factory=dict)
@@ -114,9 +117,23 @@ class Context:
 
 
 def _scan(ctx: Context, t: PlanTable) -> Any:
-    """The table's bad rows, and the chunks its copy can read (see `scan_table`)."""
-    chunks: list[CopyChunk] = []
-    return {"bad": scan_table(ctx.src, t, chunks), "chunks": chunks or None}
+    """The table's bad rows; and its COPY text in a spill file (`scan_and_render`) or, without
+    one, the chunks its copy can read (`scan_table`)."""
+    if ctx.spill is None:
+        chunks: list[CopyChunk] = []
+        return {"bad": scan_table(ctx.src, t, chunks), "chunks": chunks or None, "spilled": None}
+    sink = LineSink(t.order_key is not None)
+    writer = ctx.spill.writer(t.source)
+    try:
+        bad, kept = scan_and_render(ctx.src, t, sink, writer.write)
+    except BaseException:
+        writer.abandon()
+        raise
+    if bad or not kept:
+        writer.abandon()
+    path = writer.close()
+    spilled = Spilled(path, sink.finish(), sink.bytes) if path else None
+    return {"bad": bad, "chunks": None, "spilled": spilled}
 
 
 def _orphans(ctx: Context, child: PlanTable, parent: PlanTable, fk: PlanForeignKey,
@@ -126,14 +143,23 @@ def _orphans(ctx: Context, child: PlanTable, parent: PlanTable, fk: PlanForeignK
 
 
 def _copy(ctx: Context, t: PlanTable, excluded: list[tuple[Any, ...]] | None = None,
-          events: Any = None, chunks: list[CopyChunk] | None = None) -> Any:
-    name = ctx.exclusion(t.source, excluded)
+          events: Any = None, chunks: list[CopyChunk] | None = None,
+          spilled: Spilled | None = None, freeze: bool = False) -> Any:
+    """T into the target: from its spill file when the preflight left one (then the file
+    goes), else rendered from SQLite again."""
 
     def progress(rows: int, nbytes: int) -> None:
         if events is not None:
             events.put(("progress", t.source, rows, nbytes))
 
-    return copy_table(ctx.src, ctx.pg, t, excluded=name, chunks=chunks, progress=progress)
+    if spilled is not None and not excluded:
+        result = copy_spilled(ctx.pg, t, spilled.path, spilled.checksum, freeze=freeze,
+                              progress=progress)
+        spilled.path.unlink(missing_ok=True)
+        return result
+    name = ctx.exclusion(t.source, excluded)
+    return copy_table(ctx.src, ctx.pg, t, excluded=name, chunks=chunks, freeze=freeze,
+                      progress=progress)
 
 
 def _sql(ctx: Context, statements: list[str], soft: bool = False) -> Any:
@@ -194,8 +220,9 @@ HANDLERS: dict[str, Callable[..., Any]] = {
 }
 
 
-def _worker_main(sqlite_path: Path, target_url: str, tasks: Any, events: Any) -> None:
-    ctx = Context(sqlite_path, target_url)
+def _worker_main(sqlite_path: Path, target_url: str, spill: Spill | None, tasks: Any,
+                 events: Any) -> None:
+    ctx = Context(sqlite_path, target_url, spill)
     try:
         while True:
             item = tasks.get()
@@ -254,15 +281,17 @@ class TaskFailed(Exception):
 
 
 class Pool:
-    """JOBS forked workers running a dependency graph of tasks."""
+    """JOBS forked workers running a dependency graph of tasks; with SPILL, the preflight's
+    scans render COPY text into it."""
 
-    def __init__(self, jobs: int, sqlite_path: Path, target_url: str) -> None:
+    def __init__(self, jobs: int, sqlite_path: Path, target_url: str,
+                 spill: Spill | None = None) -> None:
         ctx = mp.get_context("fork")
         self.jobs = jobs
         self.tasks: Any = ctx.SimpleQueue()
         self.events: Any = ctx.Queue()
         self.procs = [ctx.Process(target=_worker_main, daemon=True,
-                                  args=(sqlite_path, target_url, self.tasks, self.events))
+                                  args=(sqlite_path, target_url, spill, self.tasks, self.events))
                       for _ in range(jobs)]
         for p in self.procs:
             p.start()

@@ -28,6 +28,9 @@ from .plan import PlanTable
 from .render import sq, sqlite_line
 
 BATCH_ROWS = 4000
+BATCH_BYTES = 8 << 20
+"""A batch holds at most BATCH_ROWS rows, fewer when rows are wide (`batches`), so memory
+stays bounded whatever the rows hold."""
 
 
 @dataclass
@@ -133,12 +136,23 @@ def source_queries(t: PlanTable, *, excluded: str | None = None,
     return out
 
 
+def batches(cur: sqlite3.Cursor) -> Iterator[list[tuple[bytes | None]]]:
+    """CUR's rows (1-tuples of a COPY line) in batches of about BATCH_BYTES: the batch size
+    follows the width of the rows seen so far."""
+    size = 64
+    while batch := cur.fetchmany(size):
+        yield batch
+        try:
+            width = sum(map(len, map(_first, batch))) // len(batch) + 1
+        except TypeError:  # a NULL line: the consumer stops here
+            continue
+        size = max(1, min(BATCH_ROWS, BATCH_BYTES // width))
+
+
 def _batches(src: sqlite3.Connection, queries: list[tuple[str, tuple[int, ...]]],
              ) -> Iterator[list[tuple[bytes | None]]]:
     for sql, params in queries:
-        cur = src.execute(sql, params)
-        while batch := cur.fetchmany(BATCH_ROWS):
-            yield batch
+        yield from batches(src.execute(sql, params))
 
 
 def _copy_in(cur: psycopg.Cursor, t: PlanTable,
@@ -184,29 +198,29 @@ def copy_table(src: sqlite3.Connection, pg: psycopg.Connection, t: PlanTable, *,
 SPILL_BLOCK = 1 << 20
 
 
-def copy_spilled(pg: psycopg.Connection, t: PlanTable, path: Path, checksum: SourceChecksum, *,
-                 freeze: bool = False,
+def copy_spilled(pg: psycopg.Connection, t: PlanTable, path: Path, checksum: SourceChecksum,
+                 nbytes: int, *, freeze: bool = False,
                  progress: Callable[[int, int], None] | None = None) -> CopyResult:
-    """Stream T's COPY text, rendered and hashed by the preflight (`spill`), into the (empty)
-    target table in one transaction. With FREEZE (a table this run created), the table is
-    truncated first in the same transaction so COPY can write its rows frozen: nothing
-    rewrites their pages later to set hint bits or freeze them."""
+    """Stream T's COPY text, rendered and hashed by the preflight (`spill`: NBYTES at PATH),
+    into the (empty) target table in one transaction. With FREEZE (a table this run
+    created), the table is truncated first in the same transaction so COPY can write its
+    rows frozen: nothing rewrites their pages later to set hint bits or freeze them."""
     start = time.perf_counter()
-    rows = nbytes = 0
+    sent = 0
     last_report = start
     with pg.cursor() as pcur, _copy_in(pcur, t, freeze) as cp, path.open("rb") as fh:
         while block := fh.read(SPILL_BLOCK):
             cp.write(block)
-            rows += block.count(b"\n")
-            nbytes += len(block)
+            sent += len(block)
             now = time.perf_counter()
             if progress and now - last_report > 0.2:
-                progress(rows, nbytes)
+                progress(checksum.rows * sent // max(1, nbytes), sent)
                 last_report = now
+    if sent != nbytes:
+        pg.rollback()
+        raise RuntimeError(f"{t.source}: the spill file holds {sent} bytes, the preflight "
+                           f"wrote {nbytes}; nothing of this table was committed")
     pg.commit()
-    if rows != checksum.rows:
-        raise RuntimeError(f"{t.source}: the spill file holds {rows} rows, the preflight wrote "
-                           f"{checksum.rows}")
     if progress:
-        progress(rows, nbytes)
-    return CopyResult(t.source, rows, nbytes, time.perf_counter() - start, checksum)
+        progress(checksum.rows, sent)
+    return CopyResult(t.source, checksum.rows, sent, time.perf_counter() - start, checksum)

@@ -9,7 +9,6 @@ keys are dense, which costs one pass and no lookups).
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 
 from . import chunks
 from .chunks import CopyChunk
-from .copy import BATCH_ROWS, LineSink
+from .copy import LineSink, batches
 from .plan import PlanForeignKey, PlanTable
 from .render import ESCAPE_KINDS, UTF8_KINDS, sq, sqlite_check, sqlite_emit_line
 
@@ -108,8 +107,9 @@ CHUNK_ROWS = chunks.CHUNK_ROWS
 
 
 
-_SPECIAL = re.compile(rb"[\\\x08-\x0d]")
-"""What COPY text escapes: backslash, \\b \\t \\n \\v \\f \\r."""
+_SPECIAL = (b"\\", b"\x08", b"\t", b"\n", b"\x0b", b"\x0c", b"\r")
+"""What COPY text escapes: backslash, \\b \\t \\n \\v \\f \\r (looked for one byte at a
+time: `in` on bytes is a memchr, several times faster than a regex class)."""
 
 
 def _shadows_rowid(t: PlanTable) -> bool:
@@ -147,7 +147,7 @@ def _chunk_walk(conn: sqlite3.Connection, t: PlanTable,
         clean = frozenset(c for c, v in zip(texts, joined, strict=True)
                           if v is None or (v.isascii() and b"\0" not in v))
         plain = frozenset(c for c, v in zip(texts, joined, strict=True)
-                          if c in escapable and (v is None or not _SPECIAL.search(v)))
+                          if c in escapable and (v is None or not any(b in v for b in _SPECIAL)))
         yield where, params, clean, plain
 
 
@@ -186,7 +186,7 @@ def scan_and_render(conn: sqlite3.Connection, t: PlanTable, sink: LineSink,
     kept = True
     for sql, params in _render_queries(conn, t):
         cur = conn.execute(sql, params)
-        while batch := cur.fetchmany(BATCH_ROWS):
+        for batch in batches(cur):
             try:
                 data = sink.add(batch)
             except RuntimeError:
@@ -204,13 +204,11 @@ def _render_queries(conn: sqlite3.Connection,
     order = ""
     if t.order_key:
         order = " ORDER BY " + sq(next(c.source for c in t.columns if c.name == t.order_key))
-    if not _chunked(t):
-        line = sqlite_emit_line(cols, notnull, keys=keys)
-        yield f"SELECT {line} FROM {sq(t.source)}{order}", ()
-        return
-    for where, params, clean, plain in _chunk_walk(conn, t):
+    walk = _chunk_walk(conn, t) if _chunked(t) else [("", (), frozenset(), frozenset())]
+    for where, params, clean, plain in walk:
         line = sqlite_emit_line(cols, notnull, plain, clean, keys)
-        yield f"SELECT {line} FROM {sq(t.source)} WHERE {where}{order}", params
+        cond = f" WHERE {where}" if where else ""
+        yield f"SELECT {line} FROM {sq(t.source)}{cond}{order}", params
 
 
 @contextmanager

@@ -125,7 +125,7 @@ def sqlite_check(col: str, t: PgType, *, utf8: bool = True) -> str:
         body = f"WHEN {ty} NOT IN ('real','integer') THEN 'not a number: ' || {ty} "
         if t.precision is not None:
             s = t.scale or 0
-            body += (f"WHEN abs({x}) >= 1e{t.precision - s} THEN "
+            body += (f"WHEN {x} >= 1e{t.precision - s} OR {x} <= -1e{t.precision - s} THEN "
                      f"'out of range for numeric({t.precision},{s})' "
                      f"WHEN {ty} = 'real' AND "
                      f"abs({x} - round({x}, {s})) > 1e-9 * max(1.0, abs({x})) "
@@ -271,7 +271,28 @@ def sqlite_emit(col: str, t: PgType, *, notnull: bool = False, escape: bool = Tr
                 utf8: bool = True, key: bool = False) -> str:
     """SQLite expression: COL as COPY text (`sqlite_render`) when the value can move unchanged
     (`sqlite_check` finds nothing; with KEY, not NULL either), else NULL. The check and the
-    rendering in one pass; `escape` and `utf8` as there."""
+    rendering in one pass; `escape` and `utf8` as there.
+
+    The kinds most columns have get a shorter form with the same result (`emit_generic` is
+    the reference, tests compare the two): integers and clean TEXT-affinity text test their
+    storage class once, and a date-time already in canonical form is its own rendering."""
+    x = sq(col)
+    null = "" if notnull or key else f" WHEN {x} IS NULL THEN {NULL_TEXT}"
+    if t.kind is Kind.INT:
+        return f"CASE WHEN typeof({x}) = 'integer' THEN {x}{null} END"
+    if t.kind is Kind.TEXT and t.text_only and not utf8:
+        fits = f" AND length({x}) <= {t.length}" if t.length is not None else ""
+        return f"CASE WHEN typeof({x}) = 'text'{fits} THEN {_esc(x) if escape else x}{null} END"
+    generic = emit_generic(col, t, notnull=notnull, escape=escape, utf8=utf8, key=key)
+    if t.kind is Kind.TIMESTAMP:
+        return (f"CASE WHEN datetime({x}) = {x} AND {x} >= '0001' AND {_day_ok(x)} THEN {x} "
+                f"ELSE {generic} END")
+    return generic
+
+
+def emit_generic(col: str, t: PgType, *, notnull: bool = False, escape: bool = True,
+                 utf8: bool = True, key: bool = False) -> str:
+    """`sqlite_emit` spelt as the check and the rendering it stands for."""
     ok = f"({sqlite_check(col, t, utf8=utf8)}) IS NULL"
     if key:
         ok += f" AND {sq(col)} IS NOT NULL"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import pq
 
-from .copy import BATCH_ROWS, LineSink, SourceChecksum, line_hash, source_query
+from .copy import LineSink, SourceChecksum, batches, line_hash, source_query
 from .identifiers import quote_ident
 from .plan import PlanTable
 
@@ -121,8 +121,7 @@ def source_checksum(src: sqlite3.Connection, t: PlanTable, *,
                     excluded: str | None = None) -> SourceChecksum:
     """The checksum `copy_table` computes, without copying (for `db.verify`)."""
     sink = LineSink(t.order_key is not None)
-    cur = src.execute(source_query(t, excluded=excluded))
-    while batch := cur.fetchmany(BATCH_ROWS):
+    for batch in batches(src.execute(source_query(t, excluded=excluded))):
         sink.add(batch)
     return sink.finish()
 

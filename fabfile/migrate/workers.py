@@ -153,8 +153,8 @@ def _copy(ctx: Context, t: PlanTable, excluded: list[tuple[Any, ...]] | None = N
             events.put(("progress", t.source, rows, nbytes))
 
     if spilled is not None and not excluded:
-        result = copy_spilled(ctx.pg, t, spilled.path, spilled.checksum, freeze=freeze,
-                              progress=progress)
+        result = copy_spilled(ctx.pg, t, spilled.path, spilled.checksum, spilled.bytes,
+                              freeze=freeze, progress=progress)
         spilled.path.unlink(missing_ok=True)
         return result
     name = ctx.exclusion(t.source, excluded)

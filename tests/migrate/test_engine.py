@@ -206,6 +206,8 @@ BAD_ROWS = [
      2, "not a boolean"),
     ("CREATE TABLE t (id INTEGER PRIMARY KEY, p NUMERIC(5,2))", "INSERT INTO t (p) VALUES (?)",
      1.005, "decimal places"),
+    ("CREATE TABLE t (id INTEGER PRIMARY KEY, p NUMERIC(5,2))", "INSERT INTO t (p) VALUES (?)",
+     -2**63, "out of range for"),
 ]
 
 

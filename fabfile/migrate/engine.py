@@ -419,19 +419,12 @@ def _load(pool: Pool, plan: SchemaPlan, options: MigrateOptions, skip: Keys, ui:
                           deps=deps, priority=size[t.source], on_done=copied(t)))
         graph.append(Task(f"verify:{t.source}", "verify",
                           {"t": t, "checksum": None, "mode": options.verify,
-                           "excluded": skip.get(t.source)},
+                           "excluded": skip.get(t.source), "in_order": not existing_mode},
                           deps={f"copy:{t.source}"}, priority=size[t.source] * 0.25,
                           on_done=verified(t)))
         if t.identity:
             graph.append(Task(f"identity:{t.source}", "sql", {"statements": [_setval_sql(t)]},
                               deps={f"copy:{t.source}"}, priority=0.001))
-    # Verification reads each table in key order: once the primary key's index exists that
-    # is an index scan, cheaper than sorting (the workers run with enable_sort off).
-    verify_task = {x.id: x for x in graph if x.kind == "verify"}
-    for ix in plan.indexes:
-        t = by_name[ix.table]
-        if ix.role == "pk" and ix.columns == (t.order_key,):
-            verify_task[f"verify:{t.source}"].deps.add(f"index:{ix.name}")
     table_work: dict[str, set[str]] = {t.name: {f"verify:{t.source}"} for t in plan.tables}
     for ix in plan.indexes:
         t = by_name[ix.table]

@@ -180,12 +180,12 @@ def _sql(ctx: Context, statements: list[str], soft: bool = False) -> Any:
 
 
 def _verify(ctx: Context, t: PlanTable, checksum: Any, mode: str,
-            excluded: list[tuple[Any, ...]] | None = None) -> Any:
+            excluded: list[tuple[Any, ...]] | None = None, in_order: bool = False) -> Any:
     start = time.perf_counter()
     if mode == "counts":
         verdict = check_count(ctx.pg, t, checksum.rows)
     else:
-        verdict = check_table(ctx.pg, t, checksum)
+        verdict = check_table(ctx.pg, t, checksum, in_order=in_order)
         if not verdict.ok and verdict.source_rows == verdict.target_rows:
             name = ctx.excluded.get(t.source) or ctx.exclusion(t.source, excluded)
             detail = first_difference(ctx.src, ctx.pg, t, excluded=name)

@@ -91,11 +91,14 @@ def _self_signed_certificate(datadir: Path) -> None:
         path.chmod(0o600)
 
 
-def start_cluster(base: Path | None = None, *, tls: bool = False) -> PgCluster:
+def start_cluster(base: Path | None = None, *, tls: bool = False,
+                  durable: bool = False) -> PgCluster:
     """initdb + pg_ctl start in a fresh directory; returns once the server accepts connections.
 
     With `tls`, the server also speaks TLS with a self-signed certificate, as a managed
-    database does (clients use `sslmode=require`).
+    database does (clients use `sslmode=require`). Without `durable` (tests), fsync,
+    synchronous_commit and full_page_writes are off; with it they keep PostgreSQL's
+    defaults, as a managed database runs (benchmarks).
     """
     root = Path(tempfile.mkdtemp(prefix="pgtest-", dir=base))
     datadir = root / "data"
@@ -111,8 +114,9 @@ def start_cluster(base: Path | None = None, *, tls: bool = False) -> PgCluster:
         check=True, capture_output=True,
     )
     port = free_port()
-    opts = (f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100")
+    opts = f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1 -c max_connections=100"
+    if not durable:
+        opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     if tls:
         _self_signed_certificate(datadir)
         opts += " -c ssl=on"

@@ -78,6 +78,7 @@ _PLAIN_NUMBER = re.compile(r"-?\d+(\.\d+)?")
 _UTC_NOW = "now() AT TIME ZONE 'UTC'"
 _LOCAL_NOW = "LOCALTIMESTAMP"
 MAX_DEFAULT_BYTES = 1_000_000
+"""SQLite's length limit while it evaluates a default (zeroblob(10**9) is refused, not made)."""
 
 
 @dataclass(frozen=True)
@@ -126,11 +127,15 @@ def _called(toks: list[Tok]) -> list[str]:
 
 
 def _reads_clock(toks: list[Tok]) -> bool:
+    """Whether TOKS read the clock or the time zone: CURRENT_*, a date function called
+    without arguments (that is 'now') or with 'now', 'localtime' or 'utc'."""
     if any(x.kind == "word" and x.upper in _CLOCK_KEYWORDS for x in toks):
         return True
-    dated = [n.lower() for n in _called(toks) if n.lower() in _DATE_FUNCTIONS]
+    dated = [i for i, x in enumerate(toks[:-2]) if x.kind == "word"
+             and x.text.lower() in _DATE_FUNCTIONS and toks[i + 1].text == "("]
     words = {unquote(x).lower() for x in toks if x.kind == "str"}
-    return bool(dated) and (bool(words & _CLOCK_WORDS) or "unixepoch" in dated)
+    return bool(dated) and (bool(words & _CLOCK_WORDS) or
+                            any(toks[i + 2].text == ")" for i in dated))
 
 
 def _drop(why: str) -> Default:
@@ -169,11 +174,9 @@ def parse_clock(toks: list[Tok]) -> Clock | None:
         fmt, values = values[0], values[1:]
     elif name in _CLOCK_FUNCTIONS:
         fmt = _CLOCK_FUNCTIONS[name]
-        if name == "unixepoch" and not values:
-            values = ["now"]
     else:
         return None
-    mods = [v.lower() for v in values]
+    mods = [v.lower() for v in values] or ["now"]  # without a time value, SQLite takes 'now'
     if not mods or mods[0] != "now" or any(m != "localtime" for m in mods[1:]):
         return None
     if fmt != "%s" and to_char_pattern(fmt) is None:

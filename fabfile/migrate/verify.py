@@ -36,9 +36,13 @@ class TableVerdict:
 
 
 def target_copy(t: PlanTable, *, ordered: bool = True) -> str:
+    """COPY TO of T's columns, sorted by its order key when ORDERED (else the table form of
+    COPY, which reads the table as it lies without the executor's projection)."""
     cols = ", ".join(quote_ident(c.name) for c in t.columns)
-    order = f" ORDER BY {quote_ident(t.order_key)}" if t.order_key and ordered else ""
-    return f"COPY (SELECT {cols} FROM {quote_ident(t.name)}{order}) TO STDOUT"
+    if t.order_key and ordered:
+        return (f"COPY (SELECT {cols} FROM {quote_ident(t.name)} "
+                f"ORDER BY {quote_ident(t.order_key)}) TO STDOUT")
+    return f"COPY {quote_ident(t.name)} ({cols}) TO STDOUT"
 
 
 def _target_lines(pg: psycopg.Connection, t: PlanTable) -> Generator[bytes, None, None]:

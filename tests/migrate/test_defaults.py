@@ -54,6 +54,8 @@ Make = Callable[..., Path]
     ("'it''s'", "TEXT", "'it''s'"),
     ("x'00FF'", "BLOB", "'\\x00ff'"),
     ("6 * 7", "INTEGER", "42"),
+    ("date()", "DATE", "(now() AT TIME ZONE 'UTC')::date"),
+    ("unixepoch('2024-01-01')", "INTEGER", "1704067200"),
     ("NULL", "TEXT", None),
 ])
 def test_translations(raw: str, declared: str, expected: str | None) -> None:

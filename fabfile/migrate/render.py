@@ -275,7 +275,8 @@ def sqlite_emit(col: str, t: PgType, *, notnull: bool = False, escape: bool = Tr
 
     The kinds most columns have get a shorter form with the same result (`emit_generic` is
     the reference, tests compare the two): integers and clean TEXT-affinity text test their
-    storage class once, and a date-time already in canonical form is its own rendering."""
+    storage class once, and a date or date-time already in canonical form is its own
+    rendering."""
     x = sq(col)
     null = "" if notnull or key else f" WHEN {x} IS NULL THEN {NULL_TEXT}"
     if t.kind is Kind.INT:
@@ -284,8 +285,11 @@ def sqlite_emit(col: str, t: PgType, *, notnull: bool = False, escape: bool = Tr
         fits = f" AND length({x}) <= {t.length}" if t.length is not None else ""
         return f"CASE WHEN typeof({x}) = 'text'{fits} THEN {_esc(x) if escape else x}{null} END"
     generic = emit_generic(col, t, notnull=notnull, escape=escape, utf8=utf8, key=key)
-    if t.kind is Kind.TIMESTAMP:
-        return (f"CASE WHEN datetime({x}) = {x} AND {x} >= '0001' AND {_day_ok(x)} THEN {x} "
+    canonical = {Kind.TIMESTAMP: "datetime", Kind.DATE: "date"}.get(t.kind)
+    if canonical:
+        # a modifier makes SQLite normalise the day (Feb 30 is no longer itself), so one
+        # call checks the shape, the ranges and the calendar
+        return (f"CASE WHEN {canonical}({x}, '+0 days') = {x} AND {x} >= '0001' THEN {x} "
                 f"ELSE {generic} END")
     return generic
 

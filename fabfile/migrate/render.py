@@ -204,12 +204,7 @@ def sqlite_render(col: str, t: PgType, *, notnull: bool = False, escape: bool = 
         e = x if k is Kind.INT else esc(x)
         return e if notnull else f"coalesce({e}, {NULL_TEXT})"
     if k is Kind.FLOAT:
-        # Integral values print as integers and the rest as Python's repr prints them; only
-        # zero (sign), |x| >= 1e15 (layouts differ) and infinities need the Python function.
-        r = f"CAST({x} AS REAL)"
-        e = (f"CASE WHEN {r} = 0 OR abs({r}) >= 1e15 THEN pf({r}) "
-             f"WHEN {r} = CAST({r} AS INTEGER) THEN CAST(CAST({r} AS INTEGER) AS TEXT) "
-             f"ELSE r({r}) END")
+        e = _float_text(f"CAST({x} AS REAL)")
     elif k is Kind.BOOL:
         e = (f"CASE {x} WHEN 1 THEN 't' WHEN 0 THEN 'f' "
              f"ELSE CASE WHEN lower({x}) IN ('true', 't') THEN 't' ELSE 'f' END END")
@@ -257,6 +252,15 @@ def sqlite_render(col: str, t: PgType, *, notnull: bool = False, escape: bool = 
     return f"CASE WHEN {x} IS NULL THEN {NULL_TEXT} ELSE {e} END"
 
 
+def _float_text(r: str) -> str:
+    """The REAL R as float8 prints it. Integral values print as integers and the rest as
+    Python's repr prints them; only zero (sign), |x| >= 1e15 (layouts differ) and
+    infinities need the Python function."""
+    return (f"CASE WHEN {r} = 0 OR abs({r}) >= 1e15 THEN pf({r}) "
+            f"WHEN {r} = CAST({r} AS INTEGER) THEN CAST(CAST({r} AS INTEGER) AS TEXT) "
+            f"ELSE r({r}) END")
+
+
 def sqlite_line(cols: list[tuple[str, PgType]], notnull: frozenset[str] = frozenset(),
                 plain: frozenset[str] = frozenset()) -> str:
     """One COPY line per row; a NULL line means a value rendered to nothing (a bug, caught).
@@ -275,8 +279,8 @@ def sqlite_emit(col: str, t: PgType, *, notnull: bool = False, escape: bool = Tr
 
     The kinds most columns have get a shorter form with the same result (`emit_generic` is
     the reference, tests compare the two): integers and clean TEXT-affinity text test their
-    storage class once, and a date or date-time already in canonical form is its own
-    rendering."""
+    storage class once, a REAL skips the casts a column of mixed numbers needs, and a date
+    or date-time already in canonical form is its own rendering."""
     x = sq(col)
     null = "" if notnull or key else f" WHEN {x} IS NULL THEN {NULL_TEXT}"
     if t.kind is Kind.INT:
@@ -285,6 +289,8 @@ def sqlite_emit(col: str, t: PgType, *, notnull: bool = False, escape: bool = Tr
         fits = f" AND length({x}) <= {t.length}" if t.length is not None else ""
         return f"CASE WHEN typeof({x}) = 'text'{fits} THEN {_esc(x) if escape else x}{null} END"
     generic = emit_generic(col, t, notnull=notnull, escape=escape, utf8=utf8, key=key)
+    if t.kind is Kind.FLOAT:
+        return f"CASE WHEN typeof({x}) = 'real' THEN {_float_text(x)} ELSE {generic} END"
     canonical = {Kind.TIMESTAMP: "datetime", Kind.DATE: "date"}.get(t.kind)
     if canonical:
         # a modifier makes SQLite normalise the day (Feb 30 is no longer itself), so one

@@ -172,10 +172,10 @@ def copy_table(src: sqlite3.Connection, pg: psycopg.Connection, t: PlanTable, *,
                freeze: bool = False,
                progress: Callable[[int, int], None] | None = None) -> CopyResult:
     """Render T from SQLite and stream it into the (empty) target table in one transaction;
-    return what was sent. FREEZE as in `copy_spilled`."""
+    return what was sent. FREEZE as in `copy_spilled`; PROGRESS gets (rows, bytes) sent so
+    far after each batch."""
     start = time.perf_counter()
     sink = LineSink(t.order_key is not None)
-    last_report = start
     queries = source_queries(t, excluded=excluded, chunks=chunks)
     with pg.cursor() as pcur, _copy_in(pcur, t, freeze) as cp:
         for batch in _batches(src, queries):
@@ -184,14 +184,10 @@ def copy_table(src: sqlite3.Connection, pg: psycopg.Connection, t: PlanTable, *,
             except RuntimeError as exc:
                 raise RuntimeError(f"{t.source}: {exc}; nothing of this table was "
                                    "committed") from None
-            now = time.perf_counter()
-            if progress and now - last_report > 0.2:
+            if progress:
                 progress(sink.checksum.rows, sink.bytes)
-                last_report = now
     pg.commit()
     checksum = sink.finish()
-    if progress:
-        progress(checksum.rows, sink.bytes)
     return CopyResult(t.source, checksum.rows, sink.bytes, time.perf_counter() - start, checksum)
 
 
@@ -207,20 +203,15 @@ def copy_spilled(pg: psycopg.Connection, t: PlanTable, path: Path, checksum: Sou
     rows frozen: nothing rewrites their pages later to set hint bits or freeze them."""
     start = time.perf_counter()
     sent = 0
-    last_report = start
     with pg.cursor() as pcur, _copy_in(pcur, t, freeze) as cp, path.open("rb") as fh:
         while block := fh.read(SPILL_BLOCK):
             cp.write(block)
             sent += len(block)
-            now = time.perf_counter()
-            if progress and now - last_report > 0.2:
+            if progress:
                 progress(checksum.rows * sent // max(1, nbytes), sent)
-                last_report = now
     if sent != nbytes:
         pg.rollback()
         raise RuntimeError(f"{t.source}: the spill file holds {sent} bytes, the preflight "
                            f"wrote {nbytes}; nothing of this table was committed")
     pg.commit()
-    if progress:
-        progress(checksum.rows, sent)
     return CopyResult(t.source, checksum.rows, sent, time.perf_counter() - start, checksum)

@@ -243,12 +243,14 @@ def _preflight(pool: Pool, plan: SchemaPlan, ui: RunUI,
     graph = [Task(f"scan:{t.source}", "scan", {"t": t}, priority=t.row_count * len(t.columns))
              for t in plan.tables]
     graph.append(Task("sizes", "sizes", {}, priority=0))
+    bars = [(t.source, t.row_count) for t in plan.tables]
     for fk in plan.foreign_keys:
         graph.append(Task(f"orphans:{fk.name}", "orphans",
                           {"child": plan.table(fk.source_table),
                            "parent": plan.table(fk.source_parent), "fk": fk},
                           priority=plan.table(fk.source_table).row_count))
-    results = pool.run(graph)
+    with ui.bars(bars) as update:
+        results = pool.run(graph, progress=update)
     bad: list[BadRow] = []
     chunks: dict[str, list[CopyChunk]] = {}
     spilled: dict[str, Spilled] = {}
@@ -469,7 +471,7 @@ def _load(pool: Pool, plan: SchemaPlan, options: MigrateOptions, skip: Keys, ui:
     ui.step(f"Copying {len(plan.tables)} tables with {pool.jobs} workers"
             + ("" if existing_mode else "; indexes, keys and verification as each table lands"))
     bars = [(t.source, t.row_count - len(skip.get(t.source, []))) for t in plan.tables]
-    with ui.copying(bars) as update:
+    with ui.bars(bars) as update:
         pool.run(graph, progress=update)
     for label, error in soft_failures:
         report.notes.append(Note("warn", label, f"not kept: {error}"))

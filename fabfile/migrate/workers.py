@@ -116,7 +116,26 @@ class Context:
             self._src.close()
 
 
-def _scan(ctx: Context, t: PlanTable) -> Any:
+@dataclass
+class _Reporter:
+    """Posts (rows, bytes) of TABLE to the parent's progress bars, at most 5 times a second;
+    `done` always gets through."""
+
+    events: Any
+    table: str
+    last: float = 0.0
+
+    def __call__(self, rows: int, nbytes: int) -> None:
+        if time.perf_counter() - self.last > 0.2:
+            self.done(rows, nbytes)
+
+    def done(self, rows: int, nbytes: int) -> None:
+        if self.events is not None:
+            self.events.put(("progress", self.table, rows, nbytes))
+        self.last = time.perf_counter()
+
+
+def _scan(ctx: Context, t: PlanTable, events: Any = None) -> Any:
     """The table's bad rows; and its COPY text in a spill file (`scan_and_render`) or, without
     one, the chunks its copy can read (`scan_table`)."""
     if ctx.spill is None:
@@ -124,8 +143,15 @@ def _scan(ctx: Context, t: PlanTable) -> Any:
         return {"bad": scan_table(ctx.src, t, chunks), "chunks": chunks or None, "spilled": None}
     sink = LineSink(t.order_key is not None)
     writer = ctx.spill.writer(t.source)
+    progress = _Reporter(events, t.source)
+
+    def write(data: bytes) -> bool:
+        progress(sink.checksum.rows, sink.bytes)
+        return writer.write(data)
+
     try:
-        bad, kept = scan_and_render(ctx.src, t, sink, writer.write)
+        bad, kept = scan_and_render(ctx.src, t, sink, write)
+        progress.done(sink.checksum.rows, sink.bytes)
     except BaseException:
         writer.abandon()
         raise
@@ -147,19 +173,17 @@ def _copy(ctx: Context, t: PlanTable, excluded: list[tuple[Any, ...]] | None = N
           spilled: Spilled | None = None, freeze: bool = False) -> Any:
     """T into the target: from its spill file when the preflight left one (then the file
     goes), else rendered from SQLite again."""
-
-    def progress(rows: int, nbytes: int) -> None:
-        if events is not None:
-            events.put(("progress", t.source, rows, nbytes))
-
+    progress = _Reporter(events, t.source)
     if spilled is not None and not excluded:
         result = copy_spilled(ctx.pg, t, spilled.path, spilled.checksum, spilled.bytes,
                               freeze=freeze, progress=progress)
         spilled.path.unlink(missing_ok=True)
-        return result
-    name = ctx.exclusion(t.source, excluded)
-    return copy_table(ctx.src, ctx.pg, t, excluded=name, chunks=chunks, freeze=freeze,
-                      progress=progress)
+    else:
+        name = ctx.exclusion(t.source, excluded)
+        result = copy_table(ctx.src, ctx.pg, t, excluded=name, chunks=chunks, freeze=freeze,
+                            progress=progress)
+    progress.done(result.rows, result.bytes)
+    return result
 
 
 def _sql(ctx: Context, statements: list[str], soft: bool = False) -> Any:
@@ -230,7 +254,7 @@ def _worker_main(sqlite_path: Path, target_url: str, spill: Spill | None, tasks:
                 break
             task_id, kind, kwargs = item
             try:
-                if kind == "copy":
+                if kind in ("copy", "scan"):
                     kwargs = {**kwargs, "events": events}
                 cpu = time.process_time()
                 result = HANDLERS[kind](ctx, **kwargs)

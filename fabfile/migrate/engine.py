@@ -243,13 +243,12 @@ def _preflight(pool: Pool, plan: SchemaPlan, ui: RunUI,
     graph = [Task(f"scan:{t.source}", "scan", {"t": t}, priority=t.row_count * len(t.columns))
              for t in plan.tables]
     graph.append(Task("sizes", "sizes", {}, priority=0))
-    bars = [(t.source, t.row_count) for t in plan.tables]
     for fk in plan.foreign_keys:
         graph.append(Task(f"orphans:{fk.name}", "orphans",
                           {"child": plan.table(fk.source_table),
                            "parent": plan.table(fk.source_parent), "fk": fk},
                           priority=plan.table(fk.source_table).row_count))
-    with ui.bars(bars) as update:
+    with ui.bars([(t.source, t.row_count) for t in plan.tables]) as update:
         results = pool.run(graph, progress=update)
     bad: list[BadRow] = []
     chunks: dict[str, list[CopyChunk]] = {}

@@ -138,12 +138,14 @@ class _Reporter:
 def _scan(ctx: Context, t: PlanTable, events: Any = None) -> Any:
     """The table's bad rows; and its COPY text in a spill file (`scan_and_render`) or, without
     one, the chunks its copy can read (`scan_table`)."""
+    progress = _Reporter(events, t.source)
     if ctx.spill is None:
         chunks: list[CopyChunk] = []
-        return {"bad": scan_table(ctx.src, t, chunks), "chunks": chunks or None, "spilled": None}
+        bad = scan_table(ctx.src, t, chunks)
+        progress.done(t.row_count, 0)
+        return {"bad": bad, "chunks": chunks or None, "spilled": None}
     sink = LineSink(t.order_key is not None)
     writer = ctx.spill.writer(t.source)
-    progress = _Reporter(events, t.source)
 
     def write(data: bytes) -> bool:
         progress(sink.checksum.rows, sink.bytes)

@@ -34,7 +34,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -46,18 +45,18 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from tests.deploy.stack import APP, DOMAIN, Stack  # noqa: E402
-from tests.support.docker import docker, ensure_docker  # noqa: E402
-from tests.support.front import Front  # noqa: E402
-from tests.support.images import ensure_images  # noqa: E402
+from tests.deploy.stack import APP, DOMAIN, Stack, bench_stack  # noqa: E402
+from tests.support.docker import docker  # noqa: E402
+from tests.support.images import APP_HEALTH_COMMAND, APP_HEALTHCHECK  # noqa: E402
 from tests.support.load import LoadGenerator  # noqa: E402
-from tests.support.sshd import SshServer, start_sshd  # noqa: E402
+from tests.support.sshd import SshServer  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "out"
 THROTTLE = 2.0
 MARGIN = 1.0
 GRACE = 3
-HEALTH = {"interval": 1, "timeout": 1, "retries": 2, "start_period": 3}
+HEALTH = {"interval": 1, "timeout": 1, "retries": 2, "start_period": 3,
+          "command": APP_HEALTH_COMMAND}
 AFTERMATH = 4.0
 SMOKE_CHECKS = 2
 SMOKE_INTERVAL = 0.2
@@ -99,7 +98,7 @@ def _poll(ids: list[str], done: Any, timeout: float = 60.0) -> None:
 def measure_floor(replicas: int) -> dict[str, float]:
     """The waits no tool can avoid, with plain docker commands: start `replicas` containers
     with the stack's healthcheck until healthy; drain until unhealthy; graceful stop."""
-    check = "test ! -e /tmp/drain && wget -q -O /dev/null http://127.0.0.1:8000/health || exit 1"
+    check = f"{APP_HEALTHCHECK} || exit 1"
     flags = ["--health-cmd", check, "--health-interval", f"{HEALTH['interval']}s",
              "--health-timeout", f"{HEALTH['timeout']}s", "--health-retries",
              str(HEALTH["retries"]), "--health-start-period", f"{HEALTH['start_period']}s",
@@ -206,17 +205,10 @@ def main() -> None:
     args = parser.parse_args()
     console = Console(width=150)
 
-    ensure_docker()
-    ensure_images()
-    server = start_sshd()
-    work = Path(tempfile.mkdtemp(prefix="bench-deploy-"))
-    stack = Stack.create(work, server.host)
-    front: Front | None = None
-    try:
+    with bench_stack("bench-deploy-", THROTTLE) as (stack, server, front, work):
         proc = stack.inv("setup")
         if proc.returncode != 0:
             raise RuntimeError(f"setup: {proc.stdout}\n{proc.stderr}")
-        front = Front(project=stack.project, throttle=THROTTLE, network=stack.network).start()
         stack.write_env(overrides={
             "app": {"migrate_command": [], "replicas": args.replicas, "healthcheck": HEALTH,
                     "stop_grace_period": GRACE},
@@ -242,12 +234,6 @@ def main() -> None:
                 version = "v2" if version == "v1" else "v1"
                 bench.naive_ssh(version)
             total = load.results()
-    finally:
-        if front is not None:
-            front.stop()
-        stack.cleanup()
-        server.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
     floor = {k: median([f[k] for f in floors]) for k in floors[0]}
     rolling_floor = floor["healthy"] + floor["unhealthy"] + floor["settle"] + floor["stop"]

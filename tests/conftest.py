@@ -13,8 +13,10 @@ import pytest
 from tests.support.disk import small_disk as _small_disk
 from tests.support.docker import DockerEngine, ensure_docker
 from tests.support.front import Front
+from tests.support.heal import stop_watchers_under
 from tests.support.images import ImageSet, ensure_images
 from tests.support.postgres import PgCluster, cluster_fixture
+from tests.support.registry import Registry, start_registry
 from tests.support.s3 import S3Server, start_s3_server
 from tests.support.sshd import SshHost, sshd_fixture
 
@@ -32,6 +34,13 @@ def tls_pg() -> Iterator[PgCluster]:
     Separate from `pg`, so tests that need a server without TLS keep having one.
     """
     yield from cluster_fixture(tls=True)
+
+
+@pytest.fixture(scope="session")
+def managed_pg() -> Iterator[PgCluster]:
+    """A cluster playing a managed database on another machine: TLS, in a network namespace
+    of its own, reached by this machine and by containers alike at `managed_pg.host`."""
+    yield from cluster_fixture(tls=True, remote=True)
 
 
 @pytest.fixture
@@ -66,6 +75,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             reporter.write_line(f"CI: {len(skipped)} test(s) skipped; CI allows none", red=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _stop_watchers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The self-healing watchers `inv setup`/`inv deploy` started under this session's
+    temporary directories are stopped at its end (by their pid files)."""
+    yield
+    stop_watchers_under(tmp_path_factory.getbasetemp())
+
+
 @pytest.fixture(scope="session")
 def docker_engine() -> DockerEngine:
     """The local Docker Engine with Compose v2; started if needed and left running."""
@@ -90,6 +107,15 @@ def s3_server() -> Iterator[S3Server]:
     server = start_s3_server()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def registry(docker_engine: DockerEngine) -> Iterator[Registry]:
+    """A real registry (distribution 2.8) on 127.0.0.1: TLS from its own CA, which dockerd
+    trusts, and htpasswd authentication."""
+    reg = start_registry()
+    yield reg
+    reg.stop()
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """`inv doctor`: a preflight of an environment's hosts and the services it depends on.
 
-Facts first, judgement second. Each host answers ONE remote command (`FACTS_SCRIPT`: Docker
+Facts first, judgement second. Each host answers ONE remote command (`scripts/facts.sh`: Docker
 and Compose versions, free disk, listeners on 80/443, published container ports, the host's
 addresses, and a `psql` probe of the database run from the host, the place the app connects
 from). DNS, the bucket, the newest backup and the certificates are looked at from where the
@@ -16,6 +16,10 @@ Where each probe runs, and why:
   never hold them; the backup engine uploads through presigned URLs).
 - certificates: from where the task runs to each host's address on 443 with each domain
   as SNI, so every host's certificate is seen even before DNS points at it.
+
+The environment is loaded with placeholders for secrets that are not set (a CI job holds
+only the secrets its checks need): a check that needs one fails with the secret's name, and
+its probe is not run with the placeholder.
 """
 
 from __future__ import annotations
@@ -32,10 +36,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from fabfile.checks import certs
-from fabfile.config import Backup, Config, Host
+from fabfile.config import Backup, Config, Host, Secret
 from fabfile.config.secrets import redact
 from fabfile.errors import UserError
-from fabfile.remote import Step, connect, script
+from fabfile.remote import Step, connect
+from fabfile.shell import Scripts
 
 MIN_DOCKER = (20, 10)
 MIN_COMPOSE = (2, 17)
@@ -43,59 +48,9 @@ MIN_COMPOSE = (2, 17)
 WEB_PORTS = (80, 443)
 DOCKER_INSTALL = "https://docs.docker.com/engine/install/"
 
-#: Positional inputs: $1 app_dir, $2 backup cache dir ("" = none), $3 psql client image
-#: ("" = no database probe), $4 the script run inside that image. Stdin feeds only the
-#: database probe (a libpq service file); every other command reads /dev/null.
-FACTS_SCRIPT = r"""
-app_dir=$1 cache_dir=$2 pg_image=$3 pg_probe=$4
-probe() {
-  name=$1; shift
-  printf '\n@@begin %s\n' "$name"
-  "$@" </dev/null 2>&1
-  printf '\n@@end %s %s\n' "$name" "$?"
-}
-existing() {
-  p=$1
-  while [ ! -e "$p" ]; do p=$(dirname "$p"); done
-  printf '%s' "$p"
-}
-disk() {
-  printf '%s\t%s\t' "$1" "$2"
-  df -Pk -- "$(existing "$2")" | tail -n 1
-}
-disks() {
-  disk app_dir "$app_dir" || return
-  if [ -n "$cache_dir" ]; then disk backup_cache "$cache_dir" || return; fi
-  root=$(docker info --format '{{.DockerRootDir}}' 2>/dev/null </dev/null) || root=
-  if [ -n "$root" ]; then disk docker_root "$root"; fi
-}
-addresses() {
-  hostname -I 2>/dev/null || ip -o addr show | awk '{ sub("/.*", "", $4); print $4 }'
-}
-probe docker docker version --format '{{.Server.Version}}'
-probe compose docker compose version --short
-probe disk disks
-probe listeners ss -Hltnp
-probe containers docker ps --format \
-  '{"Names":{{json .Names}},"Image":{{json .Image}},"Ports":{{json .Ports}}}'
-probe addresses addresses
-if [ -n "$pg_image" ]; then
-  printf '\n@@begin database\n'
-  docker run --rm -i --network host --pull missing --entrypoint sh "$pg_image" \
-    -c "$pg_probe" 2>&1
-  printf '\n@@end database %s\n' "$?"
-fi
-exit 0
-"""
+SCRIPTS = Scripts("fabfile.checks", {"facts": ("fabfile.deploy:lib",), "pg_probe": ()})
+"""`scripts/facts.sh` (with the rollout library's `health_probe`) and `scripts/pg_probe.sh`."""
 
-#: Runs inside the client image: the service file arrives on stdin, psql reads it from disk.
-PG_PROBE = """umask 077
-cat > /tmp/pg_service.conf
-sql="select s.ssl, coalesce(s.version, ''), current_setting('server_version')
-  from pg_stat_ssl s where s.pid = pg_backend_pid()"
-export PGSERVICEFILE=/tmp/pg_service.conf
-exec psql -X -A -t -q -v ON_ERROR_STOP=1 -F '|' service=doctor -c "$sql"
-"""
 
 Status = Literal["ok", "fail", "skip"]
 
@@ -160,11 +115,20 @@ class BackupAgeFact:
 
 
 @dataclass(frozen=True)
+class RegistryFact:
+    """What listing the app image's tags said: how many, or why it failed."""
+
+    tags: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class Facts:
     hosts: tuple[HostFacts, ...]
     dns: Mapping[str, tuple[str, ...] | str] = field(default_factory=dict)
     bucket: BucketFact | None = None
     backup_age: BackupAgeFact | None = None
+    registry: RegistryFact | None = None
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -338,6 +302,26 @@ def _need(host: HostFacts | None) -> HostFacts:
 
 def _probe(host: HostFacts, name: str) -> Probe | None:
     return host.probes.get(name)
+
+
+def unset(*secrets: Secret | None) -> list[Secret]:
+    """The secrets among these that are placeholders: named in the YAML but not set."""
+    return [s for s in secrets if s is not None and s.placeholder]
+
+
+def _unset_outcome(cfg: Config, *secrets: Secret | None) -> Outcome | None:
+    missing = unset(*secrets)
+    if not missing:
+        return None
+    names = " and ".join(s.name for s in missing)
+    what = f"the secrets {names} are" if len(missing) > 1 else f"the secret {names} is"
+    return fail(f"{what} not set, so this could not be checked",
+                f"export {names} or add {'them' if len(missing) > 1 else 'it'} to "
+                f".env.{cfg.env}; in GitHub Actions, pass the environment's secret to the step")
+
+
+def _backup_keys(backup: Backup) -> tuple[Secret | None, Secret | None]:
+    return backup.access_key_id, backup.secret_access_key
 
 
 def check_ssh(facts: Facts, cfg: Config, hf: HostFacts | None) -> Outcome:
@@ -530,6 +514,9 @@ def check_dns(facts: Facts, cfg: Config, hf: HostFacts | None) -> Outcome:
 def check_database(facts: Facts, cfg: Config, hf: HostFacts | None) -> Outcome:
     if cfg.database.url is None:
         return skip("the database is a service of the stack (database.local)")
+    missing = _unset_outcome(cfg, cfg.database.url)
+    if missing:
+        return missing
     host = _need(hf)
     secret = cfg.database.url.name
     probe = _probe(host, "database")
@@ -566,11 +553,46 @@ def check_database(facts: Facts, cfg: Config, hf: HostFacts | None) -> Outcome:
     return fail(f"not reachable from the host: {_tail(text, 2)}", fix)
 
 
+def check_healthcheck(facts: Facts, cfg: Config, hf: HostFacts | None) -> Outcome:
+    """Can the web healthcheck run in the image the host runs? (A missing program: no
+    container would ever turn healthy.)"""
+    from fabfile import healthcheck
+
+    host = _need(hf)
+    probe = _probe(host, "healthcheck")
+    if probe is None:
+        return fail("no answer from the host's facts script")
+    problem = _docker_problem(_probe(host, "docker"), host.host.user)
+    if problem:
+        return fail("cannot run it: the host's Docker does not work", problem.fix)
+    lines = probe.text.splitlines()
+    image = next((line.removeprefix("image ") for line in lines if line.startswith("image ")),
+                 cfg.image_ref)
+    check = healthcheck.probe(cfg)
+    if "@probe no-image" in lines:
+        return skip(f"{image} is not on the host yet (a deploy pulls it and checks then)")
+    error = next((line for line in lines if line.startswith("@error health-missing")), None)
+    if error is not None:
+        output = "\n".join(line.removeprefix("@log ") for line in lines
+                           if line.startswith("@log "))
+        program = healthcheck.missing_program(output, check)
+        return fail(f"`{program}` is not in {image}: the web healthcheck "
+                    f"(`{' '.join(check.argv)}`) can never pass there",
+                    f"set app.healthcheck.command to a check the image can run, or add "
+                    f"`{program}` to the image")
+    if any(line.startswith("@probe passed") for line in lines):
+        return ok(f"its program runs in {image}")
+    return fail(f"could not tell: {_tail(probe.text, 2)}")
+
+
 def check_bucket(facts: Facts, cfg: Config, hf: HostFacts | None) -> Outcome:
     backup = cfg.backup
     if backup is None:
         return skip("no backup section in this environment")
     where = f"s3://{backup.bucket} at {backup.endpoint_url or 'AWS ' + backup.region}"
+    missing = _unset_outcome(cfg, *_backup_keys(backup))
+    if missing:
+        return missing
     fact = facts.bucket
     if fact is None:
         return fail("not looked at")
@@ -589,9 +611,28 @@ def check_bucket(facts: Facts, cfg: Config, hf: HostFacts | None) -> Outcome:
                 "reaches the endpoint")
 
 
+def check_registry(facts: Facts, cfg: Config, hf: HostFacts | None) -> Outcome:
+    reg = cfg.registry
+    if reg is None:
+        return skip("no registry: the images are public")
+    missing = _unset_outcome(cfg, reg.password)
+    if missing:
+        return missing
+    fact = facts.registry
+    if fact is None:
+        return fail("not looked at")
+    if fact.error is not None:
+        return fail(fact.error)
+    who = f" as {reg.username}" if reg.username else ""
+    return ok(f"{reg.server} lets this machine read {cfg.app.image}{who} ({fact.tags} tags)")
+
+
 def check_backup_age(facts: Facts, cfg: Config, hf: HostFacts | None) -> Outcome:
     if cfg.backup is None:
         return skip("no backup section in this environment")
+    missing = _unset_outcome(cfg, *_backup_keys(cfg.backup))
+    if missing:
+        return missing
     fact = facts.backup_age
     if fact is None:
         return fail("not looked at")
@@ -646,14 +687,17 @@ CHECKS: tuple[Check, ...] = (
           "challenges", remote=True),
     Check("dns", "env", check_dns, "point each domain's A/AAAA records at a host",
           reads_facts=True),
+    Check("healthcheck", "host", check_healthcheck,
+          "set app.healthcheck.command to a check the image can run", remote=True),
     Check("database", "host", check_database,
           "check the database URL and that the server admits this host", remote=True),
     Check("bucket", "env", check_bucket, "check the backup section and its credentials"),
+    Check("registry", "env", check_registry,
+          "check registry.server, the credentials' secret and that the token may read the "
+          "image (deploys need it)"),
     Check("backup-age", "env", check_backup_age,
           "check the scheduled backups; the limit is checks.max_backup_age_hours"),
-    Check("certificates", "host", check_certificates,
-          "Traefik renews Let's Encrypt certificates 30 days before expiry: read its log on "
-          "the host for ACME errors, and check that DNS and ports 80/443 reach it"),
+    Check("certificates", "host", check_certificates, certs.RENEWAL_FIX),
 )
 CHECK_NAMES = tuple(check.name for check in CHECKS)
 
@@ -706,14 +750,18 @@ def service_file(url: str) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def facts_step(cfg: Config, *, database: bool) -> Step:
+def facts_step(cfg: Config, *, database: bool, health: bool = True) -> Step:
     """The one remote command that gathers a host's facts."""
-    probe_db = database and cfg.database.url is not None
+    from fabfile.deploy import rollout
+
+    probe_db = database and cfg.database.url is not None and not cfg.database.url.placeholder
     backup_dir = cfg.backup.cache_dir if cfg.backup else ""
     image = cfg.checks.db_client_image if probe_db else ""
     stdin = service_file(cfg.database.url.reveal()) if probe_db and cfg.database.url else b""
-    return script("gather host facts", FACTS_SCRIPT, cfg.deploy.app_dir, backup_dir, image,
-                  PG_PROBE, stdin=stdin, check=False, timeout=180.0)
+    cache, app_image, spec = rollout.probe_args(cfg, cfg.image_ref)
+    return SCRIPTS.step("gather host facts", "facts", cfg.deploy.app_dir, backup_dir, image,
+                        SCRIPTS.body("pg_probe"), cfg.project, cfg.app.name, app_image, cache,
+                        spec if health else "", stdin=stdin, check=False, timeout=180.0)
 
 
 def resolve(name: str) -> tuple[str, ...] | str:
@@ -758,6 +806,16 @@ def probe_bucket(backup: Backup) -> BucketFact:
     return BucketFact()
 
 
+def probe_registry(cfg: Config) -> RegistryFact:
+    """List the image's tags: the credentials work and may read it."""
+    from fabfile import registry
+
+    try:
+        return RegistryFact(tags=len(registry.tags(cfg)))
+    except UserError as exc:
+        return RegistryFact(error=exc.message)
+
+
 def probe_backup_age(cfg: Config) -> BackupAgeFact:
     """Ask the backup engine for the age of the newest complete backup."""
     try:
@@ -784,7 +842,8 @@ def host_facts(cfg: Config, host: Host, *, selected: set[str],
     if any((c.remote or c.reads_facts) and c.name in selected for c in CHECKS):
         transport = connect(host)
         try:
-            result = transport.probe(facts_step(cfg, database="database" in selected))
+            result = transport.probe(facts_step(cfg, database="database" in selected,
+                                                health="healthcheck" in selected))
             probes = parse_probes(result.stdout)
             if not probes:
                 ssh_error = (f"the facts script gave no answer (exit {result.exit_code}): "
@@ -796,7 +855,7 @@ def host_facts(cfg: Config, host: Host, *, selected: set[str],
     resolved = resolve(host.address) if "dns" in selected else ()
     reports: list[certs.CertReport] = []
     if "certificates" in selected and cfg.traefik.enabled:
-        reports = certs.probe_all((certs.Endpoint(domain, host.address) for domain in cfg.domains),
+        reports = certs.probe_all(certs.on_host(cfg.domains, host.address),
                                   ca_file=ca_file, timeout=timeout)
     return HostFacts(host, ssh_error, probes,
                      resolved if isinstance(resolved, tuple) else (), tuple(reports))
@@ -813,15 +872,19 @@ def gather(cfg: Config, *, selected: Iterable[str] = CHECK_NAMES, ca_file: str |
         dns: dict[str, Future[tuple[str, ...] | str]] = {}
         if "dns" in wanted and cfg.traefik.enabled:
             dns = {domain: pool.submit(resolve, domain) for domain in cfg.domains}
+        s3 = cfg.backup is not None and not unset(*_backup_keys(cfg.backup))
         bucket = (pool.submit(probe_bucket, cfg.backup)
-                  if "bucket" in wanted and cfg.backup else None)
-        age = (pool.submit(probe_backup_age, cfg)
-               if "backup-age" in wanted and cfg.backup else None)
+                  if "bucket" in wanted and cfg.backup and s3 else None)
+        age = pool.submit(probe_backup_age, cfg) if "backup-age" in wanted and s3 else None
+        reg = cfg.registry
+        listed = (pool.submit(probe_registry, cfg) if "registry" in wanted and reg is not None
+                  and not unset(reg.password) else None)
         return Facts(
             hosts=tuple(f.result() for f in hosts),
             dns={domain: f.result() for domain, f in dns.items()},
             bucket=bucket.result() if bucket else None,
             backup_age=age.result() if age else None,
+            registry=listed.result() if listed else None,
         )
 
 

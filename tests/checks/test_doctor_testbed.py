@@ -8,8 +8,7 @@ Compose v2 (no old Docker can be installed here), a 2 MB tmpfs as app_dir, a pro
 container holding the web ports, a database that is down or speaks no TLS, a missing bucket,
 a certificate about to expire, domains that point elsewhere or nowhere.
 
-Traefik cannot run here; where a passing run needs it, a TLS server that names its process
-`traefik` holds 443 (the doctor knows Traefik by the name of the process holding the port).
+Traefik cannot run here; where a passing run needs it, `hostbed.fake_traefik` holds 443.
 """
 
 from __future__ import annotations
@@ -18,10 +17,8 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,12 +27,13 @@ import pytest
 
 from fabfile.checks import doctor
 from fabfile.config import Config, load_config
+from tests.checks import hostbed
 from tests.checks.tls import Pem, make_ca, make_leaf, make_self_signed
 from tests.checks.tlsserve import tls_server
 from tests.helpers import INV, env_tree
-from tests.support.docker import TEST_LABEL, DockerEngine, docker, file_lock, remove_labelled
+from tests.support.docker import TEST_LABEL, DockerEngine, docker, remove_labelled
 from tests.support.images import ImageSet
-from tests.support.net import free_port, wait_for_port
+from tests.support.net import free_port
 from tests.support.postgres import PgCluster
 from tests.support.s3 import S3Server
 from tests.support.sshd import SshServer, start_sshd, write_wrong_known_hosts
@@ -43,8 +41,6 @@ from tests.support.sshd import SshServer, start_sshd, write_wrong_known_hosts
 pytestmark = pytest.mark.testbed
 
 DOMAIN = "app.doctor.test"
-WEB_PORTS_LOCK = Path("/tmp/shipyard-web-ports.lock")
-TLSSERVE = Path(__file__).with_name("tlsserve.py")
 OLD_DOCKER = """#!/bin/sh
 # Answers as Docker 19.03 without the Compose v2 plugin; everything else goes to the real CLI.
 case "$1" in
@@ -138,7 +134,8 @@ def secrets(bed: Bed, db_url: str | None = None) -> dict[str, str]:
 def make_env(tmp_path: Path, bed: Bed, *, key: str = "root", known_hosts: Path | None = None,
              port: int | None = None, domains: list[str] | None = None,
              app_dir: Path | None = None, bucket: str | None = None,
-             checks: dict[str, Any] | None = None) -> Path:
+             checks: dict[str, Any] | None = None,
+             app: dict[str, Any] | None = None) -> Path:
     """An environments dir with `doctor.yaml`: the test bed as an environment's host."""
     host = bed.server.host
     doctor_yaml = {
@@ -147,6 +144,8 @@ def make_env(tmp_path: Path, bed: Bed, *, key: str = "root", known_hosts: Path |
                    "key_file": str(bed.keys[key]),
                    "known_hosts": str(known_hosts or host.known_hosts), "connect_timeout": 5}],
         "deploy": {"app_dir": str(app_dir or tmp_path / "srv" / "app")},
+        # The roster app's image is on the host, so the healthcheck check runs for real.
+        "app": app or {"image": "shipyard-test/roster", "tag": "v2"},
         "database": {"url": {"secret": "DOCTOR_DATABASE_URL"}},
         "backup": {"bucket": bucket or bed.bucket, "endpoint_url": bed.s3.endpoint_url,
                    "region": bed.s3.region, "cache_dir": str(tmp_path / "cache"),
@@ -170,46 +169,16 @@ def verdicts(cfg: Config, *checks: str) -> dict[str, doctor.Result]:
 
 @pytest.fixture
 def web_ports() -> Iterator[None]:
-    """Hold 80/443 for this test across concurrent sessions, and insist they start free."""
-    with file_lock(WEB_PORTS_LOCK):
-        for port in (80, 443):
-            with socket.socket() as probe:
-                busy = probe.connect_ex(("127.0.0.1", port)) == 0
-            assert not busy, f"127.0.0.1:{port} is in use by something outside this test"
+    with hostbed.web_ports():
         yield
-
-
-@contextmanager
-def fake_traefik(pem: Pem) -> Iterator[int]:
-    """`tlsserve.py` on 127.0.0.1:443 in a process named `traefik`, stopped after the block."""
-    proc = subprocess.Popen(
-        [sys.executable, str(TLSSERVE), "--port", "443", "--cert", str(pem.cert), "--key",
-         str(pem.key), "--seconds", "120", "--process-name", "traefik"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(443, timeout=10)
-        yield proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def run_doctor_in_namespace(tmp_path: Path, root: Path, bed: Bed, hosts: str,
                             *args: str) -> subprocess.CompletedProcess[str]:
-    """`inv doctor` with /etc/hosts and /etc/resolv.conf replaced in a private mount namespace:
-    names resolve from `hosts`, and any other lookup goes to 127.0.0.1, where nothing answers."""
-    hosts_file = tmp_path / "hosts"
-    hosts_file.write_text(f"127.0.0.1 localhost\n{hosts}\n")
-    resolv = tmp_path / "resolv.conf"
-    resolv.write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
-    script = ('mount --bind "$1" /etc/hosts && mount --bind "$2" /etc/resolv.conf && shift 2 '
-              '&& exec "$@"')
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCTOR_")}
-    env.update(secrets(bed), NO_COLOR="1", COLUMNS="200", DEPLOY_ENVIRONMENTS_DIR=str(root))
-    return subprocess.run(
-        ["unshare", "--mount", "sh", "-c", script, "sh", str(hosts_file), str(resolv), INV,
-         "doctor", "--env=doctor", *args],
-        env=env, capture_output=True, text=True, timeout=180, check=False)
+    """`inv doctor` where names resolve from `hosts` (see `hostbed.run_with_hosts`)."""
+    env = {k: v for k, v in hostbed.base_env().items() if not k.startswith("DOCTOR_")}
+    env.update(secrets(bed), DEPLOY_ENVIRONMENTS_DIR=str(root))
+    return hostbed.run_with_hosts(tmp_path, hosts, [INV, "doctor", "--env=doctor", *args], env)
 
 
 def lines(stdout: str) -> dict[str, str]:
@@ -231,8 +200,8 @@ def lines(stdout: str) -> dict[str, str]:
 
 def test_a_healthy_environment_passes(tmp_path: Path, bed: Bed, web_ports: None) -> None:
     root = make_env(tmp_path, bed)
-    checks = [c for c in doctor.CHECK_NAMES if c != "backup-age"]
-    with fake_traefik(bed.good) as pid:
+    checks = [c for c in doctor.CHECK_NAMES if c not in ("backup-age", "registry")]
+    with hostbed.fake_traefik(bed.good) as pid:
         proc = run_doctor_in_namespace(tmp_path, root, bed, f"127.0.0.1 {DOMAIN}",
                                        f"--only={','.join(checks)}")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -241,6 +210,7 @@ def test_a_healthy_environment_passes(tmp_path: Path, bed: Bed, web_ports: None)
     assert all(line.startswith("ok ") for line in found.values()), proc.stdout
     host = f"root@127.0.0.1:{bed.server.host.port}"
     assert host in found["ssh"] and "host key matches" in found["ssh"]
+    assert "its program runs in shipyard-test/roster:v2" in found["healthcheck"]
     assert "Docker Engine 20." in found["docker"] or "Docker Engine 2" in found["docker"]
     assert "Docker Compose 2." in found["compose"]
     assert "GB free on " in found["disk"]
@@ -250,7 +220,7 @@ def test_a_healthy_environment_passes(tmp_path: Path, bed: Bed, web_ports: None)
     assert "(PostgreSQL 15." in found["database"]
     assert f"s3://{bed.bucket} at {bed.s3.endpoint_url} reachable" in found["bucket"]
     assert f"{DOMAIN}: 89 days left (Shipyard Test CA (Shipyard Tests))" in found["certificates"]
-    assert "9 ok, 0 failed, 0 skipped" in proc.stdout
+    assert "10 ok, 0 failed, 0 skipped" in proc.stdout
 
 
 def test_dns_pointing_elsewhere_or_nowhere_fails_with_the_fix(tmp_path: Path, bed: Bed) -> None:
@@ -444,6 +414,17 @@ def test_the_facts_take_one_remote_command(tmp_path: Path, bed: Bed) -> None:
     assert transport.round_trips == 1
     probes = doctor.parse_probes(result.stdout)
     assert list(probes) == ["docker", "compose", "disk", "listeners", "containers", "addresses",
+                            "healthcheck",
                             "database"]
     assert all(p.rc == 0 for p in probes.values()), probes
     assert probes["database"].text.startswith("t|TLSv1.")
+
+
+def test_a_healthcheck_the_image_cannot_run_fails_naming_the_program(tmp_path: Path,
+                                                                     bed: Bed) -> None:
+    """The busybox app image has no Python: the default check could never pass there."""
+    root = make_env(tmp_path, bed, app={"image": "shipyard-test/app", "tag": "v1"})
+    found = verdicts(config(root, bed), "healthcheck")["healthcheck"]
+    assert found.status == "fail", found
+    assert found.detail.startswith("`python3` is not in shipyard-test/app:v1"), found
+    assert found.fix is not None and "app.healthcheck.command" in found.fix

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from .verify import TableVerdict
 from .workers import Pool, Task, TaskFailed, connect_target
 
 SCHEMA_MODES = ("infer", "existing")
+ALEMBIC_VERSION = "alembic_version"
 VERIFY_MODES = ("counts", "checksums")
 BAD_ROW_MODES = ("fail", "quarantine")
 
@@ -120,9 +121,10 @@ def migrate(sqlite_path: Path, target_url: str, options: MigrateOptions | None =
                             "written):\n  " + "\n  ".join(plan.blockers) + "\nRename these in "
                             "the SQLite database (the app's own migrations), then run again")
         conn = target.connect(target_url)
+        filled: list[str] = []
         try:
             if options.schema == "existing":
-                plan = target.plan_existing(plan, conn)
+                plan, filled = target.plan_existing(plan, conn)
             else:
                 plan = target.check_defaults(conn, plan)
             existing = target.relations(conn)
@@ -146,6 +148,9 @@ def migrate(sqlite_path: Path, target_url: str, options: MigrateOptions | None =
     created: dict[str, Any] = {"tables": [], "views": [], "collation": None, "filled": []}
     previous_sigterm = _sigterm_as_interrupt()
     try:
+        if filled:
+            with _phase(report, "compare filled tables"):
+                plan = _skip_equal(pool, plan, filled, sqlite_path, target_url, report)
         with _phase(report, "preflight"):
             bad, sizes, chunks, spilled = _preflight(pool, plan, ui)
         skip: Keys = {}
@@ -411,9 +416,8 @@ def _load(pool: Pool, plan: SchemaPlan, options: MigrateOptions, skip: Keys, ui:
     for t in plan.tables:
         deps: set[str] = set()
         if existing_mode:
-            deps = {f"copy:{fk.source_parent}" for fk in plan.foreign_keys
-                    if fk.source_table == t.source and fk.source_parent != t.source
-                    and not _reaches(plan, fk.source_parent, t.source)}
+            deps = {f"copy:{parent}" for child, parent in plan.load_after
+                    if child == t.source and not _reaches(plan.load_after, parent, t.source)}
         graph.append(Task(f"copy:{t.source}", "copy",
                           {"t": t, "excluded": skip.get(t.source), "chunks": chunks.get(t.source),
                            "spilled": spilled.get(t.source), "freeze": not existing_mode},
@@ -478,8 +482,8 @@ def _load(pool: Pool, plan: SchemaPlan, options: MigrateOptions, skip: Keys, ui:
     return sorted(reports.values(), key=lambda r: order[r.table]), verdicts
 
 
-def _reaches(plan: SchemaPlan, start: str, goal: str) -> bool:
-    """Whether GOAL is reachable from START along foreign keys (child -> parent)."""
+def _reaches(edges: tuple[tuple[str, str], ...], start: str, goal: str) -> bool:
+    """Whether GOAL is reachable from START along EDGES (child -> parent)."""
     seen: set[str] = set()
     stack = [start]
     while stack:
@@ -489,8 +493,64 @@ def _reaches(plan: SchemaPlan, start: str, goal: str) -> bool:
         if cur in seen:
             continue
         seen.add(cur)
-        stack.extend(fk.source_parent for fk in plan.foreign_keys if fk.source_table == cur)
+        stack.extend(parent for child, parent in edges if child == cur)
     return False
+
+
+def _skip_equal(pool: Pool, plan: SchemaPlan, filled: list[str], sqlite_path: Path,
+                url: str, report: MigrationReport) -> SchemaPlan:
+    """`existing` mode: FILLED tables already hold rows in the target. Those whose rows equal
+    the source's (checksums) are left as they are and out of the plan, with a note; any other
+    refuses the run before anything is written (target data is never deleted)."""
+    tables = [plan.table(name) for name in filled]
+    sums = pool.run([Task(f"sum:{t.source}", "source_checksum", {"t": t}, priority=t.row_count)
+                     for t in tables])
+    checked = pool.run([Task(f"verify:{t.source}", "verify",
+                             {"t": t, "checksum": sums[f"sum:{t.source}"], "mode": "checksums"},
+                             priority=t.row_count) for t in tables])
+    differ: list[str] = []
+    for t in tables:
+        verdict, _secs = checked[f"verify:{t.source}"]
+        if not verdict.ok:
+            differ.append(_difference(t, verdict, sqlite_path, url))
+            continue
+        report.notes.append(Note("info", f"table {t.source}", f"already in the target with the "
+                                 f"same {verdict.target_rows} row(s): left as it is, not copied"))
+    if differ:
+        alembic = any(t.name == ALEMBIC_VERSION for t in tables)
+        raise UserError(
+            "the target already holds rows that differ from the source's (nothing was "
+            "written):\n  " + "\n  ".join(differ) + "\n"
+            + ("Make both the same Alembic revision: migrate the SQLite database with the "
+               "release whose migrations made the target, or make the target with the "
+               "release the SQLite database is at; then run again" if alembic else
+               "--schema=existing fills empty tables only: start from a fresh database made "
+               "by the app's migrations (or empty these tables yourself), then run again"))
+    skip = set(filled)
+    return replace(plan, tables=tuple(t for t in plan.tables if t.source not in skip),
+                   load_after=tuple((c, p) for c, p in plan.load_after
+                                    if c not in skip and p not in skip))
+
+
+
+def _difference(t: PlanTable, verdict: TableVerdict, sqlite_path: Path, url: str) -> str:
+    """One line on how T differs; for Alembic's table, the revisions on each side."""
+    column = next((c.source for c in t.columns if c.name == "version_num"), None)
+    if t.name != ALEMBIC_VERSION or column is None:
+        return f"table {t.name}: {verdict.detail}"
+    src = open_readonly(sqlite_path)
+    try:
+        ours = sorted(str(r[0]) for r in src.execute(f"SELECT {qi(column)} FROM {qi(t.source)}"))
+    finally:
+        src.close()
+    conn = connect_target(url)
+    try:
+        theirs = sorted(str(r[0]) for r in conn.execute(
+            f"SELECT version_num FROM {quote_ident(t.name)}").fetchall())
+    finally:
+        conn.close()
+    return (f"{t.name}: the target is at revision {', '.join(theirs) or '(none)'}, the SQLite "
+            f"database at {', '.join(ours) or '(none)'}")
 
 
 def _finish(url: str, sqlite_path: Path, plan: SchemaPlan, skip: Keys, bad: list[BadRow],

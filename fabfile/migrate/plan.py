@@ -126,6 +126,9 @@ class SchemaPlan:
     blockers: tuple[str, ...] = ()
     """What PostgreSQL cannot hold as it is (a column named like a system column, an empty
     name): the run refuses the schema up front, listing all of them."""
+    load_after: tuple[tuple[str, str], ...] = ()
+    """(child, parent) source tables, in `existing` mode: the target's own foreign keys, which
+    check rows as they land, so a child's copy starts once its parent's is committed."""
 
     def table(self, source: str) -> PlanTable:
         for t in self.tables:

@@ -68,15 +68,19 @@ def existing_columns(conn: psycopg.Connection, table: str) -> list[ExistingColum
             for r in rows]
 
 
-def plan_existing(plan: SchemaPlan, conn: psycopg.Connection) -> SchemaPlan:
-    """`--schema=existing`: copy into the app's own tables, by column name, typed by the target.
+def plan_existing(plan: SchemaPlan, conn: psycopg.Connection) -> tuple[SchemaPlan, list[str]]:
+    """`--schema=existing`: copy into the app's own tables, by column name, typed by the target;
+    also the source tables whose target table already holds rows (the engine copies them only
+    if they are found equal to the source's, see `engine._skip_equal`).
 
     Every source column must find a target column (else data would be lost); target columns
-    the source lacks must be nullable or have a default. Tables must be empty.
+    the source lacks must be nullable or have a default. No constraint is created: the
+    target's own foreign keys order the copies (`SchemaPlan.load_after`).
     """
     have = relations(conn)
     tables: list[PlanTable] = []
     problems: list[str] = []
+    filled: list[str] = []
     for t in plan.tables:
         name = t.name if t.name in have else next(
             (n for n in have if n.lower() == t.name.lower() and have[n] in "rp"), None)
@@ -108,8 +112,7 @@ def plan_existing(plan: SchemaPlan, conn: psycopg.Connection) -> SchemaPlan:
             got = cur.execute(f"SELECT EXISTS (SELECT 1 FROM {quote_ident(name)})").fetchone()
         conn.rollback()
         if got and got[0]:
-            problems.append(f"target table {name!r} is not empty (--schema=existing needs "
-                            "empty tables)")
+            filled.append(t.source)
         order_key = None
         if t.order_key:
             src = next(c.source for c in t.columns if c.name == t.order_key)
@@ -118,8 +121,23 @@ def plan_existing(plan: SchemaPlan, conn: psycopg.Connection) -> SchemaPlan:
                               identity=seq_col, existing=True))
     if problems:
         raise UserError("the target schema does not fit the source:\n  " + "\n  ".join(problems))
+    source_of = {t.name: t.source for t in tables}
+    load_after = tuple(sorted({(source_of[child], source_of[parent])
+                               for child, parent in foreign_keys(conn)
+                               if child in source_of and parent in source_of and child != parent}))
     return replace(plan, tables=tuple(tables), indexes=(), foreign_keys=(), checks=(), views=(),
-                   uses_nocase=False)
+                   uses_nocase=False, load_after=load_after), filled
+
+
+def foreign_keys(conn: psycopg.Connection) -> list[tuple[str, str]]:
+    """(child, parent) table of every foreign key in the current schema."""
+    rows = conn.execute(
+        "SELECT ch.relname, pa.relname FROM pg_constraint k "
+        "JOIN pg_class ch ON ch.oid = k.conrelid JOIN pg_class pa ON pa.oid = k.confrelid "
+        "JOIN pg_namespace n ON n.oid = ch.relnamespace "
+        "WHERE k.contype = 'f' AND n.nspname = current_schema()").fetchall()
+    conn.rollback()
+    return [(str(r[0]), str(r[1])) for r in rows]
 
 
 def drop_created(conn: psycopg.Connection, *, tables: list[str], views: list[str],

@@ -103,6 +103,11 @@ def test_bad_rows_found_mid_table_write_nothing(make_db: Make, pg_db: str, run: 
     assert tables(pg_db) == []
 
 
+def _sigint_default() -> None:
+    """A run started from a background job inherits SIGINT ignored (POSIX, no job control)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_run_removes_its_spill_files_and_writes_nothing(
         roster1: Path, pg_db: str, tmp_path: Path, signum: int) -> None:
@@ -112,7 +117,8 @@ def test_interrupted_run_removes_its_spill_files_and_writes_nothing(
         [sys.executable, "-m", "invoke", "db.migrate-from-sqlite", f"--sqlite={roster1}",
          f"--target-url={pg_db}", "--jobs=2"], cwd=ROOT,
         env={**os.environ, "TMPDIR": str(spill_root)},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        preexec_fn=_sigint_default)
     try:
         deadline = time.monotonic() + 60
         while not any(spill_root.glob(f"{PREFIX}*/*.copy")):

@@ -211,6 +211,15 @@ def _put_back(cfg: Config, state: _State) -> list[str]:
     return problems
 
 
+def _schema_made_by(cfg: Config, found: facts.Facts, schema: str) -> bool:
+    """Whether the image the deploy brings up is the one whose migrations just made the
+    target schema (`--schema=existing` from the current release running it): its migrate
+    step would find nothing to do, so the window skips it."""
+    return schema == "existing" and any(
+        c.image == cfg.image_ref for c in found.service(cfg.app.name)
+        if c.release == found.current and c.state == "running")
+
+
 def cutover(cfg: Config, opts: CutoverOptions) -> None:
     """Run the cutover (see the module docstring); raise UserError saying why it failed."""
     target = check_config(cfg)
@@ -269,7 +278,8 @@ def cutover(cfg: Config, opts: CutoverOptions) -> None:
                 ui.ok(f"{host}: {steps.marker_path(cfg)} = postgres")
                 state.deployed = True
                 execute.deploy(postgres_config(cfg), DeployOptions(
-                    yes=True, holder=state.holder, during_maintenance=True))
+                    yes=True, holder=state.holder, during_maintenance=True,
+                    skip_migrations=_schema_made_by(cfg, found, opts.schema)))
                 state.drained = state.marker = False
                 state.deployed = False
     except (UserError, KeyboardInterrupt) as exc:

@@ -36,6 +36,7 @@ from fabfile.config import Backup, Config, Host
 from fabfile.config.secrets import redact
 from fabfile.errors import UserError
 from fabfile.remote import Step, connect, script
+from fabfile.swarm.topology import advertise, control
 
 MIN_DOCKER = (20, 10)
 MIN_COMPOSE = (2, 17)
@@ -79,6 +80,10 @@ probe listeners ss -Hltnp
 probe containers docker ps --format \
   '{"Names":{{json .Names}},"Image":{{json .Image}},"Ports":{{json .Ports}}}'
 probe addresses addresses
+cluster='{{if .Swarm.Cluster}}{{.Swarm.Cluster.ID}}{{else}}-{{end}}'
+node_addr='{{if .Swarm.NodeAddr}}{{.Swarm.NodeAddr}}{{else}}-{{end}}'
+probe swarm docker info --format \
+  "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}} $cluster $node_addr"
 if [ -n "$pg_image" ]; then
   printf '\n@@begin database\n'
   docker run --rm -i --network host --pull missing --entrypoint sh "$pg_image" \
@@ -395,6 +400,8 @@ def check_docker(facts: Facts, cfg: Config, hf: HostFacts | None) -> Outcome:
 
 
 def check_compose(facts: Facts, cfg: Config, hf: HostFacts | None) -> Outcome:
+    if cfg.deploy.engine == "swarm":
+        return skip("not needed: deploy.engine is swarm")
     host = _need(hf)
     problem = _docker_problem(_probe(host, "docker"), host.host.user)
     if problem:
@@ -441,6 +448,8 @@ def check_ports(facts: Facts, cfg: Config, hf: HostFacts | None) -> Outcome:
     if not cfg.traefik.enabled:
         return skip("Traefik is disabled in this environment")
     host = _need(hf)
+    if cfg.deploy.engine == "swarm" and host.host != control(cfg):
+        return skip(f"Traefik runs on the first manager, {control(cfg).label}")
     probe = _probe(host, "listeners")
     if probe is None or probe.rc != 0:
         text = probe.text if probe else "no answer"
@@ -461,6 +470,43 @@ def check_ports(facts: Facts, cfg: Config, hf: HostFacts | None) -> Outcome:
     if bad:
         return fail("; ".join(bad + parts))
     return ok("; ".join(parts))
+
+
+def _swarm_state(hf: HostFacts) -> tuple[str, bool, str, str] | None:
+    """(state, is a manager, cluster id, node address) from the `swarm` probe."""
+    probe = _probe(hf, "swarm")
+    parts = probe.text.split() if probe and probe.rc == 0 else []
+    if len(parts) != 4:
+        return None
+    return parts[0], parts[1] == "true", parts[2].strip("-"), parts[3].strip("-")
+
+
+def check_swarm(facts: Facts, cfg: Config, hf: HostFacts | None) -> Outcome:
+    if cfg.deploy.engine != "swarm":
+        return skip("deploy.engine is compose")
+    host = _need(hf)
+    state = _swarm_state(host)
+    if state is None:
+        return fail("cannot read the host's swarm state (`docker info` failed)")
+    status, manager, cluster, addr = state
+    if status != "active":
+        return fail(f"not in a swarm (state {status})",
+                    f"run `inv setup --env={cfg.env}` to form or join the swarm")
+    want = host.host.role or "worker"
+    if (want == "manager") != manager:
+        return fail(f"a {'manager' if manager else 'worker'} of the swarm, configured as a "
+                    f"{want}", f"run `inv setup --env={cfg.env}` (it promotes or demotes)")
+    head = next((h for h in facts.hosts if h.host == control(cfg)), None)
+    head_state = _swarm_state(head) if head is not None else None
+    if head_state is not None and head_state[2] and cluster != head_state[2]:
+        return fail(f"in another swarm (cluster {cluster[:12]}) than {control(cfg).label} "
+                    f"(cluster {head_state[2][:12]})",
+                    "run `docker swarm leave --force` on it, then `inv setup`")
+    expected = advertise(host.host)
+    if addr and addr != expected:
+        return fail(f"advertises {addr}, configured as {expected}",
+                    "fix hosts[].advertise_address, or rejoin the node with that address")
+    return ok(f"{'manager' if manager else 'worker'} of swarm {cluster[:12]}, at {addr}")
 
 
 def _holders(port: int, listeners: list[Listener],
@@ -638,6 +684,8 @@ CHECKS: tuple[Check, ...] = (
           f"install or upgrade Docker Engine: {DOCKER_INSTALL}", remote=True),
     Check("compose", "host", check_compose,
           "upgrade the Docker Compose v2 plugin (docker-compose-plugin)", remote=True),
+    Check("swarm", "host", check_swarm, "run `inv setup` for the environment",
+          remote=True),
     Check("disk", "host", check_disk,
           "free space (docker system prune, old releases, backup cache) or grow the disk; "
           "the threshold is checks.min_free_disk_gb", remote=True),

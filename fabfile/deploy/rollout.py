@@ -85,6 +85,10 @@ def roll_steps(cfg: Config, compose: str, old_ids: Sequence[str], *,
 
 def abort_wait(cfg: Config) -> float:
     """How long `finish.sh` waits for an interrupted phase to undo or complete itself."""
+    if cfg.deploy.engine == "swarm":
+        from fabfile.swarm.plan import converge_timeout
+
+        return 2 * converge_timeout(cfg) + 30
     return 2 * drain_bound(cfg) + 30
 
 

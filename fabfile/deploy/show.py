@@ -63,14 +63,24 @@ def show_status(cfg: Config, host: str, facts: Facts) -> None:
     console.print(f"[bold]{host}[/]: Docker {facts.docker or 'missing'}, Compose "
                   f"{facts.compose or 'missing'}, {cfg.deploy.app_dir} "
                   f"{'present' if facts.app_dir else 'MISSING (run inv setup)'}")
-    rows = [[("* " if r.id == facts.current else "  ") + r.id,
-             "live" if r.live else "staged (never live)"] for r in reversed(facts.releases)]
-    console.print(ui.table("releases (* = current)", ["release", "state"], rows or [["none", ""]]))
+    show_releases(facts)
     crows = [[c.name, c.service, c.image, c.state, c.health, c.release or "?"]
              for c in sorted(facts.containers, key=lambda c: (c.service, c.name))
              if not c.oneoff]
     console.print(ui.table("containers", ["name", "service", "image", "state", "health",
                                           "release"], crows or [["none", "", "", "", "", ""]]))
+    show_lock(facts)
+
+
+def show_releases(facts: Facts) -> None:
+    rows = [[("* " if r.id == facts.current else "  ") + r.id,
+             "live" if r.live else "staged (never live)"] for r in reversed(facts.releases)]
+    ui.console.print(ui.table("releases (* = current)", ["release", "state"],
+                              rows or [["none", ""]]))
+
+
+def show_lock(facts: Facts) -> None:
+    """The lock's holder and the last audit entry."""
     holder = lock.describe(facts.holder) if facts.lock == "held" else "free"
-    console.print(f"lock: {holder}")
-    console.print(f"last: {audit.summary(facts.last_audit)}")
+    ui.console.print(f"lock: {holder}")
+    ui.console.print(f"last: {audit.summary(facts.last_audit)}")

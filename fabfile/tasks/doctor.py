@@ -52,8 +52,8 @@ def print_results(results: list[checks.Result]) -> None:
 
 @task(help={
     "env": ENV_HELP,
-    "only": "comma-separated checks to run: ssh, docker, compose, disk, ports, dns, database, "
-            "bucket, backup-age, certificates",
+    "only": "comma-separated checks to run: ssh, docker, compose, swarm, disk, ports, dns, "
+            "database, bucket, backup-age, certificates",
     "ca_file": "PEM file of extra CAs to trust for the certificate check "
                "(default: the environment's checks.ca_file)",
     "timeout": "seconds to wait for each TLS handshake",

@@ -26,6 +26,11 @@ throttle) with its routing table built the way Traefik v3's Swarm provider build
 - **Labels.** The service's labels (`Spec.Labels`, a stack file's `deploy.labels`), not the
   containers'. `project` keeps the services of one stack (`com.docker.stack.namespace`), as a
   `constraints` expression would.
+- **Health checks** (`traefik.http.services.<s>.loadbalancer.healthcheck.path`, `.interval`,
+  `.timeout`; `pkg/healthcheck/healthcheck.go`): every `interval` the servers are probed one
+  after the other (GET, `timeout` each, default 5 s); one that fails (no 2xx or 3xx answer)
+  gets no request until a probe succeeds again. A new routing table starts with every server
+  up (Traefik builds new load balancers on a configuration change).
 
 The proxy runs in this process and listens on 127.0.0.1, but it dials servers from inside a
 container attached to the overlay network (`dial_from`: a network namespace file such as
@@ -41,15 +46,17 @@ import http.client
 import json
 import os
 import queue
+import re
 import socket
 import threading
 import time
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
-from .front import Front, RoutingTable, Server, build_table
+from .front import Front, Router, RoutingTable, Server, build_table
 
 STACK_LABEL = "com.docker.stack.namespace"
 DEFAULT_REFRESH = 15.0
@@ -116,6 +123,39 @@ def swarm_containers(services: Iterable[Mapping[str, Any]], tasks: Iterable[Mapp
                 out.append(_container(str(task["ID"]), f"{name}.{slot}", labels, attached,
                                       wanted))
     return out
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """A service's `loadbalancer.healthcheck` labels."""
+
+    path: str
+    interval: float = 30.0
+    timeout: float = 5.0
+
+
+def _seconds(text: str | None, default: float) -> float:
+    match = re.fullmatch(r"\s*([0-9.]+)\s*(ms|s|m)?\s*", text or "")
+    if not match:
+        return default
+    value = float(match.group(1))
+    return {"ms": value / 1000, "m": value * 60}.get(match.group(2) or "s", value)
+
+
+def health_checks(services: Iterable[Mapping[str, Any]]) -> dict[str, HealthCheck]:
+    """Traefik service name -> its health check, from the services' labels."""
+    found: dict[str, HealthCheck] = {}
+    for service in services:
+        labels: Mapping[str, str] = (service.get("Spec") or {}).get("Labels") or {}
+        for key, value in labels.items():
+            match = re.fullmatch(r"traefik\.http\.services\.([^.]+)\.loadbalancer\."
+                                 r"healthcheck\.path", key)
+            if match:
+                prefix = key.removesuffix("path")
+                found[match.group(1)] = HealthCheck(
+                    value, _seconds(labels.get(prefix + "interval"), 30.0),
+                    _seconds(labels.get(prefix + "timeout"), 5.0))
+    return found
 
 
 def _container(cid: str, name: str, labels: Mapping[str, str],
@@ -194,6 +234,8 @@ class SwarmFront(Front):
         self.refresh = refresh
         self.dial_from = dial_from
         self.polls = 0
+        self.health: dict[str, HealthCheck] = {}
+        self.down: set[str] = set()
         self._dialer: NetnsDialer | None = None
         self._polled: RoutingTable | None = None
 
@@ -201,6 +243,7 @@ class SwarmFront(Front):
         if self._dialer is None:
             self._dialer = NetnsDialer(self.dial_from)
         super().start()
+        self._spawn(self._health_loop, "health")
         return self
 
     def stop(self) -> None:
@@ -219,6 +262,8 @@ class SwarmFront(Front):
         tasks = api.get(f"/tasks?filters={filters}")
         scope = urllib.parse.quote(json.dumps({"scope": ["swarm"]}))
         networks = {n["Id"]: n["Name"] for n in api.get(f"/networks?filters={scope}")}
+        self.health = health_checks(s for s in services if self.project is None or (
+            (s.get("Spec") or {}).get("Labels") or {}).get(STACK_LABEL) == self.project)
         table = build_table(swarm_containers(services, tasks, networks, project=self.project),
                             network=self.network, exposed_by_default=self.exposed_by_default)
         self.polls += 1
@@ -250,3 +295,56 @@ class SwarmFront(Front):
     def _new_connection(self, server: Server) -> http.client.HTTPConnection:
         assert self._dialer is not None
         return _NetnsConnection(self._dialer, server.ip, server.port, self.connect_timeout)
+
+    def _next_server(self, host: str) -> tuple[Router | None, Server | None]:
+        """Round-robin over the servers of the matched router's service that are up."""
+        table = self._table
+        router = table.match(host)
+        if router is None:
+            return None, None
+        servers = [s for s in table.services.get(router.service, ())
+                   if s.address not in self.down]
+        if not servers:
+            return router, None
+        with self._lock:
+            index = self._rr[router.service]
+            self._rr[router.service] = index + 1
+        return router, servers[index % len(servers)]
+
+    def _health_loop(self) -> None:
+        """Probe each service's servers every `interval`, one after the other."""
+        table = self._table
+        next_round = time.monotonic()
+        while not self._stopping.is_set():
+            if self._table is not table:
+                table = self._table
+                self.down = set()
+                next_round = time.monotonic()
+            checks = {name: hc for name, hc in self.health.items() if name in table.services}
+            if not checks:
+                if self._stopping.wait(0.2):
+                    return
+                continue
+            interval = min(hc.interval for hc in checks.values())
+            if self._stopping.wait(max(0.0, next_round + interval - time.monotonic())):
+                return
+            next_round = time.monotonic()
+            for name, hc in checks.items():
+                for server in table.services.get(name, ()):
+                    if self._table is not table:
+                        break
+                    if self._probe(server, hc):
+                        self.down.discard(server.address)
+                    else:
+                        self.down.add(server.address)
+
+    def _probe(self, server: Server, hc: HealthCheck) -> bool:
+        assert self._dialer is not None
+        conn = _NetnsConnection(self._dialer, server.ip, server.port, hc.timeout)
+        try:
+            conn.request("GET", hc.path, headers={"Connection": "close"})
+            return 200 <= conn.getresponse().status < 400
+        except (OSError, http.client.HTTPException):
+            return False
+        finally:
+            conn.close()

@@ -82,8 +82,9 @@ probe containers docker ps --format \
 probe addresses addresses
 cluster='{{if .Swarm.Cluster}}{{.Swarm.Cluster.ID}}{{else}}-{{end}}'
 node_addr='{{if .Swarm.NodeAddr}}{{.Swarm.NodeAddr}}{{else}}-{{end}}'
+managers='{{range .Swarm.RemoteManagers}}{{.Addr}},{{end}}-'
 probe swarm docker info --format \
-  "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}} $cluster $node_addr"
+  "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}} $cluster $node_addr $managers"
 if [ -n "$pg_image" ]; then
   printf '\n@@begin database\n'
   docker run --rm -i --network host --pull missing --entrypoint sh "$pg_image" \
@@ -472,41 +473,56 @@ def check_ports(facts: Facts, cfg: Config, hf: HostFacts | None) -> Outcome:
     return ok("; ".join(parts))
 
 
-def _swarm_state(hf: HostFacts) -> tuple[str, bool, str, str] | None:
-    """(state, is a manager, cluster id, node address) from the `swarm` probe."""
+@dataclass(frozen=True)
+class SwarmState:
+    """A host's part in a swarm, from the `swarm` probe. A worker knows no cluster id, only
+    the addresses of the managers it reaches."""
+
+    state: str
+    manager: bool
+    cluster: str
+    addr: str
+    managers: tuple[str, ...]
+
+
+def _swarm_state(hf: HostFacts) -> SwarmState | None:
     probe = _probe(hf, "swarm")
     parts = probe.text.split() if probe and probe.rc == 0 else []
-    if len(parts) != 4:
+    if len(parts) != 5:
         return None
-    return parts[0], parts[1] == "true", parts[2].strip("-"), parts[3].strip("-")
+    managers = tuple(a.rsplit(":", 1)[0] for a in parts[4].strip("-").split(",") if a)
+    return SwarmState(parts[0], parts[1] == "true", parts[2].strip("-"), parts[3].strip("-"),
+                      managers)
 
 
 def check_swarm(facts: Facts, cfg: Config, hf: HostFacts | None) -> Outcome:
     if cfg.deploy.engine != "swarm":
         return skip("deploy.engine is compose")
     host = _need(hf)
-    state = _swarm_state(host)
-    if state is None:
+    found = _swarm_state(host)
+    if found is None:
         return fail("cannot read the host's swarm state (`docker info` failed)")
-    status, manager, cluster, addr = state
-    if status != "active":
-        return fail(f"not in a swarm (state {status})",
+    if found.state != "active":
+        return fail(f"not in a swarm (state {found.state})",
                     f"run `inv setup --env={cfg.env}` to form or join the swarm")
+    role = "manager" if found.manager else "worker"
     want = host.host.role or "worker"
-    if (want == "manager") != manager:
-        return fail(f"a {'manager' if manager else 'worker'} of the swarm, configured as a "
-                    f"{want}", f"run `inv setup --env={cfg.env}` (it promotes or demotes)")
+    if want != role:
+        return fail(f"a {role} of the swarm, configured as a {want}",
+                    f"run `inv setup --env={cfg.env}` (it promotes or demotes)")
     head = next((h for h in facts.hosts if h.host == control(cfg)), None)
-    head_state = _swarm_state(head) if head is not None else None
-    if head_state is not None and head_state[2] and cluster != head_state[2]:
-        return fail(f"in another swarm (cluster {cluster[:12]}) than {control(cfg).label} "
-                    f"(cluster {head_state[2][:12]})",
+    lead = _swarm_state(head) if head is not None else None
+    same = lead is None or (found.cluster == lead.cluster if found.cluster and lead.cluster
+                            else advertise(control(cfg)) in found.managers)
+    if not same:
+        return fail(f"in another swarm than {control(cfg).label} (its managers: "
+                    f"{', '.join(found.managers) or 'none'})",
                     "run `docker swarm leave --force` on it, then `inv setup`")
     expected = advertise(host.host)
-    if addr and addr != expected:
-        return fail(f"advertises {addr}, configured as {expected}",
+    if found.addr and found.addr != expected:
+        return fail(f"advertises {found.addr}, configured as {expected}",
                     "fix hosts[].advertise_address, or rejoin the node with that address")
-    return ok(f"{'manager' if manager else 'worker'} of swarm {cluster[:12]}, at {addr}")
+    return ok(f"{role} of the swarm of {control(cfg).label}, at {found.addr}")
 
 
 def _holders(port: int, listeners: list[Listener],

@@ -12,6 +12,7 @@ stops the worker's engine and starts it again.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +23,7 @@ from fabfile.deploy.rollout import SKIP_DRAIN_VAR
 from tests.support.load import LoadGenerator
 from tests.support.swarm import SwarmBed
 from tests.support.swarm_front import SwarmFront
-from tests.swarm.stack import APP, DOMAIN, REFRESH, THROTTLE, SwarmStack, output
+from tests.swarm.stack import APP, DB_URL, DOMAIN, REFRESH, THROTTLE, SwarmStack, output
 
 pytestmark = pytest.mark.e2e
 
@@ -139,6 +140,40 @@ def test_the_stand_in_fails_requests_when_the_drain_is_skipped(
     assert load.failures(), "skipping the drain should have failed requests: " + load.summary()
     again = stack.inv("deploy", "--yes", "--version=v2")
     assert again.returncode == 0, output(again)
+
+
+def test_plan_status_logs_lock_and_doctor_on_the_swarm(
+        served: tuple[SwarmStack, SwarmFront]) -> None:
+    stack, _ = served
+    version = "v1" if stack.all_running("v1") else "v2"
+    plan = stack.inv("plan", "--json", f"--version={version}")
+    assert plan.returncode == 0 and json.loads(plan.stdout)[0]["noop"], output(plan)
+    status = stack.inv("status", "--json")
+    assert status.returncode == 0, output(status)
+    swarm = json.loads(status.stdout)[0]["swarm"]
+    assert sorted(n["hostname"] for n in swarm["nodes"]) == sorted(
+        [stack.manager.name, stack.worker.name])
+    web = next(s for s in swarm["services"] if s["name"] == stack.web)
+    assert web["replicas"] == 2 and web["update_state"] in ("completed", "none")
+    text = stack.inv("status")
+    assert "tasks (desired: running)" in text.stdout and stack.worker.name in text.stdout
+    logs = stack.inv("logs", "--tail=5", "--service=web")
+    assert logs.returncode == 0 and "listening on 8000" in logs.stdout, output(logs)
+    lock = stack.inv("lock.status")
+    assert lock.returncode == 0 and "free" in lock.stdout, output(lock)
+    doctor = stack.inv("doctor", "--only=ssh,docker,compose,swarm,ports")
+    assert doctor.returncode == 0, output(doctor)
+    assert doctor.stdout.count("ok    swarm") == 2, doctor.stdout
+    assert "not needed: deploy.engine is swarm" in doctor.stdout
+    for proc in (plan, status, text, logs, lock, doctor):
+        assert DB_URL not in output(proc) and "tok-swarm" not in output(proc)
+    task = stack.tasks()[0]
+    node = next(n for n in stack.bed.nodes if n.name == task["Node"])
+    cid = node.docker("ps", "-q", "--filter", f"label=com.docker.swarm.task.id={task['ID']}")
+    environ = node.docker("exec", cid, "sh", "-c", "cat /proc/[0-9]*/environ | tr '\\0' '\\n'")
+    assert f"DATABASE_URL={DB_URL}" in environ.splitlines()
+    assert not any(DB_URL in p.read_text(errors="replace")
+                   for p in stack.app_dir.rglob("*") if p.is_file())
 
 
 def test_a_node_lost_mid_deploy(

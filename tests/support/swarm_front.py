@@ -30,7 +30,8 @@ throttle) with its routing table built the way Traefik v3's Swarm provider build
   `.timeout`; `pkg/healthcheck/healthcheck.go`): every `interval` the servers are probed one
   after the other (GET, `timeout` each, default 5 s); one that fails (no 2xx or 3xx answer)
   gets no request until a probe succeeds again. A new routing table starts with every server
-  up (Traefik builds new load balancers on a configuration change).
+  up and the probes of the old one are dropped (Traefik builds new load balancers, with new
+  health checkers, on a configuration change).
 
 The proxy runs in this process and listens on 127.0.0.1, but it dials servers from inside a
 container attached to the overlay network (`dial_from`: a network namespace file such as
@@ -331,9 +332,10 @@ class SwarmFront(Front):
             next_round = time.monotonic()
             for name, hc in checks.items():
                 for server in table.services.get(name, ()):
+                    up = self._probe(server, hc)
                     if self._table is not table:
                         break
-                    if self._probe(server, hc):
+                    if up:
                         self.down.discard(server.address)
                     else:
                         self.down.add(server.address)

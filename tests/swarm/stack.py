@@ -75,7 +75,7 @@ class SwarmStack:
             "app": {
                 "name": "web", "image": APP, "tag": "v1", "replicas": 2,
                 "command": ["/app/serve"], "migrate_command": ["/app/migrate"],
-                "healthcheck": {"interval": 1, "timeout": 1, "retries": 2, "start_period": 3},
+                "healthcheck": {"interval": 1, "timeout": 2, "retries": 2, "start_period": 3},
                 "stop_grace_period": 3, "resources": {"cpus": 0.5, "memory": "64m"},
                 "secret_env": {"API_TOKEN": {"secret": "SWARM_API_TOKEN"}},
             },

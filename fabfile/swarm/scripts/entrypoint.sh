@@ -1,16 +1,17 @@
 # PID 1 of the app's tasks on Swarm (web and the migration job), wrapped around the app's own
 # command. Exports each Docker secret mounted in /run/secrets as an environment variable named
 # like its file (the app reads the same variables as under Compose), then runs COMMAND. On
-# SIGTERM it creates DRAIN_FILE (the healthcheck fails from then on), keeps the app serving for
-# DRAIN_SECONDS and only then passes SIGTERM on, so the app's own graceful stop comes after
-# Traefik's Swarm provider stopped routing to this task: Swarm sends SIGTERM about 2 s after it
-# set the task's desired state to shutdown, and the provider drops such a task only at its next
-# poll (refreshSeconds) plus its throttle. Exits with the app's exit code.
-# Usage: entrypoint.sh DRAIN_SECONDS DRAIN_FILE COMMAND...
+# SIGTERM it keeps the app serving, healthy, for DRAIN_SECONDS and only then passes SIGTERM
+# on, so the app's own graceful stop comes after Traefik's Swarm provider stopped routing to
+# this task: Swarm sends SIGTERM about 2 s after it set the task's desired state to shutdown,
+# and the provider drops such a task only at its next poll (refreshSeconds) plus its throttle.
+# (No drain file: Traefik's health check would drop the task at once, before its replacement
+# is routed.) Exits with the app's exit code.
+# Usage: entrypoint.sh DRAIN_SECONDS COMMAND...
 # shellcheck shell=sh
 set -u
-drain_seconds=$1 drain_file=$2
-shift 2
+drain_seconds=$1
+shift
 for secret in /run/secrets/*; do
   [ -f "$secret" ] || continue
   name=${secret##*/}
@@ -18,19 +19,20 @@ for secret in /run/secrets/*; do
   export "$name=$(cat "$secret")"
 done
 
+term=''
+trap 'term=1' TERM INT
 "$@" &
 child=$!
-# shellcheck disable=SC2317  # runs from the trap
-stop() {
-  trap '' TERM INT
-  : > "$drain_file" 2>/dev/null
-  sleep "$drain_seconds"
-  kill -TERM "$child" 2>/dev/null
-}
-trap stop TERM INT
-code=0
-while kill -0 "$child" 2>/dev/null; do
+while :; do
+  if [ "$term" = 1 ]; then
+    term=draining
+    trap '' TERM INT
+    sleep "$drain_seconds"
+    kill -TERM "$child" 2>/dev/null
+  fi
   wait "$child"
   code=$?
+  # A SIGTERM interrupts `wait`: drain, then wait for the app's own exit.
+  [ "$term" = 1 ] || break
 done
 exit "$code"

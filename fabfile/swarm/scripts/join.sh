@@ -25,7 +25,7 @@ fi
 if ! out=$(docker swarm join --token "$token" --advertise-addr "$advertise" "$manager:2377" 2>&1); then
   printf '%s\n' "$out" | tail -n 3
   case $out in
-    *"invalid join token"* | *"token"*"rotated"* | *"Invalid join token"*) echo "@error token" ;;
+    *"valid join token"*) echo "@error token" ;;
     *"already part of a swarm"*) echo "@error member" ;;
     *) echo "@error join" ;;
   esac

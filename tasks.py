@@ -3,6 +3,7 @@
 from invoke.collection import Collection
 
 from fabfile.tasks import backup as backup_tasks
+from fabfile.tasks import build as build_tasks
 from fabfile.tasks import certs, config, doctor, notify
 from fabfile.tasks import cutover as cutover_tasks
 from fabfile.tasks import db as db_tasks
@@ -15,6 +16,8 @@ ns.add_task(config.render)
 ns.add_collection(certs.namespace)
 ns.add_collection(notify.namespace)
 ns.add_task(doctor.doctor)
+ns.add_task(build_tasks.build)
+ns.add_collection(build_tasks.namespace)
 for deploy_task in (deploy_tasks.setup, deploy_tasks.deploy, deploy_tasks.plan,
                     deploy_tasks.rollback, deploy_tasks.status, deploy_tasks.logs):
     ns.add_task(deploy_task)

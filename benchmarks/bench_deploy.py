@@ -57,7 +57,7 @@ from rich.table import Table  # noqa: E402
 from tests.deploy.stack import APP, DOMAIN, Stack  # noqa: E402
 from tests.support.docker import docker, ensure_docker  # noqa: E402
 from tests.support.front import Front  # noqa: E402
-from tests.support.images import ensure_images  # noqa: E402
+from tests.support.images import APP_HEALTH_COMMAND, APP_HEALTHCHECK, ensure_images  # noqa: E402
 from tests.support.load import LoadGenerator  # noqa: E402
 from tests.support.sshd import SshServer, start_sshd  # noqa: E402
 
@@ -65,7 +65,8 @@ OUT = ROOT / "benchmarks" / "out"
 THROTTLE = 2.0
 MARGIN = 1.0
 GRACE = 3
-HEALTH = {"interval": 1, "timeout": 1, "retries": 2, "start_period": 3}
+HEALTH = {"interval": 1, "timeout": 1, "retries": 2, "start_period": 3,
+          "command": APP_HEALTH_COMMAND}
 AFTERMATH = 4.0
 SMOKE_CHECKS = 2
 SMOKE_INTERVAL = 0.2
@@ -111,7 +112,7 @@ def _poll(ids: list[str], done: Any, timeout: float = 60.0) -> None:
 def measure_floor(replicas: int) -> dict[str, float]:
     """The waits no tool can avoid, with plain docker commands: start `replicas` containers
     with the stack's healthcheck until healthy; drain until unhealthy; graceful stop."""
-    check = "test ! -e /tmp/drain && wget -q -O /dev/null http://127.0.0.1:8000/health || exit 1"
+    check = f"{APP_HEALTHCHECK} || exit 1"
     flags = ["--health-cmd", check, "--health-interval", f"{HEALTH['interval']}s",
              "--health-timeout", f"{HEALTH['timeout']}s", "--health-retries",
              str(HEALTH["retries"]), "--health-start-period", f"{HEALTH['start_period']}s",

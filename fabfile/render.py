@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import jinja2
 
-from fabfile import TEMPLATES_DIR
+from fabfile import TEMPLATES_DIR, healthcheck
 from fabfile.config import Config
 from fabfile.errors import UserError
 
@@ -95,18 +95,6 @@ def database_url(cfg: Config) -> str:
     return f"postgresql://{db.local.user}:{password}@db:5432/{db.local.database}"
 
 
-def health_command(cfg: Config) -> str:
-    """The container healthcheck: fails when the drain file exists, else probes the app."""
-    url = f"http://127.0.0.1:{cfg.app.port}{cfg.app.health_path}"
-    probe = {
-        "wget": f"wget -q -O /dev/null {url}",
-        "curl": f"curl -fsS -o /dev/null {url}",
-        "python": (f"python -c \"import urllib.request; "
-                   f"urllib.request.urlopen('{url}', timeout=2)\""),
-    }[cfg.app.healthcheck.probe]
-    return f"test ! -e {cfg.app.drain_file} && {probe} || exit 1"
-
-
 def context(cfg: Config) -> dict[str, Any]:
     return {
         "env": cfg.env,
@@ -117,7 +105,7 @@ def context(cfg: Config) -> dict[str, Any]:
         "traefik": cfg.traefik,
         "database": cfg.database,
         "image_ref": cfg.image_ref,
-        "health_command": health_command(cfg),
+        "health_test": healthcheck.compose_test(cfg),
         "database_url": database_url(cfg),
         "sqlite_mount": sqlite_mount(cfg),
     }

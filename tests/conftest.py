@@ -15,6 +15,7 @@ from tests.support.docker import DockerEngine, ensure_docker
 from tests.support.front import Front
 from tests.support.images import ImageSet, ensure_images
 from tests.support.postgres import PgCluster, cluster_fixture
+from tests.support.registry import Registry, start_registry
 from tests.support.s3 import S3Server, start_s3_server
 from tests.support.sshd import SshHost, sshd_fixture
 from tests.support.swarm import SwarmBed
@@ -92,6 +93,15 @@ def s3_server() -> Iterator[S3Server]:
     server = start_s3_server()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def registry(docker_engine: DockerEngine) -> Iterator[Registry]:
+    """A real registry (distribution 2.8) on 127.0.0.1: TLS from its own CA, which dockerd
+    trusts, and htpasswd authentication."""
+    reg = start_registry()
+    yield reg
+    reg.stop()
 
 
 @pytest.fixture

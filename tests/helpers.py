@@ -27,6 +27,7 @@ DUMMY_SECRETS = {
     "PROD_BACKUP_SECRET_ACCESS_KEY": "prod-secret-key",
     "SLACK_WEBHOOK_URL": "https://hooks.slack.example/T000/B000/XXXX",
     "LOCAL_POSTGRES_PASSWORD": "local-pw-0000",
+    "GHCR_TOKEN": "ghcr-token-0000",
 }
 
 

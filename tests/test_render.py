@@ -86,7 +86,8 @@ def test_hostile_values_stay_inside_their_scalars(tmp_path: Path) -> None:
     files = {f.path: f for f in render_release(cfg_for("prod", root))}
     assert f"NOTE='{hostile}'" in files["app.env"].content
     root2 = env_tree(tmp_path / "b", {"prod": {"traefik": {"acme_email": "ops@example.com"},
-                                               "app": {"image": "registry.example:5000/a/b"}}})
+                                               "app": {"image": "registry.example:5000/a/b"},
+                                               "registry": {"server": "registry.example:5000"}}})
     compose = yaml.safe_load(render_release(cfg_for("prod", root2))[0].content)
     assert compose["services"]["web"]["image"] == "registry.example:5000/a/b:latest"
 

@@ -51,8 +51,10 @@ class _Expect:
     estimate: int
 
 
-def create(cfg: Config, *, label: str = "", transport: Transport | None = None) -> Created:
-    """Make one backup of the environment's database; raises UserError on any failure."""
+def create(cfg: Config, *, label: str = "", transport: Transport | None = None,
+           protect: str = "") -> Created:
+    """Make one backup of the environment's database; raises UserError on any failure. The
+    host's cache keeps backup `protect`'s dump whatever `keep_local` says."""
     env = BackupEnv(cfg)
     store, target = env.store, env.target
     env.client.check_network(target)
@@ -67,13 +69,14 @@ def create(cfg: Config, *, label: str = "", transport: Transport | None = None) 
         if expect is None:
             expect = _from_facts(env, remote)
         try:
-            return _run(env, remote, entries, expect, label, started)
+            return _run(env, remote, entries, expect, label, started, protect)
         except _VersionChanged:
             if checked:
                 raise UserError("pg_dump reported a version older than the server, although "
                                 "the facts said otherwise; run the backup again") from None
             ui.warn("the server's version changed since the last backup; checking it")
-            return _run(env, remote, entries, _from_facts(env, remote), label, started)
+            return _run(env, remote, entries, _from_facts(env, remote), label, started,
+                        protect)
     finally:
         if own:
             remote.close()
@@ -105,7 +108,7 @@ def _from_facts(env: BackupEnv, remote: Transport) -> _Expect:
 
 
 def _run(env: BackupEnv, remote: Transport, entries: list[Entry], expect: _Expect, label: str,
-         started: float) -> Created:
+         started: float, protect: str) -> Created:
     settings, store, target, client = env.settings, env.store, env.target, env.client
     begun = datetime.now(UTC)
     backup_id = new_id(begun)
@@ -126,7 +129,7 @@ def _run(env: BackupEnv, remote: Transport, entries: list[Entry], expect: _Expec
             threshold=settings.multipart_threshold_mb * MIB,
             part_size=part_size, concurrency=settings.upload_concurrency)
         step = plan.create_step(env.cache_dir, backup_id, client, expect.major, target, upload,
-                                settings.keep_local)
+                                settings.keep_local, protect=protect)
         with Progress(f"backup {backup_id}") as progress:
             try:
                 out = remote.run(step, on_line=progress.line).stdout
@@ -173,15 +176,16 @@ def _dumped(stdout: str) -> tuple[int, str]:
     raise UserError("the host script ended without reporting the dump's size and checksum")
 
 
-def create_or_alert(cfg: Config, *, label: str = "") -> Created:
+def create_or_alert(cfg: Config, *, label: str = "", protect: str = "",
+                    transport: Transport | None = None) -> Created:
     """`create`, with a Slack alert (when configured) for any failure before re-raising."""
     try:
-        created = create(cfg, label=label)
+        created = create(cfg, label=label, protect=protect, transport=transport)
     except UserError as exc:
-        _alert(cfg, f"backup failed: {exc.message}")
+        alert(cfg, f"backup failed: {exc.message}")
         raise
     except KeyboardInterrupt:
-        _alert(cfg, "backup interrupted before it completed; no backup was recorded")
+        alert(cfg, "backup interrupted before it completed; no backup was recorded")
         raise
     m = created.manifest
     ui.ok(f"backup {m.backup_id}{f' ({m.label})' if m.label else ''}: {human_size(m.size)}, "
@@ -191,7 +195,8 @@ def create_or_alert(cfg: Config, *, label: str = "") -> Created:
     return created
 
 
-def _alert(cfg: Config, text: str) -> None:
+def alert(cfg: Config, text: str) -> None:
+    """A failure message to Slack (when configured); a warning here when that fails."""
     problem = notify.send(cfg, text, "failure")
     if problem:
         ui.warn(problem)

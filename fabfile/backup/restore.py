@@ -1,34 +1,38 @@
 """`backup.restore` and `backup.verify`: pick a complete backup, then one host script that
 checks the cached copy (or downloads one) against the manifest's sha256 before anything
-touches a database, and runs `pg_restore -j` from a file (it cannot read stdin in parallel).
+touches a database, and restores it exactly (`exact.py`: what the backup does not hold is
+dropped first) with `pg_restore -j` from a file (it cannot read stdin in parallel).
 
 The client container starts while the checksum is computed and waits for a "go" line, so
-its start-up costs nothing; a wrong checksum sends no "go" and the database is left as it was.
+its start-up costs nothing; a wrong checksum sends no "go" and the database is left as it
+was. Over the live database `live.py` runs the restore behind the maintenance page.
 """
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
-from fabfile import notify, ui
+from fabfile import ui
 from fabfile.config import Config
-from fabfile.deploy.lock import describe, new_holder
-from fabfile.deploy.rollout import lock_dir
 from fabfile.errors import UserError
-from fabfile.remote import CommandFailed, Transport, connect
+from fabfile.remote import CommandFailed, Step, Transport, connect
 
-from . import plan
+from . import exact, plan
 from .catalog import Entry, select
-from .dump import create_or_alert
+from .dump import alert
 from .env import BackupEnv
+from .exact import RestorePlan
 from .manifest import Manifest, Verification, compare_counts, now_iso
 from .naming import DateSpec, human_size, key
-from .plan import DbTarget
+from .plan import DbTarget, RestoreMode
 from .progress import Progress
+
+UNCHANGED = frozenset({14, 31, 50, 51, 61, 62, 63, 64})
+"""Exit codes of `restore.sh` after which the database is as it was."""
 
 
 @dataclass
@@ -40,6 +44,26 @@ class Restored:
     counts: dict[str, int]
     warnings: list[str]
     round_trips: int = 0
+    dropped: tuple[tuple[str, str], ...] = ()
+    pre_restore: str = ""
+    """The id of the backup taken first, over the live database."""
+    window: float = 0.0
+    """Seconds the site spent behind the maintenance page, over the live database."""
+
+
+class RestoreFailed(UserError):
+    """A restore step that failed; `database` says what became of the database."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    @property
+    def database(self) -> Literal["untouched", "partly", "unknown"]:
+        """`partly`: emptied, then pg_restore failed; `unknown`: the step was cut off."""
+        if self.exit_code in UNCHANGED:
+            return "untouched"
+        return "partly" if self.exit_code == 60 else "unknown"
 
 
 def choose(env: BackupEnv, spec: DateSpec) -> tuple[Entry, Manifest]:
@@ -54,32 +78,60 @@ def choose(env: BackupEnv, spec: DateSpec) -> tuple[Entry, Manifest]:
     return entry, manifest
 
 
-def run_restore(env: BackupEnv, entry: Entry, manifest: Manifest, target: DbTarget, *,
-                scratch: str = "", admin: DbTarget | None = None,
-                transport: Transport | None = None, lock: plan.HostLock | None = None,
-                ) -> Restored:
-    """Check the bytes, then restore them into `target` (cleaning what the dump holds),
-    holding `lock` on the host meanwhile."""
+def describe(manifest: Manifest) -> str:
+    return (f"backup {manifest.backup_id} ({human_size(manifest.size)}, {len(manifest.tables)} "
+            f"tables, {manifest.rows:,} rows{', ' + manifest.label if manifest.label else ''})")
+
+
+def _step(env: BackupEnv, entry: Entry, manifest: Manifest, target: DbTarget, *,
+          mode: RestoreMode, check: bool = False, scratch: str = "",
+          admin: DbTarget | None = None, lock: plan.HostLock | None = None) -> Step:
     assert entry.dump is not None
-    started = time.monotonic()
-    store, client = env.store, env.client
-    client.check_network(target)
-    get_url = store.presign("get_object", {"Key": entry.dump.key})
-    jobs = env.settings.restore_jobs
-    step = plan.restore_step(env.cache_dir, manifest.backup_id, client, manifest.server_major,
-                             target, manifest.sha256, get_url, jobs=jobs, clean=not scratch,
+    env.client.check_network(target)
+    get_url = env.store.presign("get_object", {"Key": entry.dump.key})
+    return plan.restore_step(env.cache_dir, manifest.backup_id, env.client,
+                             manifest.server_major, target, manifest.sha256, get_url,
+                             jobs=env.settings.restore_jobs, mode=mode, check=check,
                              scratch=scratch, admin=admin, lock=lock)
-    own = transport is None
+
+
+def _remote(env: BackupEnv, transport: Transport | None, step: Step, title: str,
+            manifest: Manifest, target: DbTarget) -> tuple[str, int]:
+    """Run `step` with a progress line; (stdout, round trips). Failures: RestoreFailed."""
     remote = transport or connect(env.host)
     try:
-        with Progress(f"{'verify' if scratch else 'restore'} {manifest.backup_id}") as progress:
+        with Progress(title) as progress:
             try:
                 out = remote.run(step, on_line=progress.line).stdout
             except CommandFailed as exc:
-                raise UserError(_explain(exc, env, manifest, target)) from None
+                raise RestoreFailed(_explain(exc, env, manifest, target),
+                                    exc.result.exit_code) from None
+        return out, remote.round_trips
     finally:
-        if own:
+        if transport is None:
             remote.close()
+
+
+def check(env: BackupEnv, entry: Entry, manifest: Manifest, target: DbTarget, *,
+          mode: RestoreMode, transport: Transport | None = None) -> RestorePlan:
+    """The preflight: the dump reaches the host's cache and checks out, and the restore's
+    plan shows it can be done. Changes no database; raises RestoreFailed with the fix."""
+    step = _step(env, entry, manifest, target, mode=mode, check=True)
+    out, _ = _remote(env, transport, step, f"check {manifest.backup_id}", manifest, target)
+    return exact.parse(out)
+
+
+def run_restore(env: BackupEnv, entry: Entry, manifest: Manifest, target: DbTarget, *,
+                mode: RestoreMode, scratch: str = "", admin: DbTarget | None = None,
+                transport: Transport | None = None, lock: plan.HostLock | None = None,
+                ) -> Restored:
+    """Check the bytes, then restore them into `target` (see `RestoreMode`), under `lock`."""
+    started = time.monotonic()
+    step = _step(env, entry, manifest, target, mode=mode, scratch=scratch, admin=admin,
+                 lock=lock)
+    out, trips = _remote(env, transport, step,
+                         f"{'verify' if scratch else 'restore'} {manifest.backup_id}",
+                         manifest, target)
     source = next((line.split()[2] for line in out.splitlines()
                    if line.startswith("phase restore ")), "?")
     warnings = []
@@ -87,23 +139,11 @@ def run_restore(env: BackupEnv, entry: Entry, manifest: Manifest, target: DbTarg
         warnings.append(f"the host's cached copy of {manifest.backup_id} had the wrong "
                         "checksum; it was replaced by the S3 copy")
     return Restored(manifest, target.label, source, time.monotonic() - started,
-                    plan.parse_counts(out), warnings, remote.round_trips)
+                    plan.parse_counts(out), warnings, trips, exact.parse(out).drops)
 
 
 def _explain(exc: CommandFailed, env: BackupEnv, manifest: Manifest, target: DbTarget) -> str:
     result = exc.result
-    if result.exit_code == 14:
-        held = [line[len("lock-held "):] for line in result.stdout.splitlines()
-                if line.startswith("lock-held ")]
-        try:
-            holder = json.loads(held[-1]) if held else None
-        except json.JSONDecodeError:
-            holder = None
-        return (f"the deploy lock on {env.host.label} is held by "
-                f"{describe(holder if isinstance(holder, dict) else None)}: a deploy (or "
-                "another restore) is changing the app. Nothing was restored: run again when "
-                f"it is done (inv lock.status --env={env.cfg.env}), or, if that run is dead, "
-                f"release the lock (inv lock.release --env={env.cfg.env} --yes)")
     if result.exit_code == 51:
         found = {line.split()[1]: line.split()[2] for line in result.stdout.splitlines()
                  if line.startswith("corrupt ") and len(line.split()) == 3}
@@ -114,33 +154,41 @@ def _explain(exc: CommandFailed, env: BackupEnv, manifest: Manifest, target: DbT
                 f"{found.get('s3', '?')[:16]}..., the manifest says {manifest.sha256[:16]}...) "
                 f"and {cache}. The database was not touched; restore another backup "
                 "(inv backup.list)")
+    if result.exit_code == 62:
+        return exact.refusal(exact.parse(result.stdout), user=target.get("user", "?"),
+                             db=target.dbname, backup_id=manifest.backup_id,
+                             target=target.label)
+    if result.exit_code == 63:
+        return exact.not_empty(exact.parse(result.stdout), backup_id=manifest.backup_id,
+                               target=target.label)
     return plan.explain_failure(result.exit_code, result.stderr, host=env.host.label,
                                 cache_dir=env.cache_dir, db=target.label)
 
 
 def restore(cfg: Config, spec: DateSpec, *, target_url: str | None = None,
-            assume_yes: bool = False) -> Restored:
-    """Restore the chosen backup over the environment's database (after a safety backup),
-    or into `target_url`."""
+            replace: bool = False, assume_yes: bool = False) -> Restored:
+    """Restore the chosen backup exactly: over the environment's live database (behind the
+    maintenance page, after a safety backup), or into `target_url`."""
     env = BackupEnv(cfg)
     entry, manifest = choose(env, spec)
-    target = plan.target_from_url(target_url) if target_url else env.target
-    what = (f"backup {manifest.backup_id} ({human_size(manifest.size)}, {len(manifest.tables)} "
-            f"tables, {manifest.rows:,} rows{', ' + manifest.label if manifest.label else ''})")
     if target_url is None:
-        ui.warn(f"this replaces the live database {target.label} of {cfg.env} with {what}; "
-                "stop the app first: its open transactions hold locks the restore waits for")
-        if not ui.confirm("Restore over the live database?", assume_yes=assume_yes):
-            raise UserError("restore cancelled: nothing was changed (pass --yes to skip the "
-                            "question, e.g. in CI)")
-        ui.step("taking a safety backup first (label pre-restore)")
-        create_or_alert(cfg, label="pre-restore")
-    ui.step(f"restoring {what} into {target.label}")
-    lock = None
-    if target_url is None:
-        holder = new_holder("backup.restore", manifest.backup_id)
-        lock = plan.HostLock(lock_dir(cfg), holder.to_json(), holder.token)
-    restored = run_restore(env, entry, manifest, target, lock=lock)
+        if replace:
+            raise UserError("--replace goes with --target-url: over the live database a "
+                            "restore always drops what the backup does not hold")
+        from .live import restore_live
+
+        return restore_live(env, entry, manifest, assume_yes=assume_yes)
+    target = plan.target_from_url(target_url)
+    if replace:
+        planned = check(env, entry, manifest, target, mode="exact")
+        if planned.drops:
+            ui.warn(f"--replace drops what {target.label} holds: {exact.named(planned.drops)}")
+            if not ui.confirm(f"Drop them and restore {describe(manifest)}?",
+                              assume_yes=assume_yes):
+                raise UserError("restore cancelled: nothing was changed (pass --yes to skip "
+                                "the question)")
+    ui.step(f"restoring {describe(manifest)} into {target.label}")
+    restored = run_restore(env, entry, manifest, target, mode="exact" if replace else "empty")
     for warning in restored.warnings:
         ui.warn(warning)
     return restored
@@ -155,9 +203,9 @@ def verify(cfg: Config, spec: DateSpec) -> Verification:
     ui.step(f"verifying backup {manifest.backup_id} in scratch database {scratch}")
     try:
         restored = run_restore(env, entry, manifest, env.target.with_db(scratch),
-                               scratch=scratch, admin=env.target)
+                               mode="empty", scratch=scratch, admin=env.target)
     except UserError as exc:
-        _alert(cfg, f"backup verification of {manifest.backup_id} failed: {exc.message}")
+        alert(cfg, f"backup verification of {manifest.backup_id} failed: {exc.message}")
         raise
     for warning in restored.warnings:
         ui.warn(warning)
@@ -170,12 +218,7 @@ def verify(cfg: Config, spec: DateSpec) -> Verification:
                           list(mismatches.items())[:5])
         message = (f"backup {manifest.backup_id} does not restore to what was dumped "
                    f"({len(mismatches)} tables differ: {shown})")
-        _alert(cfg, message)
+        alert(cfg, message)
         raise UserError(message)
     return result
 
-
-def _alert(cfg: Config, text: str) -> None:
-    problem = notify.send(cfg, text, "failure")
-    if problem:
-        ui.warn(problem)

@@ -26,6 +26,12 @@ from fabfile.errors import UserError
 
 HTTPS_PORT = 443
 
+RENEWAL_FIX = ("Traefik renews Let's Encrypt certificates 30 days before expiry: read its log on "
+               "the host for ACME errors, and check that DNS and ports 80/443 reach it")
+CA_FIX = ("if a private or staging CA issued it, trust that CA with checks.ca_file (for a "
+          "staging environment: Let's Encrypt's staging roots)")
+CONNECT_FIX = "check that the host is up and that Traefik answers HTTPS on port 443"
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -37,8 +43,8 @@ class Endpoint:
 
     @property
     def label(self) -> str:
-        if self.address == self.name and self.port == HTTPS_PORT:
-            return self.name
+        if self.port == HTTPS_PORT:
+            return self.name if self.address == self.name else f"{self.name} via {self.address}"
         return f"{self.name} via {_join_host_port(self.address, self.port)}"
 
 
@@ -74,6 +80,21 @@ def assess(report: CertReport, warn_days: int, now: datetime) -> list[str]:
         elif left < warn_days:
             problems.append(f"expires in {left} days, on {day} (threshold {warn_days} days)")
     return problems
+
+
+def fix(report: CertReport) -> str:
+    """What to do about a certificate that failed the check."""
+    if report.error is not None:
+        return CONNECT_FIX
+    if any(problem.startswith("not trusted: ") for problem in report.problems):
+        return CA_FIX
+    return RENEWAL_FIX
+
+
+def on_host(domains: Iterable[str], address: str) -> list[Endpoint]:
+    """Each domain as served by one host: dialled at its address on 443, the domain as SNI,
+    so every host's certificate is seen whichever host DNS points at."""
+    return [Endpoint(domain, address) for domain in domains]
 
 
 def parse_url(url: str) -> Endpoint:

@@ -16,6 +16,10 @@ Where each probe runs, and why:
   never hold them; the backup engine uploads through presigned URLs).
 - certificates: from where the task runs to each host's address on 443 with each domain
   as SNI, so every host's certificate is seen even before DNS points at it.
+
+The environment is loaded with placeholders for secrets that are not set (a CI job holds
+only the secrets its checks need): a check that needs one fails with the secret's name, and
+its probe is not run with the placeholder.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from fabfile.checks import certs
-from fabfile.config import Backup, Config, Host
+from fabfile.config import Backup, Config, Host, Secret
 from fabfile.config.secrets import redact
 from fabfile.errors import UserError
 from fabfile.remote import Step, connect, script
@@ -166,11 +170,20 @@ class BackupAgeFact:
 
 
 @dataclass(frozen=True)
+class RegistryFact:
+    """What listing the app image's tags said: how many, or why it failed."""
+
+    tags: int | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class Facts:
     hosts: tuple[HostFacts, ...]
     dns: Mapping[str, tuple[str, ...] | str] = field(default_factory=dict)
     bucket: BucketFact | None = None
     backup_age: BackupAgeFact | None = None
+    registry: RegistryFact | None = None
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -344,6 +357,26 @@ def _need(host: HostFacts | None) -> HostFacts:
 
 def _probe(host: HostFacts, name: str) -> Probe | None:
     return host.probes.get(name)
+
+
+def unset(*secrets: Secret | None) -> list[Secret]:
+    """The secrets among these that are placeholders: named in the YAML but not set."""
+    return [s for s in secrets if s is not None and s.placeholder]
+
+
+def _unset_outcome(cfg: Config, *secrets: Secret | None) -> Outcome | None:
+    missing = unset(*secrets)
+    if not missing:
+        return None
+    names = " and ".join(s.name for s in missing)
+    what = f"the secrets {names} are" if len(missing) > 1 else f"the secret {names} is"
+    return fail(f"{what} not set, so this could not be checked",
+                f"export {names} or add {'them' if len(missing) > 1 else 'it'} to "
+                f".env.{cfg.env}; in GitHub Actions, pass the environment's secret to the step")
+
+
+def _backup_keys(backup: Backup) -> tuple[Secret | None, Secret | None]:
+    return backup.access_key_id, backup.secret_access_key
 
 
 def check_ssh(facts: Facts, cfg: Config, hf: HostFacts | None) -> Outcome:
@@ -592,6 +625,9 @@ def check_dns(facts: Facts, cfg: Config, hf: HostFacts | None) -> Outcome:
 def check_database(facts: Facts, cfg: Config, hf: HostFacts | None) -> Outcome:
     if cfg.database.url is None:
         return skip("the database is a service of the stack (database.local)")
+    missing = _unset_outcome(cfg, cfg.database.url)
+    if missing:
+        return missing
     host = _need(hf)
     secret = cfg.database.url.name
     probe = _probe(host, "database")
@@ -633,6 +669,9 @@ def check_bucket(facts: Facts, cfg: Config, hf: HostFacts | None) -> Outcome:
     if backup is None:
         return skip("no backup section in this environment")
     where = f"s3://{backup.bucket} at {backup.endpoint_url or 'AWS ' + backup.region}"
+    missing = _unset_outcome(cfg, *_backup_keys(backup))
+    if missing:
+        return missing
     fact = facts.bucket
     if fact is None:
         return fail("not looked at")
@@ -651,9 +690,28 @@ def check_bucket(facts: Facts, cfg: Config, hf: HostFacts | None) -> Outcome:
                 "reaches the endpoint")
 
 
+def check_registry(facts: Facts, cfg: Config, hf: HostFacts | None) -> Outcome:
+    reg = cfg.registry
+    if reg is None:
+        return skip("no registry: the images are public")
+    missing = _unset_outcome(cfg, reg.password)
+    if missing:
+        return missing
+    fact = facts.registry
+    if fact is None:
+        return fail("not looked at")
+    if fact.error is not None:
+        return fail(fact.error)
+    who = f" as {reg.username}" if reg.username else ""
+    return ok(f"{reg.server} lets this machine read {cfg.app.image}{who} ({fact.tags} tags)")
+
+
 def check_backup_age(facts: Facts, cfg: Config, hf: HostFacts | None) -> Outcome:
     if cfg.backup is None:
         return skip("no backup section in this environment")
+    missing = _unset_outcome(cfg, *_backup_keys(cfg.backup))
+    if missing:
+        return missing
     fact = facts.backup_age
     if fact is None:
         return fail("not looked at")
@@ -713,11 +771,12 @@ CHECKS: tuple[Check, ...] = (
     Check("database", "host", check_database,
           "check the database URL and that the server admits this host", remote=True),
     Check("bucket", "env", check_bucket, "check the backup section and its credentials"),
+    Check("registry", "env", check_registry,
+          "check registry.server, the credentials' secret and that the token may read the "
+          "image (deploys need it)"),
     Check("backup-age", "env", check_backup_age,
           "check the scheduled backups; the limit is checks.max_backup_age_hours"),
-    Check("certificates", "host", check_certificates,
-          "Traefik renews Let's Encrypt certificates 30 days before expiry: read its log on "
-          "the host for ACME errors, and check that DNS and ports 80/443 reach it"),
+    Check("certificates", "host", check_certificates, certs.RENEWAL_FIX),
 )
 CHECK_NAMES = tuple(check.name for check in CHECKS)
 
@@ -772,7 +831,7 @@ def service_file(url: str) -> bytes:
 
 def facts_step(cfg: Config, *, database: bool) -> Step:
     """The one remote command that gathers a host's facts."""
-    probe_db = database and cfg.database.url is not None
+    probe_db = database and cfg.database.url is not None and not cfg.database.url.placeholder
     backup_dir = cfg.backup.cache_dir if cfg.backup else ""
     image = cfg.checks.db_client_image if probe_db else ""
     stdin = service_file(cfg.database.url.reveal()) if probe_db and cfg.database.url else b""
@@ -822,6 +881,16 @@ def probe_bucket(backup: Backup) -> BucketFact:
     return BucketFact()
 
 
+def probe_registry(cfg: Config) -> RegistryFact:
+    """List the image's tags: the credentials work and may read it."""
+    from fabfile import registry
+
+    try:
+        return RegistryFact(tags=len(registry.tags(cfg)))
+    except UserError as exc:
+        return RegistryFact(error=exc.message)
+
+
 def probe_backup_age(cfg: Config) -> BackupAgeFact:
     """Ask the backup engine for the age of the newest complete backup."""
     try:
@@ -860,7 +929,7 @@ def host_facts(cfg: Config, host: Host, *, selected: set[str],
     resolved = resolve(host.address) if "dns" in selected else ()
     reports: list[certs.CertReport] = []
     if "certificates" in selected and cfg.traefik.enabled:
-        reports = certs.probe_all((certs.Endpoint(domain, host.address) for domain in cfg.domains),
+        reports = certs.probe_all(certs.on_host(cfg.domains, host.address),
                                   ca_file=ca_file, timeout=timeout)
     return HostFacts(host, ssh_error, probes,
                      resolved if isinstance(resolved, tuple) else (), tuple(reports))
@@ -877,15 +946,19 @@ def gather(cfg: Config, *, selected: Iterable[str] = CHECK_NAMES, ca_file: str |
         dns: dict[str, Future[tuple[str, ...] | str]] = {}
         if "dns" in wanted and cfg.traefik.enabled:
             dns = {domain: pool.submit(resolve, domain) for domain in cfg.domains}
+        s3 = cfg.backup is not None and not unset(*_backup_keys(cfg.backup))
         bucket = (pool.submit(probe_bucket, cfg.backup)
-                  if "bucket" in wanted and cfg.backup else None)
-        age = (pool.submit(probe_backup_age, cfg)
-               if "backup-age" in wanted and cfg.backup else None)
+                  if "bucket" in wanted and cfg.backup and s3 else None)
+        age = pool.submit(probe_backup_age, cfg) if "backup-age" in wanted and s3 else None
+        reg = cfg.registry
+        listed = (pool.submit(probe_registry, cfg) if "registry" in wanted and reg is not None
+                  and not unset(reg.password) else None)
         return Facts(
             hosts=tuple(f.result() for f in hosts),
             dns={domain: f.result() for domain, f in dns.items()},
             bucket=bucket.result() if bucket else None,
             backup_age=age.result() if age else None,
+            registry=listed.result() if listed else None,
         )
 
 

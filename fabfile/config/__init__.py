@@ -4,6 +4,7 @@ from .loader import available_envs, environments_dir, load_config
 from .model import (
     App,
     Backup,
+    Build,
     Config,
     Database,
     Deploy,
@@ -11,6 +12,7 @@ from .model import (
     LocalPostgres,
     Notifications,
     Pool,
+    Registry,
     Traefik,
 )
 from .secrets import REDACTED, Secret, redact
@@ -19,6 +21,7 @@ __all__ = [
     "REDACTED",
     "App",
     "Backup",
+    "Build",
     "Config",
     "Database",
     "Deploy",
@@ -26,6 +29,7 @@ __all__ = [
     "LocalPostgres",
     "Notifications",
     "Pool",
+    "Registry",
     "Secret",
     "Traefik",
     "available_envs",

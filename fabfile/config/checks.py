@@ -21,6 +21,10 @@ _MEMORY = re.compile(r"^[1-9][0-9]*[kmg]$")
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ABS_PATH = re.compile(r"^/[A-Za-z0-9._/-]*$")
 _URL_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
+_REL_PATH = re.compile(r"^[A-Za-z0-9._-][A-Za-z0-9._/-]*$")
+_ONE_PLATFORM = r"[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?"
+_PLATFORM = re.compile(rf"^{_ONE_PLATFORM}(?:,{_ONE_PLATFORM})*$")
+_QUERY = re.compile(r"^[A-Za-z0-9._~=&%+-]*$")
 _EMAIL = re.compile(r"^[^@\s'\"`$;&|<>]+@[a-z0-9.-]+\.[a-z]{2,}$")
 
 
@@ -100,12 +104,69 @@ def port(value: object) -> str | None:
     return None if isinstance(value, int) and 0 < value < 65536 else "a TCP port (1-65535)"
 
 
+def command_part(value: object) -> str | None:
+    """One word of an exec-form command, or a whole shell-form command: text, not empty."""
+    text = str(value)
+    if text.strip() and "\x00" not in text:
+        return None
+    return "a non-empty command (a string for the shell form, a list of words for exec form)"
+
+
 def abs_path(value: object) -> str | None:
     return None if _ABS_PATH.match(str(value)) else "an absolute path of [A-Za-z0-9._/-]"
 
 
+def project_path(value: object) -> str | None:
+    """A path inside the project, relative to its root (where `environments/` lives)."""
+    text = str(value)
+    parts = text.split("/")
+    if _REL_PATH.match(text) and ".." not in parts and not text.startswith("/"):
+        return None
+    return "a path relative to the project root, inside it (e.g. . or app/Dockerfile)"
+
+
+def file_path(value: object) -> str | None:
+    """A local file: absolute, or relative to the project root."""
+    text = str(value)
+    if _REL_PATH.match(text.lstrip("/")) or _ABS_PATH.match(text):
+        return None
+    return "a file path such as /etc/ssl/certs/ca-certificates.crt or certs/ca.pem"
+
+
+def registry_server(value: object) -> str | None:
+    """A registry's host[:port], as image names start with it (ghcr.io, 10.0.0.5:5000)."""
+    host, _, port_text = str(value).partition(":")
+    if host_address(host) is None and (not port_text or (port_text.isdigit()
+                                                         and 0 < int(port_text) < 65536)):
+        return None
+    return "a registry host such as ghcr.io or registry.example.com:5000 (no scheme, no path)"
+
+
+def platform(value: object) -> str | None:
+    return None if _PLATFORM.match(str(value)) else "a platform such as linux/amd64"
+
+
+def build_map(value: object) -> str | None:
+    """Build args or build secrets: names of letters, digits and '_'; one-line values."""
+    assert isinstance(value, dict)
+    for key, item in value.items():
+        if not _ENV_KEY.match(str(key)):
+            return f"names of letters, digits and '_' such as PIP_INDEX (got {key!r})"
+        if "\n" in str(item) or "\x00" in str(item):
+            return f"one-line values ({key} has a line break)"
+    return None
+
+
 def url_path(value: object) -> str | None:
     return None if _URL_PATH.match(str(value)) else "a URL path such as /health"
+
+
+def url_path_query(value: object) -> str | None:
+    """A path with an optional query, as an HTTP request line carries it: /people?limit=1."""
+    path, _, query = str(value).partition("?")
+    if _URL_PATH.match(path) and _QUERY.match(query):
+        return None
+    return "a URL path such as /people?limit=1 (no spaces, quotes or shell characters)"
 
 
 def email(value: object) -> str | None:

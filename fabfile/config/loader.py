@@ -25,7 +25,7 @@ from .model import Config
 from .secrets import Secret, SecretRef, SecretSource
 
 ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
-INTERNAL_FIELDS = {"env", "sources"}
+INTERNAL_FIELDS = {"env", "sources", "root"}
 Path_ = tuple[str, ...]
 
 
@@ -107,7 +107,13 @@ class _Builder:
             if value is None and type(None) in args:
                 return None
             inner = [a for a in args if a is not type(None)]
-            return self.build(inner[0], value, path)
+            if len(inner) == 1:
+                return self.build(inner[0], value, path)
+            chosen = next((a for a in inner if _fits(a, value)), None)
+            if chosen is None:
+                self.fail(path, " or ".join(_describe(a) for a in inner), value)
+                return None
+            return self.build(chosen, value, path)
         if dataclasses.is_dataclass(tp):
             return self.build_dataclass(typing.cast(type, tp), value, path)
         if tp is Secret:
@@ -199,6 +205,28 @@ class _Builder:
         return any(f": {key}" in err for err in self.errors)
 
 
+def _fits(tp: Any, value: Any) -> bool:
+    """Whether a YAML value has the shape of `tp`: picks the alternative of a union."""
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        return isinstance(value, list)
+    if origin is dict or dataclasses.is_dataclass(tp):
+        return isinstance(value, dict)
+    if tp in (int, float):
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, tp) if isinstance(tp, type) else False
+
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        return "a list"
+    if origin is dict or dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return {str: "a string", int: "a whole number", float: "a number", bool: "true or false"
+            }.get(tp, getattr(tp, "__name__", str(tp)))
+
+
 def _show(value: Any) -> str:
     if isinstance(value, Secret):
         return "***"
@@ -232,6 +260,12 @@ def _cross_checks(cfg: Config, b: _Builder) -> None:
                "database.backend is sqlite")
     if db.pool.min_size > db.pool.max_size:
         b.fail(("database", "pool"), "min_size <= max_size")
+    if cfg.app.healthcheck.command == ():
+        b.fail(("app", "healthcheck", "command"), "a string (shell form) or a list of at least "
+               "one word (exec form); leave the key out for the default check", [])
+    command = cfg.app.healthcheck.command
+    if isinstance(command, tuple) and any("\n" in word for word in command):
+        b.fail(("app", "healthcheck", "command"), "words without newlines in the exec form")
     clash = set(cfg.app.env) & set(cfg.app.secret_env)
     if clash:
         b.fail(("app", "secret_env"), "names not already in app.env", sorted(clash))
@@ -249,6 +283,18 @@ def _cross_checks(cfg: Config, b: _Builder) -> None:
         problem = checks.https_url(cfg.backup.endpoint_url)
         if problem:
             b.fail(("backup", "endpoint_url"), problem, cfg.backup.endpoint_url)
+    for key, value in cfg.app.build.secrets.items():
+        problem = checks.file_path(value)
+        if problem:
+            b.fail(("app", "build", "secrets", key), problem, value)
+    reg = cfg.registry
+    if reg is not None:
+        if not cfg.app.image.startswith(f"{reg.server}/"):
+            b.fail(("app", "image"), f"an image in the registry {reg.server} (an image name "
+                   f"starting with {reg.server}/), as registry.server says", cfg.app.image)
+        if (reg.username is None) != (reg.password is None):
+            b.fail(("registry",), "both `username` and `password` ({secret: NAME}), or "
+                   "neither (a registry that needs no login)")
     local = [h for h in cfg.hosts if h.transport == "local"]
     if local and len(cfg.hosts) > 1:
         b.fail(("hosts",), "a single host when one uses transport: local")
@@ -285,7 +331,8 @@ def load_config(
     builder = _Builder(origin, f"{shown_base} or {shown_env}", source)
     cfg = builder.build_dataclass(Config, merged, ())
     if cfg is not None:
-        cfg = dataclasses.replace(cfg, env=env, sources=(shown_base, shown_env))
+        cfg = dataclasses.replace(cfg, env=env, sources=(shown_base, shown_env),
+                                  root=str(dotenv))
         _cross_checks(cfg, builder)
     if builder.errors or cfg is None:
         raise UserError("invalid configuration for environment "

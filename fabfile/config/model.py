@@ -29,13 +29,38 @@ class Resources:
 
 @dataclass(frozen=True, kw_only=True)
 class Healthcheck:
-    """Docker healthcheck timings (seconds). Traefik routes only to `healthy` containers."""
+    """The web containers' Docker healthcheck; timings in seconds. Traefik routes only to
+    `healthy` containers, and a deploy drains a container by making this check fail.
+
+    `command` unset: `render.DEFAULT_PROBE`, Python's urllib against `app.health_path` (any
+    image with `/bin/sh` and `python3`, so every FastAPI image). A string is the shell form:
+    it runs in the image's `/bin/sh` after the drain-file test, so it only has to probe the
+    app (`curl -fsS http://127.0.0.1:8000/health`). A list is the exec form, run as is with
+    no shell (distroless images): the program itself must fail while `app.drain_file`
+    exists, which the deploy creates with `docker cp` when the image has no shell.
+    """
 
     interval: int = _check(checks.positive, 2)
     timeout: int = _check(checks.positive, 2)
     retries: int = _check(checks.positive, 3)
     start_period: int = _check(checks.non_negative, 10)
-    probe: Literal["wget", "curl", "python"] = "wget"
+    command: str | tuple[str, ...] | None = _check(checks.command_part, None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Build:
+    """How `inv build` makes `app.image` with BuildKit (`docker buildx build`). Paths are
+    relative to the project root (the folder holding `environments/`); `dockerfile` defaults
+    to the context's `Dockerfile`. `secrets` maps a BuildKit secret id to a local file a build
+    step may read (`RUN --mount=type=secret,id=ID`) without the image keeping it: a CA
+    bundle, a package index token."""
+
+    context: str = _check(checks.project_path, ".")
+    dockerfile: str | None = _check(checks.project_path, None)
+    target: str | None = _check(checks.name, None)
+    args: dict[str, str] = _check(checks.build_map, default_factory=dict)
+    platform: str | None = _check(checks.platform, None)
+    secrets: dict[str, str] = _check(checks.build_map, default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,6 +84,7 @@ class App:
     env: dict[str, str] = _check(checks.env_values, default_factory=dict)
     secret_env: dict[str, Secret] = _check(checks.env_values, default_factory=dict)
     sentry_dsn: Secret | None = None
+    build: Build = field(default_factory=Build)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,6 +127,16 @@ class Smoke:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Verify:
+    """Checked after the new web containers turn healthy and before any old one is drained:
+    every path must answer 2xx from every new container, requested on the Docker network
+    from the host (a healthy container can still fail its API). No paths: the health path."""
+
+    paths: tuple[str, ...] = _check(checks.url_path_query, ())
+    timeout: float = _check(checks.positive, 5.0)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Swarm:
     """How `deploy.engine: swarm` updates services and how Traefik's Swarm provider routes.
 
@@ -133,6 +169,7 @@ class Deploy:
     health_timeout: int = _check(checks.positive, 120)
     confirm: bool = False
     smoke: Smoke = field(default_factory=Smoke)
+    verify: Verify = field(default_factory=Verify)
     engine: Literal["compose", "swarm"] = "compose"
     swarm: Swarm = field(default_factory=Swarm)
 
@@ -259,6 +296,20 @@ class Backup:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Registry:
+    """Where `app.image` lives when it is private: `inv build --push` logs in here, and
+    every deploy confirms its tag exists here before touching a host and pulls on each host
+    with these credentials in a throwaway Docker config that is deleted right after.
+    Without a `registry`, images are public: no login anywhere. `ca_file` is a PEM bundle
+    trusted on top of the system's CAs for the registry API (a private registry's CA)."""
+
+    server: str = _check(checks.registry_server)
+    username: str | None = None
+    password: Secret | None = None
+    ca_file: str | None = _check(checks.file_path, None)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Notifications:
     slack_webhook: Secret | None = None
 
@@ -302,8 +353,12 @@ class Config:
     notifications: Notifications = field(default_factory=Notifications)
     checks: Checks = field(default_factory=Checks)
     maintenance: Maintenance = field(default_factory=Maintenance)
+    registry: Registry | None = None
     env: str = ""
     sources: tuple[str, ...] = ()
+    root: str = ""
+    """The project root (where `environments/` and `.env.<env>` live): relative paths of the
+    config (build context, Dockerfile) start there."""
 
     @property
     def image_ref(self) -> str:

@@ -33,11 +33,9 @@ from pathlib import Path
 
 from fabfile import ui
 from fabfile.config import Config
-from fabfile.config.secrets import redact
 from fabfile.deploy import execute, facts, smoke
 from fabfile.deploy.execute import DeployOptions, HostRun, finish, shielded, sigterm_as_interrupt
 from fabfile.deploy.lock import Holder, held_error, new_holder
-from fabfile.deploy.rollout import markers
 from fabfile.errors import UserError
 from fabfile.migrate.engine import MigrateOptions, MigrationFailed
 from fabfile.migrate.engine import migrate as run_migration
@@ -45,6 +43,7 @@ from fabfile.migrate.report import RunUI, redact_url
 from fabfile.remote import Step, Transport, connect
 
 from . import snapshot, steps
+from .site import run_site_step
 
 
 @dataclass(frozen=True)
@@ -105,23 +104,7 @@ class _State:
 
 
 def _run(state: _State, step: Step) -> str:
-    t = state.transport
-    started = time.monotonic()
-    with ui.console.status(f"{t.host.label}: {step.name}"):
-        result = t.probe(step)
-    took = time.monotonic() - started
-    if not result.ok:
-        ui.fail(f"{t.host.label}: {step.name} ({took:.1f}s)")
-        m = markers(result.stdout)
-        detail = m.get("error", [""])[-1]
-        logs = "\n    ".join(m.get("log", []))
-        tail = (result.stderr.strip() or "\n".join(
-            line for line in result.stdout.splitlines() if not line.startswith("@")))[-600:]
-        raise UserError(redact(f"{step.name} failed on {t.host.label}"
-                               f"{f' ({detail})' if detail else ''}: {tail or 'no output'}"
-                               + (f"\n    {logs}" if logs else "")))
-    ui.ok(f"{t.host.label}: {step.name} ({took:.1f}s)")
-    return result.stdout
+    return run_site_step(state.transport, step)
 
 
 def _lock(cfg: Config, state: _State, lock_wait: float) -> facts.Facts:
@@ -260,7 +243,7 @@ def cutover(cfg: Config, opts: CutoverOptions) -> None:
         _run(state, steps.maintenance_off(cfg))
         state.page = False
         with ui.console.status(f"{host}: smoke test"):
-            check = smoke.run(postgres_config(cfg))
+            check = smoke.run(postgres_config(cfg), transport=state.transport)
         if not check.ok and not check.skipped:
             raise UserError(f"the smoke test after the cutover failed: {check.failures[-1]}: "
                             "the app runs on PostgreSQL; check it with "

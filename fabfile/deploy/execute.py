@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
 
-from fabfile import notify, ui
+from fabfile import healthcheck, notify, registry, ui
 from fabfile.config import Config
 from fabfile.config.secrets import redact
 from fabfile.errors import UserError
@@ -191,11 +191,12 @@ def explain(cfg: Config, run: HostRun, action: Action, result: Result) -> str:
                     "shows what uses it) and deploy again")
         return f"uploading the release to {host} failed: {_tail(result)}"
     if kind == "pull":
-        return (f"pulling images on {host} failed ({_tail(result)}): check app.image and the "
-                "tag, and that the host is logged in to the registry (`docker login`)")
+        return _pull_failed(cfg, host, detail, result)
     if kind == "services":
         return (f"starting {detail.removeprefix('services ') or 'services'} on {host} failed; "
                 f"the web service was not touched: {_tail(result)}")
+    if detail.startswith("health-missing"):
+        return _health_missing(cfg, host, result)
     if kind == "migrate":
         command = " ".join(cfg.app.migrate_command)
         return (f"the migration `{command}` failed on {host} (exit {result.exit_code}); no web "
@@ -215,6 +216,12 @@ def explain(cfg: Config, run: HostRun, action: Action, result: Result) -> str:
             return (f"{version} did not turn healthy on {host} within "
                     f"{rollout.up_timeout(cfg)}s (deploy.health_timeout + start_period); "
                     f"{removed}")
+        if detail.startswith("verify"):
+            return _verify_failed(cfg, version, host, detail, result, removed)
+        if detail.startswith("hold"):
+            return (f"could not hold the new containers of {version} out of the proxy's pool "
+                    f"on {host} ({detail.removeprefix('hold').strip() or 'docker exec failed'}); "
+                    f"{removed}")
         if detail.startswith("first-start"):
             return (f"{version} never turned healthy on {host} (first start); its containers "
                     f"were removed. Last log lines:\n    {_tail(result)}")
@@ -228,6 +235,49 @@ def explain(cfg: Config, run: HostRun, action: Action, result: Result) -> str:
                     f"exists (templates/compose.yml.j2). The drain was undone: {removed}")
         return f"draining the old containers on {host} failed ({detail}); {removed}"
     return f"on {host}: step '{action.step.name}' failed (exit {result.exit_code}): {_tail(result)}"
+
+
+def _pull_failed(cfg: Config, host: str, detail: str, result: Result) -> str:
+    """The host could not log in to the registry, or not pull an image."""
+    reg = cfg.registry
+    what, _, rest = detail.partition(" ")
+    if what == "login" and reg is not None:
+        secret = reg.password.name if reg.password else "?"
+        return (f"{host} could not log in to the registry {reg.server} as {reg.username} "
+                f"({rest or 'no detail'}): check the secret {secret}; nothing was changed and "
+                "no credential was left on the host")
+    if what == "pull":
+        image, _, why = rest.partition(" ")
+        return (f"pulling {image} on {host} failed ({why or 'no detail'}): check app.image, the "
+                "tag and that the host reaches the registry; nothing was changed")
+    return f"pulling images on {host} failed: {_tail(result)}"
+
+
+def _verify_failed(cfg: Config, version: str, host: str, detail: str, result: Result,
+                   removed: str) -> str:
+    """A new container turned healthy but a `deploy.verify.paths` request failed."""
+    if detail == "verify-no-client":
+        return (f"cannot verify {version} on {host}: the host has none of curl, wget or python3 "
+                f"to request deploy.verify.paths with; {removed}. Install curl on the host")
+    parts = detail.split()
+    path, cid, code = [*parts, "?", "?", "?", "?"][1:4]
+    answer = "no answer" if code in ("000", "no-address") else f"HTTP {code}"
+    return (f"{version} failed its verification on {host}: GET {path} from new container "
+            f"{cid[:12]} got {answer} (deploy.verify.paths must answer 2xx); {removed}. Its "
+            f"last log lines:\n    {_tail(result, logs_only=True)}")
+
+
+def _health_missing(cfg: Config, host: str, result: Result) -> str:
+    """The healthcheck cannot run in the new image: which program is missing, the key."""
+    check = healthcheck.probe(cfg)
+    output = "\n".join(rollout.markers(result.stdout).get("log", []))
+    program = healthcheck.missing_program(output, check)
+    form = "the default check" if cfg.app.healthcheck.command is None else "the check"
+    return (f"the web healthcheck cannot run in {cfg.image_ref} on {host}: `{program}` is not "
+            f"in the image ({form} runs `{' '.join(check.argv)}`). No container was replaced "
+            f"and no migration ran; the old version keeps serving. Set app.healthcheck.command "
+            f"to a check the image can run (a string runs in its /bin/sh, a list runs as is), "
+            f"or add `{program}` to the image")
 
 
 Explain = Callable[[Config, HostRun, Action, Result], str]
@@ -275,8 +325,9 @@ def finish(cfg: Config, run: HostRun, holder: Holder, *, action: str, switch: st
         seconds=time.monotonic() - started,
         message=run.message.splitlines()[0] if run.message else "")
     wait = rollout.abort_wait(cfg) if run.result == "interrupted" else 0
+    clean = cfg.app.image if switch and run.result == "success" else ""
     step = scripts.step("finish: switch, prune, audit, unlock", "finish", cfg.deploy.app_dir,
-                        holder.token, str(math.ceil(wait)), switch or "", line, *prune,
+                        holder.token, str(math.ceil(wait)), switch or "", line, clean, *prune,
                         timeout=wait + 60)
     try:
         result = run.transport.probe(step)
@@ -290,6 +341,9 @@ def finish(cfg: Config, run: HostRun, holder: Holder, *, action: str, switch: st
         return
     m = rollout.markers(result.stdout)
     run.locked = "lock-not-ours" in m
+    if "image-removed" in m:
+        ui.ok(f"{run.host}: removed {len(m['image-removed'])} image(s) no kept release uses: "
+              + ", ".join(m["image-removed"]))
     if "aborting" in m:
         ui.warn(f"{run.host}: stopped the interrupted phase '{m['aborting'][-1]}'"
                 + (" (it is still running!)" if "still-running" in m else ""))
@@ -302,8 +356,13 @@ def finish(cfg: Config, run: HostRun, holder: Holder, *, action: str, switch: st
 
 
 def _smoke(cfg: Config, run: HostRun) -> smoke.Result:
+    plan = run.plan
     with ui.console.status(f"{run.host}: smoke test"):
-        result = smoke.run(cfg)
+        if plan is not None and plan.roll and not plan.old_ids and smoke.targets(cfg):
+            # A first start: nothing routed this name before, so the proxy shows the new
+            # containers only after its throttle (404 until then).
+            time.sleep(rollout.settle(cfg))
+        result = smoke.run(cfg, transport=run.transport)
     if result.skipped:
         ui.warn(f"{run.host}: smoke test skipped: {result.skipped}")
     elif result.ok:
@@ -500,19 +559,28 @@ def _run(cfg: Config, action: str, holder: Holder, runs: list[HostRun],
 def deploy(cfg: Config, opts: DeployOptions) -> Report:
     """`inv deploy`: bring every host of the environment to the rendered release."""
     files: tuple[RenderedFile, ...] = render_release(cfg)
+    if cfg.registry is not None:
+        with ui.console.status(f"checking {cfg.app.image}:{cfg.app.tag} in {cfg.registry.server}"):
+            found = registry.require(cfg, cfg.app.tag)
+        ui.ok(f"{cfg.image_ref} is in {cfg.registry.server}"
+              + (f" ({found.digest[:19]})" if found and found.digest else ""))
     holder = opts.holder or new_holder("deploy", cfg.app.tag)
     now = datetime.now(UTC)
     runs = [HostRun(connect(h)) for h in cfg.hosts]
-    skip_drain = rollout.unsafe_skip_drain()
+    skip_drain, skip_hold = rollout.unsafe_skip_drain(), rollout.unsafe_skip_hold()
     if skip_drain:
         ui.warn(f"{rollout.SKIP_DRAIN_VAR}=1: old containers are stopped WITHOUT draining "
                 "(a test-only switch; requests will fail)")
+    if skip_hold:
+        ui.warn(f"{rollout.SKIP_HOLD_VAR}=1: new containers take traffic BEFORE they are "
+                "verified (a test-only switch; requests may fail)")
 
     def planner(run: HostRun) -> HostPlan:
         assert run.facts is not None
         rid = release.new_id(now, cfg.app.tag, run.facts.release_ids)
         return plan_deploy(cfg, run.facts, files, run.host, Options(
-            release_id=rid, skip_migrations=opts.skip_migrations, skip_drain=skip_drain))
+            release_id=rid, skip_migrations=opts.skip_migrations, skip_drain=skip_drain,
+            skip_hold=skip_hold))
 
     return _run(cfg, "deploy", holder, runs, planner, yes=opts.yes, dry_run=opts.dry_run,
                 lock_wait=opts.lock_wait, image_refs=sorted(set(images(files).values())),

@@ -1,8 +1,10 @@
 """The host's deploy lock: an atomic `mkdir APP_DIR/lock` holding who took it, when and why.
 
-Taking it is part of the facts command (`facts.sh`, polling for `--lock-wait` seconds);
-releasing it is part of the finish command (`finish.sh`), which removes it only while it
-still holds this run's token. `inv lock.release` removes a lock left by a deploy that died.
+Its protocol on the host is one shell library, `scripts/lock.sh`, which every script that
+touches the lock uses (deploy's, `backup.restore`'s). Taking it is part of the facts command
+(`facts.sh`, polling for `--lock-wait` seconds); releasing it is part of the finish command
+(`finish.sh`), which removes it only while it still holds this run's token. `inv
+lock.release` removes a lock left by a run that died.
 """
 
 from __future__ import annotations

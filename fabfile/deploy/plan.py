@@ -220,6 +220,7 @@ class Options:
     release_id: str
     skip_migrations: bool = False
     skip_drain: bool = False
+    skip_hold: bool = False
 
 
 def plan_deploy(cfg: Config, facts: Facts, files: Sequence[RenderedFile], host: str,
@@ -282,19 +283,19 @@ def plan_deploy(cfg: Config, facts: Facts, files: Sequence[RenderedFile], host: 
     if upload:
         actions.append(Action("upload", upload_step(app_dir, release, files)))
     if pull:
-        actions.append(Action("pull", Step(
-            f"pull {', '.join(sorted({wanted[s] for s in pull}))}",
-            ("docker", "compose", "-f", compose, "pull", "--quiet", *pull), timeout=1800)))
+        actions.append(Action("pull", pull_step(cfg, sorted({wanted[s] for s in pull}))))
     if services or traefik_changed:
         actions.append(Action("services", services_step(cfg, compose, "only", services)))
     if migrate:
         actions.append(Action("migrate", scripts.phase(
             f"migrate: {' '.join(cfg.app.migrate_command)}", lock_dir, "migrate", compose,
-            web_name, *cfg.app.migrate_command, timeout=None)))
+            web_name, *rollout.probe_args(cfg, cfg.image_ref), *cfg.app.migrate_command,
+            timeout=None)))
     old_ids = tuple(c.id for c in web) if roll else ()
     if roll:
         actions += [Action(kind, step) for kind, step in rollout.roll_steps(
-            cfg, compose, old_ids, skip_drain=opts.skip_drain)]
+            cfg, compose, old_ids, image=cfg.image_ref, skip_drain=opts.skip_drain,
+            skip_hold=opts.skip_hold)]
     if not actions and not upload:
         reasons = []
     return HostPlan(
@@ -303,6 +304,20 @@ def plan_deploy(cfg: Config, facts: Facts, files: Sequence[RenderedFile], host: 
         image=cfg.image_ref, images_before=tuple(sorted({c.image for c in web})),
         changes=changes, services=tuple(services), migrate=migrate, roll=roll,
         old_ids=old_ids, reasons=tuple(reasons), actions=tuple(actions))
+
+
+def pull_step(cfg: Config, refs: Sequence[str]) -> Step:
+    """Pull `refs` on the host; with `registry` credentials, logged in only for the pull
+    (the password travels on stdin, the Docker config holding it is deleted right after)."""
+    reg = cfg.registry
+    login = (reg is not None and reg.password is not None
+             and any(r.startswith(f"{reg.server}/") for r in refs))
+    server, user, stdin = ("", "", None)
+    if login:
+        assert reg is not None and reg.password is not None and reg.username is not None
+        server, user, stdin = reg.server, reg.username, reg.password.reveal().encode() + b"\n"
+    return scripts.step(f"pull {', '.join(refs)}", "pull", cfg.deploy.app_dir, server, user,
+                        *refs, stdin=stdin, timeout=1800)
 
 
 def services_step(cfg: Config, compose: str, mode: Literal["only", "all-but"],
@@ -344,7 +359,8 @@ def as_data(plan: HostPlan) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": action.kind, "name": action.step.name,
                                 "argv": scripts.shown(action.step.argv)}
         if action.step.stdin is not None:
-            data["stdin"] = _describe_stdin(action.step.stdin)
+            data["stdin"] = ("the registry password" if action.kind == "pull"
+                             else _describe_stdin(action.step.stdin))
         return data
 
     return {

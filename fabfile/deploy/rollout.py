@@ -2,7 +2,9 @@
 behind Traefik"), as two phases that each poll inside one remote script:
 
 1. `roll_up.sh`: `docker compose up -d --no-deps --no-recreate --scale web=OLD+N web` starts N
-   new containers beside the old ones; wait until every new one is healthy (fail fast on
+   new containers beside the old ones, held out of the proxy's pool (a hold file their
+   healthcheck tests) until the check's probe passes in each and `deploy.verify.paths` answer
+   2xx from each; then the hold is lifted and they turn healthy (fail fast on exits and
    unhealthy, bounded by health_timeout + start_period). On failure or interrupt: retire the
    new ones (drained like the old, since the proxy may already route to the healthy ones).
 2. `roll_drain.sh`: create the drain file in each old container so its healthcheck fails,
@@ -22,6 +24,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
+from fabfile import healthcheck
 from fabfile.config import Config
 from fabfile.remote import Step
 
@@ -36,6 +39,15 @@ def unsafe_skip_drain(environ: Mapping[str, str] = os.environ) -> bool:
     return environ.get(SKIP_DRAIN_VAR) == "1"
 
 
+SKIP_HOLD_VAR = "SHIPYARD_UNSAFE_SKIP_HOLD"
+"""TEST-ONLY: `=1` lets new containers into the proxy's pool as soon as they are healthy,
+verifying them only afterwards, so the zero-downtime test can show the hold matters."""
+
+
+def unsafe_skip_hold(environ: Mapping[str, str] = os.environ) -> bool:
+    return environ.get(SKIP_HOLD_VAR) == "1"
+
+
 def lock_dir(cfg: Config) -> str:
     return f"{cfg.deploy.app_dir}/lock"
 
@@ -43,6 +55,13 @@ def lock_dir(cfg: Config) -> str:
 def up_timeout(cfg: Config) -> int:
     """How long new containers may take to turn healthy."""
     return cfg.deploy.health_timeout + cfg.app.healthcheck.start_period
+
+
+def ready_grace(cfg: Config) -> int:
+    """How long a held container's probe may keep failing: when Docker would have called it
+    unhealthy (its start period, then `retries` failed probes)."""
+    hc = cfg.app.healthcheck
+    return hc.start_period + (hc.interval + hc.timeout) * hc.retries
 
 
 def unhealthy_timeout(cfg: Config) -> int:
@@ -61,9 +80,28 @@ def drain_bound(cfg: Config) -> float:
     return unhealthy_timeout(cfg) + settle(cfg) + cfg.app.stop_grace_period + 30
 
 
-def roll_steps(cfg: Config, compose: str, old_ids: Sequence[str], *,
-               skip_drain: bool = False) -> list[tuple[Literal["roll_up", "roll_drain"], Step]]:
-    """The phases rolling the web service from `old_ids` to `compose`'s configuration."""
+def probe_args(cfg: Config, image: str) -> tuple[str, str, str]:
+    """`health_probe`'s arguments (lib.sh): where passed checks are remembered, the image,
+    and the check (its form on the first line, then its words). No image: no probe (a
+    rollback goes back to a release whose check already ran)."""
+    check = healthcheck.probe(cfg)
+    spec = "\n".join((check.form, *check.argv)) if image else ""
+    return f"{cfg.deploy.app_dir}/cache/healthcheck", image, spec
+
+
+def verify_args(cfg: Config) -> tuple[str, str, str, str]:
+    """`verify`'s arguments (lib.sh): the network, the app's port, the timeout per request
+    and the paths, one a line."""
+    paths = cfg.deploy.verify.paths or (cfg.app.health_path,)
+    return (cfg.deploy.network, str(cfg.app.port), f"{cfg.deploy.verify.timeout:g}",
+            "\n".join(paths))
+
+
+def roll_steps(cfg: Config, compose: str, old_ids: Sequence[str], *, image: str = "",
+               skip_drain: bool = False,
+               skip_hold: bool = False) -> list[tuple[Literal["roll_up", "roll_drain"], Step]]:
+    """The phases rolling the web service from `old_ids` to `compose`'s configuration; the
+    first checks that `image` can run the healthcheck before it starts anything."""
     n, web = cfg.app.replicas, cfg.app.name
     what = f"{n} new container{'s' * (n != 1)}"
     title = (f"web: start {what} beside {len(old_ids)} old, wait until healthy" if old_ids
@@ -72,7 +110,10 @@ def roll_steps(cfg: Config, compose: str, old_ids: Sequence[str], *,
               str(unhealthy_timeout(cfg)))
     steps: list[tuple[Literal["roll_up", "roll_drain"], Step]] = [("roll_up", scripts.phase(
         title, lock_dir(cfg), "roll_up", compose, cfg.project, web, str(n),
-        str(up_timeout(cfg)), *retire, *old_ids, timeout=up_timeout(cfg) + drain_bound(cfg)))]
+        str(up_timeout(cfg)), *retire, *probe_args(cfg, image), *verify_args(cfg),
+        (healthcheck.hold_file(cfg) or "") if image and not skip_hold else "",
+        str(ready_grace(cfg)), *old_ids,
+        timeout=up_timeout(cfg) + drain_bound(cfg) + 60))]
     if old_ids:
         drain = "stop WITHOUT draining (test-only)" if skip_drain else "drain, stop"
         steps.append(("roll_drain", scripts.phase(

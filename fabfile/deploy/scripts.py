@@ -1,4 +1,5 @@
-"""The shell scripts a deploy runs on hosts (`scripts/*.sh`, package data), read once.
+"""The shell scripts a deploy runs on hosts (`scripts/*.sh`, package data), read once by the
+one loader, `fabfile.shell`.
 
 Each runs as `sh -c BODY NAME ARG...`: the text is constant and every value arrives as a
 positional argument, so nothing is ever spliced into shell source.
@@ -8,26 +9,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
-from importlib import resources
 
+from fabfile import shell
 from fabfile.remote import Step, script
 
 NAMES = ("facts", "upload", "phase", "services", "migrate", "roll_up", "roll_drain", "finish",
-         "setup", "lock_release")
-WITH_LIBRARY = ("roll_up", "roll_drain")
+         "setup", "lock_release", "smoke", "pull")
+WITH_LIBRARY = ("roll_up", "roll_drain", "migrate", "smoke")
 """Scripts that get `scripts/lib.sh` (the rollout's shared functions) prepended."""
-
-
-def _read(name: str) -> str:
-    return resources.files(__package__).joinpath("scripts", f"{name}.sh").read_text("utf-8")
+WITH_LOCK = ("facts", "phase", "finish", "lock_release")
+"""Scripts that get `scripts/lock.sh` (the host lock's protocol) prepended."""
+PACKAGE = "fabfile.deploy"
+LOCK_LIBRARY = f"{PACKAGE}:lock"
+"""The lock library, for the scripts of other packages that hold the host lock."""
 
 
 @cache
 def body(name: str) -> str:
-    """The text of `scripts/<name>.sh` (after `lib.sh` for the rollout phases)."""
+    """The text of `scripts/<name>.sh`, after the libraries it uses."""
     if name not in NAMES:
         raise KeyError(name)
-    return _read("lib") + "\n" + _read(name) if name in WITH_LIBRARY else _read(name)
+    libraries = [lib for lib, users in (("lock", WITH_LOCK), ("lib", WITH_LIBRARY))
+                 if name in users]
+    return shell.body(PACKAGE, name, libraries)
 
 
 def step(title: str, name: str, *args: str, stdin: bytes | None = None,

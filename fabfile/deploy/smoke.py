@@ -6,6 +6,10 @@ URLs are `https://<domain><health_path>` for each domain, or `deploy.smoke.urls`
 every URL, every `interval` seconds; the test passes after `checks` good rounds and fails
 at the `failures`-th failed round. It lasts at most `window` seconds: still short of good
 rounds then, it fails too.
+
+Without a public URL (Traefik disabled and no `deploy.smoke.urls`, as in `local`), the same
+rounds run on the host (`scripts/smoke.sh`, one round trip) against each web container at
+its address on the Docker network.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ import httpx
 
 from fabfile.config import Config
 from fabfile.config.secrets import redact
+from fabfile.remote import Step, Transport
+
+from . import rollout, scripts
 
 
 @dataclass(frozen=True)
@@ -60,12 +67,40 @@ def check(client: httpx.Client, target: Target) -> str | None:
     return f"GET {target}: HTTP {response.status_code}"
 
 
-def run(cfg: Config, *, sleep: Callable[[float], None] = time.sleep,
+def host_step(cfg: Config) -> Step:
+    """The smoke test run on the host against the web containers' network addresses."""
+    smoke = cfg.deploy.smoke
+    return scripts.step(
+        "smoke test on the Docker network", "smoke", cfg.project, cfg.app.name,
+        cfg.deploy.network, str(cfg.app.port), cfg.app.health_path, str(smoke.failures),
+        str(smoke.window), f"{smoke.interval:g}", str(smoke.checks), "5",
+        timeout=smoke.window + 60, check=False)
+
+
+def parse_host(output: str) -> Result:
+    """`smoke.sh`'s markers as a Result."""
+    m = rollout.markers(output)
+    verdict = (m.get("smoke") or ["fail 0 0 0"])[-1].split()
+    good, rounds, seconds = ([*verdict[1:], "0", "0", "0"])[:3]
+    failures = [r.removeprefix("fail ") for r in m.get("round", []) if r.startswith("fail")]
+    ok = verdict[0] == "ok"
+    if not ok and not failures:
+        failures = ["the smoke test did not run on the host: " + (output.strip()[-200:]
+                                                                  or "no output")]
+    return Result(ok=ok, rounds=int(rounds), good=int(good), seconds=float(seconds),
+                  failures=failures)
+
+
+def run(cfg: Config, *, transport: Transport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         client: httpx.Client | None = None) -> Result:
-    """Run the smoke test; `sleep`, `clock` and `client` are seams for tests."""
+    """Run the smoke test; `sleep`, `clock` and `client` are seams for tests. Without a
+    public URL, on the host through `transport` (skipped when there is none)."""
     smoke = cfg.deploy.smoke
     found = targets(cfg)
+    if not found and transport is not None:
+        return parse_host(transport.probe(host_step(cfg)).stdout)
     if not found:
         return Result(ok=True, skipped="no public URL to check (traefik disabled and "
                                        "deploy.smoke.urls empty)")

@@ -1,5 +1,5 @@
 """`backup` namespace: dumps to S3 with a host cache, listing, restore by date, verification,
-retention and bucket setup. Thin adapters over `fabfile.backup`."""
+retention, bucket setup and the freshness check. Thin adapters over `fabfile.backup`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from invoke.collection import Collection
 from invoke.context import Context
 from invoke.tasks import task
 
+from fabfile.errors import UserError
 from fabfile.tasks._adapter import friendly
 
 if TYPE_CHECKING:
@@ -63,23 +64,28 @@ def list_(c: Context, env: str, json: bool = False) -> None:
     "env": ENV_HELP,
     "date": DATE,
     "target_url": "restore into this database instead of the environment's own "
-                  "(postgresql://user:password@host:5432/db, reachable from the host)",
-    "yes": "do not ask before replacing the live database (CI)",
+                  "(postgresql://user:password@host:5432/db, reachable from the host); it "
+                  "must hold no objects, unless --replace",
+    "replace": "with --target-url: drop what that database holds, then restore",
+    "yes": "do not ask before replacing the live database or a --replace target (CI)",
 })
 @friendly
 def restore(c: Context, env: str, date: str = "latest", target_url: str = "",
-            yes: bool = False) -> None:
-    """Restore a backup by date over the live database (after a safety backup) or elsewhere."""
+            replace: bool = False, yes: bool = False) -> None:
+    """Restore a backup exactly, over the live database (behind a maintenance page) or elsewhere."""
     from fabfile import ui
     from fabfile.backup import restore as restoring
     from fabfile.backup.naming import parse_date_spec
 
     spec = parse_date_spec(date)
     done = restoring.restore(_config(env), spec, target_url=target_url or None,
-                             assume_yes=yes)
+                             replace=replace, assume_yes=yes)
     m = done.manifest
     ui.ok(f"restored backup {m.backup_id} into {done.target} from the "
-          f"{'host cache' if done.source == 'cache' else 'S3 copy'} in {done.seconds:.1f}s")
+          f"{'host cache' if done.source == 'cache' else 'S3 copy'} in {done.seconds:.1f}s"
+          + (f"; the site was in maintenance for {done.window:.1f}s" if done.window else "")
+          + (f"; what it held before is backup {done.pre_restore} (pre-restore)"
+             if done.pre_restore else ""))
 
 
 @task(help={"env": ENV_HELP, "date": DATE})
@@ -94,6 +100,23 @@ def verify(c: Context, env: str, date: str = "latest") -> None:
     rows = sum(result.restored_tables.values())
     ui.ok(f"backup {result.backup_id} verified: {len(result.restored_tables)} tables, "
           f"{rows:,} rows, as in its manifest ({result.seconds:.1f}s); scratch database dropped")
+
+
+@task(help={"env": ENV_HELP + "; the limit is its checks.max_backup_age_hours (default 26), "
+                              "and its Slack webhook is alerted when the check fails"})
+@friendly
+def check(c: Context, env: str) -> None:
+    """Fail and alert Slack when the newest complete backup is older than the configured limit."""
+    from fabfile.checks import doctor as checks
+    from fabfile.tasks.doctor import report
+
+    cfg = _config(env)
+    if cfg.backup is None:
+        raise UserError(f"environment {env} has no backup section: nothing to check")
+    results = checks.run(cfg, selected=("backup-age",))
+    if results[0].status == "skip":
+        raise UserError(f"the backup age cannot be checked: {results[0].detail}")
+    report(cfg, results, command=f"inv backup.check --env={env}", json=False)
 
 
 @task(help={"env": ENV_HELP, "dry_run": "show what would be deleted, delete nothing"})
@@ -131,5 +154,5 @@ def setup(c: Context, env: str) -> None:
 
 
 namespace = Collection("backup")
-for backup_task in (create, list_, restore, verify, prune, setup):
+for backup_task in (create, list_, restore, verify, prune, setup, check):
     namespace.add_task(backup_task)

@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     from fabfile.checks import certs
     from fabfile.config import Config
 
-# `fabfile.checks.certs` (cryptography), `fabfile.notify` (httpx) and `fabfile.ui` (rich) are
-# imported where used, so that only `inv certs.check` loads them.
+# `fabfile.checks.certs` (cryptography), `fabfile.checks.alert` (httpx) and `fabfile.ui` (rich)
+# are imported where used, so that only `inv certs.check` loads them.
 DEFAULT_WARN_DAYS = 15
 
 
@@ -45,16 +45,21 @@ def endpoints_for(cfg: Config | None, url: str, connect: str) -> list[certs.Endp
     if connect:
         address, port = certs.parse_connect(connect)
         return [certs.Endpoint(domain, address, port) for domain in cfg.domains]
-    return [certs.Endpoint(domain, domain) for domain in cfg.domains]
+    if not cfg.traefik.enabled:
+        raise UserError(f"Traefik is disabled in {cfg.env!r}, so its hosts serve no "
+                        "certificates: name the server with --connect=HOST[:PORT]")
+    return [endpoint for host in cfg.hosts
+            for endpoint in certs.on_host(cfg.domains, host.address)]
 
 
 @task(help={
-    "env": ENV_HELP + "; checks each of its domains (and alerts its Slack webhook)",
+    "env": ENV_HELP + "; checks each of its domains on each of its hosts (and alerts its "
+                      "Slack webhook on failure)",
     "url": "check one endpoint instead: https://HOST[:PORT]",
     "warn_days": "fail when fewer days are left (default: the environment's "
                  f"checks.cert_warn_days, else {DEFAULT_WARN_DAYS})",
-    "connect": "dial HOST[:PORT] for every domain instead of its DNS address (as curl's "
-               "--connect-to); the domain is still sent as SNI and verified",
+    "connect": "dial HOST[:PORT] for every domain instead of each host's address on 443 (as "
+               "curl's --connect-to); the domain is still sent as SNI and verified",
     "ca_file": "PEM file of extra CAs to trust, e.g. a private or staging CA "
                "(default: the environment's checks.ca_file)",
     "timeout": "seconds to wait for each handshake",
@@ -62,9 +67,11 @@ def endpoints_for(cfg: Config | None, url: str, connect: str) -> list[certs.Endp
 @friendly
 def check(c: Context, env: str = "", url: str = "", warn_days: str | None = None,
           connect: str = "", ca_file: str = "", timeout: int = 10) -> None:
-    """Check the TLS certificate of each domain: trust, hostname, days left."""
+    """Check the TLS certificate of each domain on each host: trust, hostname, days left."""
+    from rich.markup import escape
+
     from fabfile import ui
-    from fabfile.checks import certs
+    from fabfile.checks import alert, certs
     from fabfile.config import load_config
 
     if not env and not url:
@@ -80,7 +87,7 @@ def check(c: Context, env: str = "", url: str = "", warn_days: str | None = None
                               timeout=timeout)
     now = datetime.now(UTC)
     rows = []
-    failed: list[str] = []
+    failed: list[alert.Failure] = []
     for report in reports:
         problems = certs.assess(report, days, now)
         left = report.days_left(now)
@@ -92,36 +99,24 @@ def check(c: Context, env: str = "", url: str = "", warn_days: str | None = None
             "ok" if not problems else "FAILED",
         ])
         if problems:
-            failed.append(f"{report.endpoint.label}: {'; '.join(problems)}")
+            failed.append(alert.Failure("certificates",
+                                        f"{report.endpoint.label}: {'; '.join(problems)}",
+                                        certs.fix(report)))
     title = f"certificates of {cfg.env}" if cfg else "certificate"
     ui.console.print(ui.table(f"{title} (fail below {days} days)",
                               ["endpoint", "issuer", "expires", "days left", "result"], rows))
-    for line in failed:
-        ui.fail(line)
+    for failure in failed:
+        ui.fail(failure.what)
+    for fix in dict.fromkeys(f.fix for f in failed if f.fix):
+        ui.console.print(f"  [bold]fix:[/] {escape(fix)}")
     if not failed:
         ui.ok(f"{len(reports)} certificate(s) valid for at least {days} more days")
         return
     if cfg is not None:
-        _alert(cfg, failed)
+        sent, note = alert.send(cfg, f"inv certs.check --env={cfg.env}", failed)
+        (ui.step if sent else ui.warn)(note)
     raise UserError(f"{len(failed)} of {len(reports)} certificate(s) failed the check:\n  "
-                    + "\n  ".join(failed))
-
-
-def _alert(cfg: Config, failed: list[str]) -> None:
-    from fabfile import notify, ui
-
-    hook = cfg.notifications.slack_webhook
-    if hook is None or hook.placeholder:
-        why = ("no notifications.slack_webhook is configured" if hook is None
-               else f"the secret {hook.name} is not set")
-        ui.warn(f"no Slack alert sent: {why}")
-        return
-    text = "Certificate check failed:\n" + "\n".join(f"• {line}" for line in failed)
-    problem = notify.send(cfg, text, "warning")
-    if problem:
-        ui.warn(problem)
-    else:
-        ui.step("alert sent to Slack")
+                    + "\n  ".join(f.what for f in failed))
 
 
 namespace = Collection("certs")

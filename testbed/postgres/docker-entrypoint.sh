@@ -37,7 +37,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   fi
   pwfile=$(mktemp)
   printf '%s\n' "${POSTGRES_PASSWORD:-}" > "$pwfile"
-  # shellcheck disable=SC2086
+  # shellcheck disable=SC2086  # POSTGRES_INITDB_ARGS holds several arguments, as in the official image
   initdb --username="$user" --pwfile="$pwfile" --auth-local=trust \
     --auth-host="${POSTGRES_HOST_AUTH_METHOD:-scram-sha-256}" ${POSTGRES_INITDB_ARGS:-}
   rm -f "$pwfile"
@@ -53,7 +53,10 @@ SQL
   fi
   for f in /docker-entrypoint-initdb.d/*; do
     case $f in
-      *.sh) echo "running $f"; . "$f" ;;
+      *.sh)
+        echo "running $f"
+        # shellcheck disable=SC1090  # the image's user supplies the init scripts
+        . "$f" ;;
       *.sql) echo "running $f"; psql -v ON_ERROR_STOP=1 -X -q --dbname "$db" -f "$f" ;;
       *.sql.gz) echo "running $f"; gunzip -c "$f" | psql -v ON_ERROR_STOP=1 -X -q --dbname "$db" ;;
       *) ;;

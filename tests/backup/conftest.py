@@ -4,6 +4,7 @@ bucket per test and an environment tree whose one host is the test-bed sshd."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,7 +16,7 @@ import pytest
 import yaml
 
 from tests.backup.roster import bench_sqlite, load_roster
-from tests.helpers import env_tree, run_inv
+from tests.helpers import DUMMY_SECRETS, INV, PROJECT_ROOT, env_tree, run_inv
 from tests.support.images import ImageSet
 from tests.support.postgres import PgCluster
 from tests.support.s3 import S3Server
@@ -65,6 +66,14 @@ class BackupBed:
             extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         return run_inv(*args, env_dir=self.root, extra_env={**self.environ, **(extra or {})},
                        input_text=input_text, timeout=300)
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        """`inv ARGS...` in the background (to kill it), output on its stdout."""
+        environ = {k: v for k, v in os.environ.items() if k not in DUMMY_SECRETS}
+        environ.update({"NO_COLOR": "1", "COLUMNS": "200",
+                        "DEPLOY_ENVIRONMENTS_DIR": str(self.root), **self.environ})
+        return subprocess.Popen([INV, *args], cwd=PROJECT_ROOT, env=environ,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def config(self) -> Any:
         from fabfile.config import load_config

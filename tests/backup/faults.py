@@ -1,4 +1,5 @@
-"""Faults the backup tests inject: an S3 front that cuts uploads halfway, fake old clients."""
+"""Faults the backup tests inject: an S3 front that cuts uploads halfway, or holds them
+halfway until its client goes away, and fake old clients."""
 
 from __future__ import annotations
 
@@ -32,6 +33,11 @@ class _Handler(socketserver.BaseRequestHandler):
         upstream = socket.create_connection(("127.0.0.1", self.server.upstream_port))
         cut = method == b"PUT" and self.server.should_cut(query)
         try:
+            if cut and self.server.hold:
+                self.server.stalled.set()
+                _until_gone(client)
+                self.server.gone.set()
+                return
             if cut:
                 length = next((int(line.split(b":", 1)[1]) for line in header.split(b"\r\n")
                                if line.lower().startswith(b"content-length:")), 0)
@@ -54,6 +60,19 @@ class _Handler(socketserver.BaseRequestHandler):
             client.close()
 
 
+def _until_gone(client: socket.socket) -> None:
+    """Read (and drop) what the client sends, never answer, until it closes the connection."""
+    client.settimeout(1.0)
+    while True:
+        try:
+            if not client.recv(65536):
+                return
+        except TimeoutError:
+            continue
+        except OSError:
+            return
+
+
 def _pump(a: socket.socket, b: socket.socket) -> None:
     def one_way(src: socket.socket, dst: socket.socket) -> None:
         try:
@@ -74,16 +93,21 @@ def _pump(a: socket.socket, b: socket.socket) -> None:
 class CuttingProxy(socketserver.ThreadingTCPServer):
     """Forwards to the S3 server on `upstream_port`, but drops the connection halfway through
     the body of every PUT of part `part` of a multipart upload (or of every single PUT when
-    `part` is 0)."""
+    `part` is 0); with `hold`, it takes that PUT's body and never answers instead."""
 
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, upstream_port: int, part: int) -> None:
+    def __init__(self, upstream_port: int, part: int, *, hold: bool = False) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.upstream_port = upstream_port
         self.part = part
         self.cuts = 0
+        self.hold = hold
+        self.stalled = threading.Event()
+        """With `hold`: set once such a PUT is held (never answered)."""
+        self.gone = threading.Event()
+        """With `hold`: set once the client of a held PUT closed its connection."""
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
 
     def should_cut(self, query: dict[str, list[str]]) -> bool:

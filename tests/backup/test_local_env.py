@@ -63,6 +63,9 @@ def test_local_env_backs_up_and_restores_the_stack_db(stack_db: tuple[str, str],
     root.mkdir()
     (root / "base.yaml").write_text((ENVIRONMENTS_DIR / "base.yaml").read_text())
     local = yaml.safe_load((ENVIRONMENTS_DIR / "local.yaml").read_text())
+    # its own app directory: the restore over the live database must not meet a `local`
+    # stack that someone deployed on this machine
+    local["deploy"] = {**local.get("deploy", {}), "app_dir": str(tmp_path / "app")}
     local.update(project=project, backup={
         "bucket": bucket, "prefix": "local", "endpoint_url": s3_server.endpoint_url,
         "access_key_id": {"secret": "LT_KEY"}, "secret_access_key": {"secret": "LT_SECRET"},

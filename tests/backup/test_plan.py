@@ -15,13 +15,13 @@ from fabfile.errors import UserError
 from tests.helpers import DUMMY_SECRETS, env_tree
 
 URL = "postgresql://app:s3cr%27et%20pw@db.example:6432/roster?sslmode=require"
-SCRIPTS = ["CLIENT", "FACTS", "CREATE", "RESTORE", "CACHE_LIST", "CACHE_PRUNE", "_PART"]
+CLIENT = plan.SCRIPTS.body("client")
 
 
-@pytest.mark.parametrize("name", SCRIPTS)
+@pytest.mark.parametrize("name", plan.SCRIPTS.names)
 def test_scripts_parse_in_posix_sh(name: str) -> None:
-    """Debian's /bin/sh is dash: no bashisms, no pipefail."""
-    proc = subprocess.run(["sh", "-n", "-c", getattr(plan, name)], capture_output=True,
+    """Debian's /bin/sh is dash: no bashisms, no pipefail (with their libraries prepended)."""
+    proc = subprocess.run(["sh", "-n", "-c", plan.SCRIPTS.body(name)], capture_output=True,
                           text=True, check=False)
     assert proc.returncode == 0, proc.stderr
 
@@ -82,21 +82,24 @@ UPLOAD = Upload(put_url="https://s3/put?sig=PUTSIG", put_headers=(
 def test_facts_step() -> None:
     step = plan.facts_step("/var/backups/roster", Client("docker", "pg:{major}-alpine"), TARGET,
                            create_cache=True)
-    assert step.argv[:3] == ("sh", "-c", plan.FACTS)
-    assert step.argv[4:] == (plan.CLIENT, "/var/backups/roster", "docker", "pg:", "-alpine",
+    assert step.argv[:3] == ("sh", "-c", plan.SCRIPTS.body("facts"))
+    assert step.argv[4:] == (CLIENT, "/var/backups/roster", "docker", "pg:", "-alpine",
                              "host", TARGET.conninfo, "0", "1")
     assert step.stdin == b"s3cr'et pw\n"
 
 
 def test_create_step_sends_secrets_on_stdin_only() -> None:
-    step = plan.create_step("/c", "20261126T020000Z", Client("docker"), 15, TARGET, UPLOAD, 7)
-    assert step.argv[:3] == ("sh", "-c", plan.CREATE)
-    assert step.argv[4:] == (plan.CLIENT, "/c", "20261126T020000Z", "docker", "postgres:15",
-                             "host", TARGET.conninfo, str(64 * plan.MIB), str(16 * plan.MIB),
-                             "4", "7", "x-amz-server-side-encryption: AES256")
+    step = plan.create_step("/c", "20261126T020000Z", Client("docker"), 15, TARGET, UPLOAD, 7,
+                            protect="20261120T020000Z")
+    assert step.argv[:3] == ("sh", "-c", plan.SCRIPTS.body("create"))
+    assert step.argv[4:] == (CLIENT, plan.SCRIPTS.body("part"), "/c", "20261126T020000Z",
+                             "docker", "postgres:15", "host", TARGET.conninfo,
+                             str(64 * plan.MIB), str(16 * plan.MIB), "4", "7",
+                             "x-amz-server-side-encryption: AES256", "20261120T020000Z")
     assert step.stdin == (b"s3cr'et pw\nhttps://s3/put?sig=PUTSIG\nhttps://s3/p1?sig=P1\n"
                           b"https://s3/p2?sig=P2\n")
-    assert not any("SIG" in arg or "s3cr" in arg for arg in step.argv)
+    assert not any(secret in arg for arg in step.argv
+                   for secret in ("sig=PUTSIG", "sig=P1", "sig=P2", "s3cr'et"))
 
 
 def test_part_size_must_suit_s3() -> None:
@@ -105,21 +108,24 @@ def test_part_size_must_suit_s3() -> None:
                          Upload("u", (), (), 1, 3 * plan.MIB, 1), 7)
 
 
-def test_restore_and_verify_steps() -> None:
+def test_restore_check_and_verify_steps() -> None:
     step = plan.restore_step("/c", "ID", Client("host"), 15, TARGET, "f" * 64, "https://get",
-                             jobs=0, clean=True)
-    assert step.argv[4:] == (plan.CLIENT, "/c", "ID", "host", "", "host", TARGET.conninfo,
-                             "f" * 64, "0", "1", "", TARGET.conninfo, "", "", "")
+                             jobs=0, mode="exact")
+    assert step.argv[4:] == (CLIENT, "/c", "ID", "host", "", "host", TARGET.conninfo,
+                             "f" * 64, "0", "restore", "exact", "", TARGET.conninfo, "", "")
     assert step.stdin == b"s3cr'et pw\nhttps://get\n"
+    step = plan.restore_step("/c", "ID", Client("host"), 15, TARGET, "f" * 64, "https://get",
+                             jobs=0, mode="empty", check=True)
+    assert step.argv[13:15] == ("check", "empty") and step.name.startswith("check the dump")
     scratch = TARGET.with_db("verify_x")
     step = plan.restore_step("/c", "ID", Client("docker"), 15, scratch, "f" * 64, "u", jobs=2,
-                             clean=False, scratch="verify_x", admin=TARGET)
-    assert step.argv[-7:] == ("2", "0", "verify_x", TARGET.conninfo, "", "", "")
+                             mode="empty", scratch="verify_x", admin=TARGET)
+    assert step.argv[-7:] == ("2", "restore", "empty", "verify_x", TARGET.conninfo, "", "")
     assert "dbname='verify_x'" in step.argv[10]
-    lock = plan.HostLock("/srv/app/lock", '{"who": "me"}', "abc")
+    lock = plan.HostLock("/srv/app/lock", "abc")
     step = plan.restore_step("/c", "ID", Client("host"), 15, TARGET, "f" * 64, "u", jobs=2,
-                             clean=True, lock=lock)
-    assert step.argv[-3:] == ("/srv/app/lock", '{"who": "me"}', "abc")
+                             mode="exact", lock=lock)
+    assert step.argv[-2:] == ("/srv/app/lock", "abc")
 
 
 FACTS_OUT = """tool zstd yes

@@ -179,8 +179,10 @@ def test_task_env_mode_fails_below_the_threshold_and_alerts_slack(
     assert "1 of 2 certificate(s) failed the check" in proc.stderr
     assert len(hook.payloads) == 1
     text = hook.payloads[0]["text"]
-    assert text.startswith(":warning: [roster/staging] Certificate check failed:")
+    assert text.startswith(":warning: [roster/staging] Check failed: certificates "
+                           "(`inv certs.check --env=staging`)\n")
     assert SOON in text and "expires in" in text and GOOD not in text
+    assert text.endswith(f"\n   fix: {certs.RENEWAL_FIX}")
 
 
 def test_task_env_mode_passes_with_a_lower_threshold_and_stays_quiet(
@@ -219,3 +221,43 @@ def test_task_operator_mistakes_are_clear(args: tuple[str, ...], message: str) -
     assert proc.returncode == 1
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# --- which endpoints an environment's check dials, and the fix for each failure -----------------
+
+
+def test_an_environment_is_checked_on_every_host() -> None:
+    """Each domain on each host's address, so a host whose renewal failed is seen even while
+    DNS points at another."""
+    from fabfile.config import load_config
+    from fabfile.tasks.certs import endpoints_for
+
+    cfg = load_config("prod", environ={}, placeholder_secrets=True)
+    found = endpoints_for(cfg, "", "")
+    assert [e.label for e in found] == [f"{domain} via {host.address}" for host in cfg.hosts
+                                        for domain in cfg.domains]
+    assert len(found) == 6 and {e.port for e in found} == {443}
+    assert [e.label for e in endpoints_for(cfg, "", "10.0.0.5:8443")] == [
+        f"{domain} via 10.0.0.5:8443" for domain in cfg.domains]
+
+
+def test_an_environment_without_traefik_serves_no_certificates(tmp_path: Path) -> None:
+    proc = run_inv("certs.check", "--env=local", env_dir=env_tree(tmp_path), timeout=60)
+    assert proc.returncode == 1
+    assert "Traefik is disabled in 'local', so its hosts serve no certificates" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("report", "fix"), [
+    (certs.CertReport(certs.Endpoint(GOOD, "203.0.113.10"), error="connection refused"),
+     certs.CONNECT_FIX),
+    (certs.CertReport(certs.Endpoint(GOOD, "203.0.113.10"),
+                      problems=("not trusted: unable to get local issuer certificate",)),
+     certs.CA_FIX),
+    (certs.CertReport(certs.Endpoint(GOOD, "203.0.113.10"),
+                      problems=("self-signed certificate: not issued by a trusted CA",)),
+     certs.RENEWAL_FIX),
+    (certs.CertReport(certs.Endpoint(GOOD, "203.0.113.10"), not_after=NOW), certs.RENEWAL_FIX),
+])
+def test_each_failure_gets_its_fix(report: certs.CertReport, fix: str) -> None:
+    assert certs.fix(report) == fix

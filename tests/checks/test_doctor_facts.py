@@ -418,4 +418,78 @@ def test_only_option_names_are_checked(tmp_path: Path) -> None:
     proc = run_inv("doctor", "--env=prod", "--only=docker,dsn", env_dir=root)
     assert proc.returncode == 1
     assert "--only takes check names from: ssh, docker, compose, swarm, disk, ports, dns, " \
-           "database, bucket, backup-age, certificates (got dsn)" in proc.stderr
+           "database, bucket, registry, backup-age, certificates (got dsn)" in proc.stderr
+
+
+@pytest.mark.parametrize(("only", "skip", "expected"), [
+    ("", "", doctor.CHECK_NAMES),
+    ("", "certificates,backup-age", doctor.CHECK_NAMES[:10]),
+    ("disk,ssh", "", ("ssh", "disk")),
+    ("disk,ssh,dns", "ssh", ("disk", "dns")),
+])
+def test_only_and_skip_select_checks_in_their_order(only: str, skip: str,
+                                                    expected: tuple[str, ...]) -> None:
+    from fabfile.tasks.doctor import select
+
+    assert select(only, skip) == expected
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--skip=certs",), "--skip takes check names from: ssh, docker"),
+    (("--only=dns", "--skip=dns"), "--only and --skip leave no check to run"),
+])
+def test_skip_mistakes_are_clear(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    from tests.helpers import run_inv
+
+    proc = run_inv("doctor", "--env=prod", *args, env_dir=env_tree(tmp_path))
+    assert proc.returncode == 1
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+# --- secrets the environment names but nobody set -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def unset_cfg() -> Config:
+    """prod with only the webhook set: every other secret is a placeholder."""
+    return load_config("prod", environ={"SLACK_WEBHOOK_URL": "https://hooks.example/x"},
+                       placeholder_secrets=True)
+
+
+def test_a_check_whose_secret_is_unset_fails_naming_it(unset_cfg: Config) -> None:
+    database = judge("database", unset_cfg)
+    assert database == doctor.fail(
+        "the secret PROD_DATABASE_URL is not set, so this could not be checked",
+        "export PROD_DATABASE_URL or add it to .env.prod; in GitHub Actions, pass the "
+        "environment's secret to the step")
+    for check in ("bucket", "backup-age"):
+        verdict = judge(check, unset_cfg, bucket=BucketFact(), backup_age=BackupAgeFact())
+        assert verdict.detail == ("the secrets PROD_BACKUP_ACCESS_KEY_ID and "
+                                  "PROD_BACKUP_SECRET_ACCESS_KEY are not set, so this could "
+                                  "not be checked")
+        assert verdict.fix is not None and verdict.fix.startswith(
+            "export PROD_BACKUP_ACCESS_KEY_ID and PROD_BACKUP_SECRET_ACCESS_KEY or add them")
+
+
+def test_a_placeholder_is_never_probed_with(unset_cfg: Config) -> None:
+    """No database probe on the host, no S3 call: the checks fail without network."""
+    step = doctor.facts_step(unset_cfg, database=True)
+    assert step.stdin == b"" and unset_cfg.checks.db_client_image not in step.argv
+    results = doctor.run(unset_cfg, selected=("bucket", "backup-age"), timeout=1)
+    assert [(r.check, r.status) for r in results] == [("bucket", "fail"), ("backup-age", "fail")]
+
+
+def test_registry_check(cfg: Config) -> None:
+    """cfg (prod) names ghcr.io with GHCR_TOKEN: listing the image's tags proves the token."""
+    assert cfg.registry is not None and cfg.registry.server == "ghcr.io"
+    public = dataclasses.replace(cfg, registry=None)
+    assert judge("registry", public).status == "skip"
+    good = judge("registry", cfg, registry=doctor.RegistryFact(tags=3))
+    assert good == doctor.ok(f"ghcr.io lets this machine read {cfg.app.image} as acme-deploy "
+                             "(3 tags)")
+    bad = judge("registry", cfg, registry=doctor.RegistryFact(
+        error="the registry ghcr.io rejected the credentials of acme-deploy"))
+    assert bad.status == "fail" and "rejected" in bad.detail
+    unset = load_config("prod", environ={k: v for k, v in DUMMY_SECRETS.items()
+                                         if k != "GHCR_TOKEN"}, placeholder_secrets=True)
+    assert "the secret GHCR_TOKEN is not set" in judge("registry", unset).detail

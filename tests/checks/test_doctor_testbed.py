@@ -8,8 +8,7 @@ Compose v2 (no old Docker can be installed here), a 2 MB tmpfs as app_dir, a pro
 container holding the web ports, a database that is down or speaks no TLS, a missing bucket,
 a certificate about to expire, domains that point elsewhere or nowhere.
 
-Traefik cannot run here; where a passing run needs it, a TLS server that names its process
-`traefik` holds 443 (the doctor knows Traefik by the name of the process holding the port).
+Traefik cannot run here; where a passing run needs it, `hostbed.fake_traefik` holds 443.
 """
 
 from __future__ import annotations
@@ -18,10 +17,8 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,12 +27,13 @@ import pytest
 
 from fabfile.checks import doctor
 from fabfile.config import Config, load_config
+from tests.checks import hostbed
 from tests.checks.tls import Pem, make_ca, make_leaf, make_self_signed
 from tests.checks.tlsserve import tls_server
 from tests.helpers import INV, env_tree
-from tests.support.docker import TEST_LABEL, DockerEngine, docker, file_lock, remove_labelled
+from tests.support.docker import TEST_LABEL, DockerEngine, docker, remove_labelled
 from tests.support.images import ImageSet
-from tests.support.net import free_port, wait_for_port
+from tests.support.net import free_port
 from tests.support.postgres import PgCluster
 from tests.support.s3 import S3Server
 from tests.support.sshd import SshServer, start_sshd, write_wrong_known_hosts
@@ -43,8 +41,6 @@ from tests.support.sshd import SshServer, start_sshd, write_wrong_known_hosts
 pytestmark = pytest.mark.testbed
 
 DOMAIN = "app.doctor.test"
-WEB_PORTS_LOCK = Path("/tmp/shipyard-web-ports.lock")
-TLSSERVE = Path(__file__).with_name("tlsserve.py")
 OLD_DOCKER = """#!/bin/sh
 # Answers as Docker 19.03 without the Compose v2 plugin; everything else goes to the real CLI.
 case "$1" in
@@ -170,46 +166,16 @@ def verdicts(cfg: Config, *checks: str) -> dict[str, doctor.Result]:
 
 @pytest.fixture
 def web_ports() -> Iterator[None]:
-    """Hold 80/443 for this test across concurrent sessions, and insist they start free."""
-    with file_lock(WEB_PORTS_LOCK):
-        for port in (80, 443):
-            with socket.socket() as probe:
-                busy = probe.connect_ex(("127.0.0.1", port)) == 0
-            assert not busy, f"127.0.0.1:{port} is in use by something outside this test"
+    with hostbed.web_ports():
         yield
-
-
-@contextmanager
-def fake_traefik(pem: Pem) -> Iterator[int]:
-    """`tlsserve.py` on 127.0.0.1:443 in a process named `traefik`, stopped after the block."""
-    proc = subprocess.Popen(
-        [sys.executable, str(TLSSERVE), "--port", "443", "--cert", str(pem.cert), "--key",
-         str(pem.key), "--seconds", "120", "--process-name", "traefik"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(443, timeout=10)
-        yield proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def run_doctor_in_namespace(tmp_path: Path, root: Path, bed: Bed, hosts: str,
                             *args: str) -> subprocess.CompletedProcess[str]:
-    """`inv doctor` with /etc/hosts and /etc/resolv.conf replaced in a private mount namespace:
-    names resolve from `hosts`, and any other lookup goes to 127.0.0.1, where nothing answers."""
-    hosts_file = tmp_path / "hosts"
-    hosts_file.write_text(f"127.0.0.1 localhost\n{hosts}\n")
-    resolv = tmp_path / "resolv.conf"
-    resolv.write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
-    script = ('mount --bind "$1" /etc/hosts && mount --bind "$2" /etc/resolv.conf && shift 2 '
-              '&& exec "$@"')
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCTOR_")}
-    env.update(secrets(bed), NO_COLOR="1", COLUMNS="200", DEPLOY_ENVIRONMENTS_DIR=str(root))
-    return subprocess.run(
-        ["unshare", "--mount", "sh", "-c", script, "sh", str(hosts_file), str(resolv), INV,
-         "doctor", "--env=doctor", *args],
-        env=env, capture_output=True, text=True, timeout=180, check=False)
+    """`inv doctor` where names resolve from `hosts` (see `hostbed.run_with_hosts`)."""
+    env = {k: v for k, v in hostbed.base_env().items() if not k.startswith("DOCTOR_")}
+    env.update(secrets(bed), DEPLOY_ENVIRONMENTS_DIR=str(root))
+    return hostbed.run_with_hosts(tmp_path, hosts, [INV, "doctor", "--env=doctor", *args], env)
 
 
 def lines(stdout: str) -> dict[str, str]:
@@ -231,8 +197,8 @@ def lines(stdout: str) -> dict[str, str]:
 
 def test_a_healthy_environment_passes(tmp_path: Path, bed: Bed, web_ports: None) -> None:
     root = make_env(tmp_path, bed)
-    checks = [c for c in doctor.CHECK_NAMES if c != "backup-age"]
-    with fake_traefik(bed.good) as pid:
+    checks = [c for c in doctor.CHECK_NAMES if c not in ("backup-age", "registry")]
+    with hostbed.fake_traefik(bed.good) as pid:
         proc = run_doctor_in_namespace(tmp_path, root, bed, f"127.0.0.1 {DOMAIN}",
                                        f"--only={','.join(checks)}")
     assert proc.returncode == 0, proc.stdout + proc.stderr

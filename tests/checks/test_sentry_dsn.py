@@ -77,6 +77,7 @@ def test_setup_plan_and_dry_run_against_a_host_never_print_it(
                    "key_file": str(ssh_host.key_file),
                    "known_hosts": str(ssh_host.known_hosts)}],
         "deploy": {"app_dir": str(tmp_path / "srv" / "app"), "network": network},
+        "app": {"image": "shipyard-test/app"}, "registry": None,
     }})
     try:
         outputs = []

@@ -177,3 +177,27 @@ def test_env_values_that_cannot_go_into_an_env_file(tmp_path: Path) -> None:
 def test_reserved_env_names(tmp_path: Path) -> None:
     msg = expect_error(tmp_path, {"prod": {"app": {"env": {"DATABASE_URL": "x"}}}})
     assert "app.env: expected names other than those the tool sets" in msg
+
+
+@pytest.mark.parametrize(("command", "expected"), [
+    ("curl -fsS http://127.0.0.1:8000/health", "curl -fsS http://127.0.0.1:8000/health"),
+    (["/healthcheck", "--port", "8000"], ("/healthcheck", "--port", "8000")),
+])
+def test_healthcheck_command_shell_or_exec_form(tmp_path: Path, command: object,
+                                                expected: object) -> None:
+    root = env_tree(tmp_path, {"prod": {"app": {"healthcheck": {"command": command}}}})
+    assert load("prod", root).app.healthcheck.command == expected
+    assert load("staging", root).app.healthcheck.command is None
+
+
+@pytest.mark.parametrize(("command", "message"), [
+    (8000, "app.healthcheck.command: expected a string or a list, got 8000"),
+    ([], "app.healthcheck.command: expected a string (shell form) or a list of at least one"),
+    ("  ", "app.healthcheck.command: expected a non-empty command"),
+    (["/bin/check", ""], "app.healthcheck.command: expected a non-empty command"),
+    (["/bin/check", "a\nb"], "app.healthcheck.command: expected words without newlines"),
+    ({"shell": "x"}, "app.healthcheck.command: expected a string or a list, got {'shell'"),
+])
+def test_bad_healthcheck_command(tmp_path: Path, command: object, message: str) -> None:
+    msg = expect_error(tmp_path, {"prod": {"app": {"healthcheck": {"command": command}}}})
+    assert f"environments/prod.yaml: {message}" in msg

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fabfile import shell
 from fabfile.config import Config, load_config
 from fabfile.cutover import run, snapshot, steps
-from fabfile.deploy import facts
+from fabfile.deploy import facts, rollout
 from fabfile.errors import UserError
 from fabfile.render import render_release
 from fabfile.tasks import cutover as cutover_tasks
@@ -82,6 +83,20 @@ def test_maintenance_container_routes_every_domain_at_lowest_priority(tmp_path: 
     assert argv[argv.index(c.maintenance.image) + 1:] == c.maintenance.command
     health = argv[argv.index("--health-cmd") + 1]
     assert health.startswith(f"test ! -e {steps.MAINTENANCE_DRAIN} && wget")
+
+
+def test_site_steps_carry_the_rollout_library_and_their_values(tmp_path: Path) -> None:
+    c = cfg(tmp_path, SQLITE)
+    lib = shell.read("fabfile.deploy", "lib")
+    stop = steps.stop_web(c)
+    assert stop.argv[2].startswith(lib) and stop.argv[2].endswith(shell.read("fabfile.cutover",
+                                                                              "site"))
+    assert stop.argv[4:] == ("stop-web", c.project, c.app.name, c.app.drain_file,
+                             f"{rollout.settle(c):g}", str(c.app.stop_grace_period),
+                             str(rollout.unhealthy_timeout(c)))
+    assert steps.maintenance_on(c).argv[4:7] == ("maint-up", steps.maintenance_name(c),
+                                                 str(c.maintenance.ready_timeout
+                                                     + c.app.healthcheck.start_period))
 
 
 def test_page_escapes_html(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import yaml
 
 from tests.helpers import INV, PROJECT_ROOT, deep_merge, run_inv
 from tests.support.docker import docker, unique_name
+from tests.support.images import APP_HEALTH_COMMAND
 from tests.support.sshd import SshHost
 
 DOMAIN = "roster.test"
@@ -56,7 +57,8 @@ class Stack:
             "app": {
                 "name": "web", "image": APP, "tag": "v1", "replicas": 2,
                 "migrate_command": ["/app/migrate"],
-                "healthcheck": {"interval": 1, "timeout": 1, "retries": 2, "start_period": 3},
+                "healthcheck": {"interval": 1, "timeout": 1, "retries": 2, "start_period": 3,
+                                "command": APP_HEALTH_COMMAND},
                 "stop_grace_period": 3, "resources": {"cpus": 0.5, "memory": "64m"},
             },
             "domains": [DOMAIN],

@@ -61,6 +61,7 @@ class Scripted(Transport):
             "migrate": lambda: "migrated\n@migrate-exit 0\n",
             "roll_up": lambda: "@new n1 n2\n@healthy 1.50\n",
             "roll_drain": lambda: "@unhealthy 2.0\n@stopping 5.0\n@stopped 5.3\n",
+            "smoke": lambda: "@round ok\n@smoke ok 1 1 0.1\n",
             "finish": lambda: "@switched x\n@unlocked\n",
         }[name]()
         return Result(step, 0, out, "")
@@ -113,10 +114,9 @@ def test_facts_from_all_hosts_then_host_by_host(cfg: Config, hosts: Any,
     assert report_.ok
     order = [(host, name) for host, name, _ in calls]
     assert {order[0], order[1]} == {("203.0.113.1", "facts"), ("203.0.113.2", "facts")}
-    assert order[2:] == [("203.0.113.1", n) for n in
-                         ("upload", "migrate", "roll_up", "roll_drain", "finish")] + [
-        ("203.0.113.2", n) for n in ("upload", "migrate", "roll_up", "roll_drain", "finish")]
-    assert [r.commands for r in report_.runs] == [6, 6]
+    steps = ("upload", "migrate", "roll_up", "roll_drain", "smoke", "finish")
+    assert order[2:] == [("203.0.113.1", n) for n in steps] + [("203.0.113.2", n) for n in steps]
+    assert [r.commands for r in report_.runs] == [7, 7]
     assert audit_of(calls, "203.0.113.2")["result"] == "success"
     assert sent == [("success", "deploy of v2 to unit succeeded on 2 host(s)")]
 
@@ -135,7 +135,9 @@ def test_a_failing_host_stops_the_run_and_every_lock_is_released(
     assert first["result"] == "failed" and "never turned healthy" in first["message"]
     assert second["result"] == "cancelled"
     finish = next(s for h, n, s in calls if h == "203.0.113.1" and n == "finish")
-    assert finish.argv[9:] == (finish.argv[9],) and finish.argv[9].endswith("-v2")
+    clean, *prune = finish.argv[9:]
+    assert clean == "", "images are cleaned only after a successful deploy"
+    assert len(prune) == 1 and prune[0].endswith("-v2")
     assert sent[0][0] == "failure"
     assert "203.0.113.2:22: cancelled: nothing changed here: the run stopped (v2" in sent[0][1]
     assert "boom" not in sent[0][1]

@@ -75,7 +75,7 @@ def test_finish_switches_prunes_audits_and_unlocks(app_dir: Path) -> None:
         (app_dir / "releases" / rid).mkdir()
     (app_dir / "releases" / ".incoming-r4").mkdir()
     take_lock(app_dir)
-    m = finish(app_dir, "r3", '{"result": "success"}', "r1")
+    m = finish(app_dir, "r3", '{"result": "success"}', "", "r1")
     assert m.keys() >= {"switched", "pruned", "unlocked"}
     assert os.readlink(app_dir / "current") == "releases/r3"
     assert (app_dir / "releases" / "r3" / ".live").exists()
@@ -88,7 +88,7 @@ def test_finish_never_prunes_current_nor_takes_anothers_lock(app_dir: Path) -> N
     (app_dir / "releases" / "r1").mkdir()
     os.symlink("releases/r1", app_dir / "current")
     take_lock(app_dir, token="someone-else")
-    m = finish(app_dir, "", "{}", "r1", "../..")
+    m = finish(app_dir, "", "{}", "", "r1", "../..")
     assert "lock-not-ours" in m and (app_dir / "lock").exists()
     assert (app_dir / "releases" / "r1").exists()
 
@@ -104,7 +104,7 @@ def test_an_orphaned_phase_is_stopped_before_the_lock_goes(app_dir: Path) -> Non
     deadline = time.monotonic() + 5
     while not (app_dir / "lock" / "phase.pid").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    m = finish(app_dir, "", "{}", wait="10")
+    m = finish(app_dir, "", "{}", "", wait="10")
     assert m["aborting"] == ["slow"] and "unlocked" in m
     assert any("@interrupted" in line for line in m.get("phase-log", []))
 

@@ -85,3 +85,18 @@ def test_default_targets_are_each_domains_health_endpoint(tmp_path: Path) -> Non
     assert smoke.run(unit).skipped
     off = dataclasses.replace(cfg, traefik=dataclasses.replace(cfg.traefik, enabled=False))
     assert smoke.targets(off) == ()
+
+
+def test_without_a_public_url_the_rounds_run_on_the_host(tmp_path: Path) -> None:
+    cfg = config("unit", tmp_path)
+    assert smoke.targets(cfg) == ()
+    step = smoke.host_step(cfg)
+    assert step.argv[4:] == ("unit", "web", "unit-net", "8000", "/health", "3", "120", "2",
+                             "5", "5")
+    ok = smoke.parse_host("@round fail GET x: HTTP 503\n@round ok\n@round ok\n@smoke ok 2 3 1.50\n")
+    assert (ok.ok, ok.good, ok.rounds, ok.seconds) == (True, 2, 3, 1.5)
+    assert ok.failures == ["GET x: HTTP 503"]
+    bad = smoke.parse_host("@round fail GET a: HTTP 500\n@smoke fail 0 1 0.20\n")
+    assert not bad.ok and bad.failures == ["GET a: HTTP 500"]
+    broken = smoke.parse_host("sh: docker: not found\n")
+    assert not broken.ok and "did not run on the host: sh: docker: not found" in broken.failures[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -63,6 +64,54 @@ def test_a_failed_migration_stops_before_the_web_service(live: Stack) -> None:
     assert "migrate v2" in proc.stderr and "exit=3" in proc.stderr
     assert serving_ids(live) == old and live.images() == [f"{APP}:v1"] * 2
     assert not live.locked() and live.audit()[-1]["result"] == "failed"
+
+
+@pytest.mark.parametrize(("command", "program"), [
+    (None, "python3"),  # the default check, on an image without Python
+    ("curl -fsS http://127.0.0.1:8000/health", "curl"),
+    (["/usr/local/bin/healthcheck", "--port", "8000"], "/usr/local/bin/healthcheck"),
+], ids=["default-python3", "shell-curl", "exec-form"])
+def test_a_healthcheck_the_image_cannot_run_is_refused_before_anything_changes(
+        live: Stack, command: str | list[str] | None, program: str) -> None:
+    """The busybox app has wget only: a check needing another program would never pass, so
+    the deploy stops before its migration and before any container is replaced."""
+    old, current = serving_ids(live), live.current()
+    env = live.write_env("nocheck", {"app": {"tag": "v2", "healthcheck": {"command": command}}})
+    proc = live.inv("deploy", "--yes", env=env)
+    assert proc.returncode == 1, output(proc)
+    assert (f"the web healthcheck cannot run in {APP}:v2 on root@127.0.0.1:{live.ssh.port}: "
+            f"`{program}` is not in the image") in proc.stderr
+    assert "No container was replaced and no migration ran" in proc.stderr
+    assert "Set app.healthcheck.command" in proc.stderr and "Traceback" not in output(proc)
+    assert serving_ids(live) == old and live.images() == [f"{APP}:v1"] * 2
+    assert live.current() == current and not live.locked()
+    text = output(proc)
+    assert "migrate: /app/migrate (" in text and "migrate v2" not in text, \
+        "the migration step must stop at the check, before running the migration"
+    assert not re.search(r"web: start [^\n]*\(\d+\.\ds\)", text), "the roll must not have run"
+    assert "health-missing" not in live.audit()[-1]["message"]
+    assert live.audit()[-1]["result"] == "failed"
+
+
+def test_a_path_failing_verification_is_caught_before_the_drain(live: Stack) -> None:
+    """Healthy new containers whose API fails (the busybox app answers 404 here) are
+    removed before any old container is drained; the audit says which path on which one."""
+    old, current = serving_ids(live), live.current()
+    env = live.write_env("verify", {"app": {"tag": "v2"},
+                                    "deploy": {"verify": {"paths": ["/version", "/people"]}}})
+    proc = live.inv("deploy", "--yes", "--skip-migrations", env=env)
+    assert proc.returncode == 1, output(proc)
+    match = re.search(r"v2 failed its verification on root@127\.0\.0\.1:\d+: GET /people from "
+                      r"new container ([0-9a-f]{12}) got HTTP 404 \(deploy\.verify\.paths must "
+                      r"answer 2xx\); its new containers were removed and the old ones keep "
+                      r"serving", proc.stderr)
+    assert match, output(proc)
+    assert "GET /people -> 404" in proc.stderr, "the container's own log lines are shown"
+    assert serving_ids(live) == old and live.images() == [f"{APP}:v1"] * 2
+    assert live.current() == current and not live.locked()
+    last = live.audit()[-1]
+    assert last["result"] == "failed" and f"GET /people from new container {match[1]}" \
+        in last["message"]
 
 
 def test_a_failed_smoke_test_rolls_back_by_itself(live: Stack) -> None:

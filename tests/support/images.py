@@ -4,6 +4,11 @@
   (busybox), one rootfs imported once per tag with its own `ENV`.
 - `postgres:15`: Debian bookworm + PostgreSQL 15 (`testbed/postgres/`), so production code can
   name the official image unchanged. The debootstrap tarball is cached in `CACHE_DIR`.
+- `shipyard-test/python:3.11`: Debian bookworm + python3 (`testbed/python/`), the base image
+  the roster app is built on here (a user's default is the official `python:3.12-slim`).
+- `shipyard-test/roster:{v1,v2,broken-api}`: the reference app of `examples/roster-api/`, built
+  from its Dockerfile with `docker buildx build` on that base: `v2` is the tree as it is,
+  `v1` the previous release (`roster_release_files`), `broken-api` v2 with `ROSTER_FAULT=api`.
 
 Every image carries the label `HASH_LABEL`, a digest of the inputs it was built from;
 `ensure_images()` rebuilds exactly the images whose inputs changed and is a single
@@ -20,20 +25,24 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from .docker import DockerError, docker, ensure_docker, file_lock
 
-TESTBED_DIR = Path(__file__).resolve().parents[2] / "testbed"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TESTBED_DIR = REPO_ROOT / "testbed"
 CACHE_DIR = Path(os.environ.get("SHIPYARD_TESTBED_CACHE", "/var/cache/shipyard-testbed"))
 HASH_LABEL = "org.shipyard.testbed.hash"
 
 APP_REPO = "shipyard-test/app"
 APP_PORT = 8000
-APP_HEALTHCHECK = "test ! -e /tmp/drain && wget -q -O /dev/null http://127.0.0.1:8000/health"
-"""The health command the Compose templates use; the app image has everything it needs."""
+APP_HEALTH_COMMAND = "wget -q -O /dev/null http://127.0.0.1:8000/health"
+"""`app.healthcheck.command` for the busybox app (it has wget, not Python)."""
+APP_HEALTHCHECK = f"test ! -e /tmp/drain && {APP_HEALTH_COMMAND}"
+"""The same with the drain-file test, as a plain `docker run --health-cmd`."""
 APP_VARIANTS: dict[str, dict[str, str]] = {
     "v1": {"APP_VERSION": "v1"},
     "v2": {"APP_VERSION": "v2"},
@@ -46,6 +55,26 @@ APP_PATH = "/bin:/sbin:/usr/bin:/usr/sbin"
 POSTGRES_TAG = "postgres:15"
 POSTGRES_ROOTFS_REPO = "shipyard-testbed/postgres-rootfs"
 
+PYTHON_TAG = "shipyard-test/python:3.11"
+ROSTER_REPO = "shipyard-test/roster"
+ROSTER_DIR = REPO_ROOT / "examples" / "roster-api"
+ROSTER_BUILD_INPUTS = ("Dockerfile", ".dockerignore", "requirements.lock", "alembic.ini",
+                       "migrations", "roster_api")
+"""What the app's image is built from (its `.dockerignore` admits the same)."""
+ROSTER_VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
+    "v1": ("v1", {}),
+    "v2": ("v2", {}),
+    "broken-api": ("v2", {"ROSTER_FAULT": "api"}),
+}
+"""tag -> (release of the tree it is built from, environment baked into the image)."""
+ROSTER_HEALTHCHECK = "python -m roster_api.healthcheck"
+"""The roster image's own health command (standard library only: the image has no wget/curl);
+it exits 1 while the drain file exists, since /health then answers 503."""
+PREVIOUS_RELEASE_MARK = "# since 0002"
+"""Lines ending with it belong to revision 0002's feature; a file starting with it is 0002's."""
+PIP_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+"""The host's CA bundle, handed to pip in the build as the `pip_ca` secret (TESTBED.md)."""
+
 
 @dataclass(frozen=True)
 class ImageSet:
@@ -57,6 +86,10 @@ class ImageSet:
     app_slow: str = f"{APP_REPO}:slow"
     app_maintenance: str = f"{APP_REPO}:maintenance"
     postgres: str = POSTGRES_TAG
+    python: str = PYTHON_TAG
+    roster_v1: str = f"{ROSTER_REPO}:v1"
+    roster_v2: str = f"{ROSTER_REPO}:v2"
+    roster_broken_api: str = f"{ROSTER_REPO}:broken-api"
 
 
 def _digest(*parts: bytes | str) -> str:
@@ -146,19 +179,25 @@ def _ensure_app_images(current: Mapping[str, str]) -> list[str]:
     return list(stale)
 
 
-def postgres_rootfs_tarball() -> Path:
-    """The cached bookworm + PostgreSQL 15 rootfs tarball; debootstraps it when missing."""
-    key = _postgres_rootfs_key()
-    tarball = CACHE_DIR / f"postgres15-rootfs-{key}.tar"
+def _rootfs_tarball(script: Path, name: str, key: str) -> Path:
+    """The rootfs tarball `script` writes, cached as `CACHE_DIR/<name>-rootfs-<key>.tar`
+    (older keys are removed); built when missing."""
+    tarball = CACHE_DIR / f"{name}-rootfs-{key}.tar"
     if tarball.exists():
         return tarball
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     print(f"images: debootstrapping {tarball} (a few minutes on a fresh machine)", file=sys.stderr)
-    subprocess.run([str(TESTBED_DIR / "postgres" / "build-rootfs.sh"), str(tarball)], check=True)
-    for old in CACHE_DIR.glob("postgres15-rootfs-*.tar"):
+    subprocess.run([str(script), str(tarball)], check=True)
+    for old in CACHE_DIR.glob(f"{name}-rootfs-*.tar"):
         if old != tarball:
             old.unlink(missing_ok=True)
     return tarball
+
+
+def postgres_rootfs_tarball() -> Path:
+    """The cached bookworm + PostgreSQL 15 rootfs tarball; debootstraps it when missing."""
+    return _rootfs_tarball(TESTBED_DIR / "postgres" / "build-rootfs.sh", "postgres15",
+                           _postgres_rootfs_key())
 
 
 def _ensure_postgres_image(current: Mapping[str, str]) -> list[str]:
@@ -182,6 +221,133 @@ def _ensure_postgres_image(current: Mapping[str, str]) -> list[str]:
     return [POSTGRES_TAG]
 
 
+def _python_rootfs_key() -> str:
+    return _files_digest(TESTBED_DIR / "python" / "build-rootfs.sh")[:16]
+
+
+def _ensure_python_image(current: Mapping[str, str]) -> list[str]:
+    key = _python_rootfs_key()
+    if current.get(PYTHON_TAG) == key:
+        return []
+    tarball = _rootfs_tarball(TESTBED_DIR / "python" / "build-rootfs.sh", "python3.11", key)
+    changes = [
+        "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "ENV LANG=C.UTF-8",
+        'CMD ["python3"]',
+        f"LABEL {HASH_LABEL}={key}",
+    ]
+    with _replacing(PYTHON_TAG):
+        docker("import", *(arg for change in changes for arg in ("--change", change)),
+               str(tarball), PYTHON_TAG, timeout=900)
+    return [PYTHON_TAG]
+
+
+def roster_release_files(release: str, inputs: tuple[str, ...] = ROSTER_BUILD_INPUTS,
+                         ) -> dict[str, bytes]:
+    """The files of `examples/roster-api` named by `inputs` (files or folders), by relative
+    path: as they are for `v2`; for `v1`, the previous release (head 0001): without the files
+    whose first line is `PREVIOUS_RELEASE_MARK` and without the lines that end with it."""
+    files: dict[str, bytes] = {}
+    for name in inputs:
+        top = ROSTER_DIR / name
+        found = sorted(top.rglob("*")) if top.is_dir() else [top]
+        for path in found:
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                files[path.relative_to(ROSTER_DIR).as_posix()] = path.read_bytes()
+    if release == "v2":
+        return files
+    if release != "v1":
+        raise ValueError(f"unknown roster release {release!r}: v1 or v2")
+    previous: dict[str, bytes] = {}
+    for name, data in files.items():
+        if not name.endswith(".py"):
+            previous[name] = data
+            continue
+        text = data.decode()
+        if text.startswith(PREVIOUS_RELEASE_MARK):
+            continue
+        kept = [line for line in text.splitlines(keepends=True)
+                if not line.rstrip().endswith(PREVIOUS_RELEASE_MARK)]
+        previous[name] = "".join(kept).encode()
+    return previous
+
+
+def write_files(files: Mapping[str, bytes], dest: Path) -> Path:
+    """Write `files` (relative path -> content) under `dest`; returns `dest`."""
+    for name, data in files.items():
+        path = dest / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return dest
+
+
+def _roster_digests() -> dict[str, str]:
+    """Tag -> the digest its image is built from, for every roster variant."""
+    base = _python_rootfs_key()
+    trees: dict[str, str] = {}
+    for release in {release for release, _ in ROSTER_VARIANTS.values()}:
+        files = roster_release_files(release)
+        trees[release] = _digest(*(part for name in sorted(files) for part in (name, files[name])))
+    out: dict[str, str] = {}
+    for name, (release, env) in ROSTER_VARIANTS.items():
+        parent = _digest(base, trees[release], release)
+        out[f"{ROSTER_REPO}:{name}"] = (
+            _digest(parent, name, json.dumps(dict(sorted(env.items())))) if env else parent)
+    return out
+
+
+def _buildx(*args: str, input: str | None = None) -> None:
+    """`docker buildx build --load` on the default builder (the engine's own BuildKit)."""
+    secret = (["--secret", f"id=pip_ca,src={PIP_CA_BUNDLE}"] if PIP_CA_BUNDLE.exists() else [])
+    docker("buildx", "build", "--builder", "default", "--load", "--progress", "plain", *secret,
+           *args, input=input, timeout=1800)
+
+
+def _ensure_roster_images(current: Mapping[str, str]) -> list[str]:
+    wanted = _roster_digests()
+    built: list[str] = []
+    for name, (release, env) in ROSTER_VARIANTS.items():
+        tag = f"{ROSTER_REPO}:{name}"
+        if current.get(tag) == wanted[tag] and not (env and f"{ROSTER_REPO}:{release}" in built):
+            continue
+        label = f"{HASH_LABEL}={wanted[tag]}"
+        if env:
+            dockerfile = "".join(f"ENV {key}={value}\n" for key, value in
+                                 sorted({"APP_VERSION": name, **env}.items()))
+            with _replacing(tag):
+                _buildx("-t", tag, "--label", label, "-",
+                        input=f"FROM {ROSTER_REPO}:{release}\n{dockerfile}")
+        else:
+            with tempfile.TemporaryDirectory(prefix="shipyard-roster-") as tmp, _replacing(tag):
+                context = write_files(roster_release_files(release), Path(tmp))
+                _buildx("-t", tag, "--label", label, "--build-arg", f"BASE_IMAGE={PYTHON_TAG}",
+                        "--build-arg", f"APP_VERSION={name}", str(context))
+        built.append(tag)
+    return built
+
+
+@contextmanager
+def _replacing(tag: str) -> Iterator[None]:
+    """Around a block that (re)makes `tag`: afterwards remove the image the tag named before
+    if nothing names it any more, so rebuilds leave no dangling images behind."""
+    old = docker("image", "inspect", "--format", "{{.Id}}", tag, check=False)
+    yield
+    if old and docker("image", "inspect", "--format", "{{.Id}}", tag) != old:
+        tags = docker("image", "inspect", "--format", "{{len .RepoTags}}", old, check=False)
+        if tags == "0":
+            docker("image", "rm", old, check=False)
+
+
+def _wanted_labels() -> dict[str, str]:
+    """Tag -> the `HASH_LABEL` the current inputs give it, for every test-bed image."""
+    base = _app_base_digest()
+    wanted = {f"{APP_REPO}:{name}": _app_digest(base, env) for name, env in APP_VARIANTS.items()}
+    wanted[POSTGRES_TAG] = _postgres_digest(_postgres_rootfs_key())
+    wanted[PYTHON_TAG] = _python_rootfs_key()
+    wanted.update(_roster_digests())
+    return wanted
+
+
 def ensure_images() -> ImageSet:
     """Build the test-bed images that are missing or out of date; returns their tags.
 
@@ -190,20 +356,16 @@ def ensure_images() -> ImageSet:
     """
     ensure_docker()
     images = ImageSet()
-    tags = [images.app_v1, images.app_v2, images.app_broken, images.app_slow,
-            images.app_maintenance, images.postgres]
+    wanted = _wanted_labels()
+    tags = list(wanted)
     current = image_labels(*tags)
-    base = _app_base_digest()
-    up_to_date = all(
-        current.get(f"{APP_REPO}:{name}") == _app_digest(base, env)
-        for name, env in APP_VARIANTS.items()
-    ) and current.get(POSTGRES_TAG) == _postgres_digest(_postgres_rootfs_key())
-    if up_to_date:
+    if all(current.get(tag) == label for tag, label in wanted.items()):
         return images
     with file_lock(CACHE_DIR / "images.lock"):
         current = image_labels(*tags)
         started = time.monotonic()
-        built = _ensure_app_images(current) + _ensure_postgres_image(current)
+        built = (_ensure_app_images(current) + _ensure_postgres_image(current)
+                 + _ensure_python_image(current) + _ensure_roster_images(current))
         if built:
             print(f"images: built {', '.join(built)} in {time.monotonic() - started:.1f}s",
                   file=sys.stderr)

@@ -113,11 +113,23 @@ def find_calls(workflow: dict[str, Any], name: str) -> list[InvCall]:
     return calls
 
 
+def contexts(namespace: Collection) -> list[ParserContext]:
+    """`namespace.to_contexts()` without its side effect: Invoke's `get_arguments()` pops each
+    entry it reads from a task's `help`, which would leave `inv --help` (and any later test
+    of the help texts) without them."""
+    saved = {name: dict(namespace[name].help) for name in namespace.task_names}
+    try:
+        return namespace.to_contexts()
+    finally:
+        for name, help_texts in saved.items():
+            namespace[name].help = help_texts
+
+
 def problems(call: InvCall, namespace: Collection) -> list[str]:
     """Why `inv` would reject these arguments: unknown task or option, missing or bad value."""
     program = Program(namespace=namespace)
     parser = Parser(initial=ParserContext(args=program.core_args()),
-                    contexts=namespace.to_contexts())
+                    contexts=contexts(namespace))
     try:
         parsed = parser.parse_argv(list(call.args))
     except ParseError as exc:

@@ -24,7 +24,7 @@ WORKFLOWS_DIR = PROJECT_ROOT / ".github" / "workflows"
 WORKFLOWS = sorted(WORKFLOWS_DIR.glob("*.yml"))
 BIN = Path(sys.executable).parent
 SHA_PIN = re.compile(r"^[\w.-]+/[\w.-]+(?:/[\w./-]+)?@[0-9a-f]{40}$")
-OURS = ["ci.yml", "deploy.yml", "deploy-staging.yml", "deploy-production.yml"]
+OURS = ["ci.yml", "deploy.yml", "deploy-staging.yml", "deploy-production.yml", "monitor.yml"]
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -96,7 +96,7 @@ def test_every_inv_call_names_a_task_and_options_it_accepts(
     found = [p for call in calls for p in invcheck.problems(call, tasks.ns)]
     assert found == []
     tasks_called = {call.args[0] for call in calls if call.args}
-    assert {"deploy", "notify.send"} <= tasks_called
+    assert {"deploy", "notify.send", "certs.check", "backup.check", "doctor"} <= tasks_called
 
 
 def test_the_deploy_call_is_the_one_the_issue_asks_for(
@@ -192,10 +192,47 @@ def test_least_privilege(workflows: dict[str, dict[str, Any]], name: str) -> Non
     if name in OURS:
         assert workflow["permissions"] == {}
         for job_id, job in workflow["jobs"].items():
-            assert job.get("permissions") == {"contents": "read"}, f"{name}: {job_id}"
+            packages = PACKAGES.get((name, job_id))
+            wanted = {"contents": "read", **({"packages": packages} if packages else {})}
+            assert job.get("permissions") == wanted, f"{name}: {job_id}"
     for job_id, step in steps(workflow):
         if str(step.get("uses", "")).startswith("actions/checkout@"):
             assert step["with"]["persist-credentials"] is False, f"{name}: {job_id}"
+
+
+PACKAGES = {
+    ("ci.yml", "build"): "write",
+    ("deploy-staging.yml", "ci"): "write",
+    ("release.yml", "ci"): "write",
+    ("deploy-staging.yml", "deploy"): "read",
+    ("deploy-production.yml", "deploy"): "read",
+    ("deploy.yml", "deploy"): "read",
+    ("monitor.yml", "check"): "read",
+}
+"""Who may touch GHCR: only ci.yml's build job pushes (its callers grant the ceiling), the
+deploys and the doctor read."""
+
+
+def test_the_image_is_built_once_and_promoted(workflows: dict[str, dict[str, Any]]) -> None:
+    """CI builds the commit's image after the tests, on main and tags only; staging deploys
+    that SHA after it; production only checks the tag is there and never builds."""
+    build = workflows["ci.yml"]["jobs"]["build"]
+    assert build["needs"] == "test"
+    assert "refs/heads/main" in build["if"] and "refs/tags/" in build["if"]
+    calls = [c for c in invcheck.find_calls(workflows["ci.yml"], "ci.yml")
+             if c.args[:1] == ("build",)]
+    assert [c.args for c in calls] == [("build", "--env=staging", "--push", "--cache=gha")]
+    run_step = next(s for s in build["steps"] if "inv build" in s.get("run", ""))
+    assert run_step["env"] == {"GHCR_TOKEN": "${{ secrets.GITHUB_TOKEN }}"}
+    writers = [(n, j) for n, wf in workflows.items() for j, job in wf["jobs"].items()
+               if (job.get("permissions") or {}).get("packages") == "write"]
+    assert sorted(writers) == sorted(k for k, v in PACKAGES.items() if v == "write")
+    assert workflows["deploy-staging.yml"]["jobs"]["deploy"]["needs"] == "ci"
+    assert workflows["release.yml"]["jobs"]["ci"]["uses"] == "./.github/workflows/ci.yml"
+    deploy_calls = [c.args[0] for c in invcheck.find_calls(workflows["deploy.yml"], "deploy.yml")]
+    assert deploy_calls[:2] == ["registry.check", "deploy"]
+    for name in ("deploy.yml", "deploy-production.yml", "deploy-staging.yml"):
+        assert "inv build" not in json.dumps(workflows[name]), f"{name} must not rebuild"
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -211,8 +248,9 @@ def test_secrets_only_in_the_env_of_steps_that_need_them(
             assert "${{" not in step.get("run", ""), f"{name}: expression inside run: {step}"
 
 
-def yaml_secret_names(env: str) -> set[str]:
-    """The variables every `{secret: NAME}` of the resolved environment comes from."""
+def yaml_secret_names(env: str, *sections: str) -> set[str]:
+    """The variables every `{secret: NAME}` of the resolved environment comes from; only
+    those under the top-level `sections` when any are given."""
     names: set[str] = set()
 
     def walk(value: object) -> None:
@@ -228,8 +266,22 @@ def yaml_secret_names(env: str) -> set[str]:
             for item in value.values():
                 walk(item)
 
-    walk(load_config(env, root=ENVIRONMENTS_DIR, environ={}, placeholder_secrets=True))
+    cfg = load_config(env, root=ENVIRONMENTS_DIR, environ={}, placeholder_secrets=True)
+    walk([getattr(cfg, name) for name in sections] if sections else cfg)
     return names
+
+
+def both_envs(*sections: str) -> set[str]:
+    return yaml_secret_names("staging", *sections) | yaml_secret_names("prod", *sections)
+
+
+def secret_env(step: dict[str, Any]) -> set[str]:
+    """The secrets a step receives, each under its own name (GHCR_TOKEN: the run's token)."""
+    given = {k for k, v in step.get("env", {}).items() if "secrets." in str(v)}
+    for key in given:
+        source = "GITHUB_TOKEN" if key == "GHCR_TOKEN" else key
+        assert step["env"][key] == f"${{{{ secrets.{source} }}}}", key
+    return given
 
 
 def test_the_deploy_step_gets_every_secret_the_environments_name(
@@ -240,14 +292,16 @@ def test_the_deploy_step_gets_every_secret_the_environments_name(
     given = {k for k, v in deploy["env"].items() if str(v).startswith("${{ secrets.")}
     assert given == yaml_secret_names("staging") | yaml_secret_names("prod")
     for key in given:
-        assert deploy["env"][key] == f"${{{{ secrets.{key} }}}}"
+        source = "GITHUB_TOKEN" if key == "GHCR_TOKEN" else key
+        assert deploy["env"][key] == f"${{{{ secrets.{source} }}}}"
     holders = [s.get("name") for s in job["steps"] if "secrets.SENTRY_DSN" in json.dumps(s)]
     assert holders == ["Deploy"]
 
 
+@pytest.mark.parametrize(("name", "job_id"), [("deploy.yml", "deploy"), ("monitor.yml", "check")])
 def test_the_ssh_files_are_where_the_environments_expect_them(
-        workflows: dict[str, dict[str, Any]]) -> None:
-    job = workflows["deploy.yml"]["jobs"]["deploy"]
+        workflows: dict[str, dict[str, Any]], name: str, job_id: str) -> None:
+    job = workflows[name]["jobs"][job_id]
     script = next(s["run"] for s in job["steps"] if "SSH_PRIVATE_KEY" in s.get("env", {}))
     for env in ("staging", "prod"):
         data = yaml.safe_load((PROJECT_ROOT / "environments" / f"{env}.yaml").read_text())
@@ -295,3 +349,96 @@ def test_ci_runs_the_readme_test_commands(workflows: dict[str, dict[str, Any]]) 
     cached = [s["with"]["path"] for s in ci["jobs"]["test"]["steps"]
               if str(s.get("uses", "")).startswith("actions/cache@")]
     assert "~/.cache/pip" in cached
+
+
+# --- monitor.yml: the scheduled checks ---------------------------------------------------------
+
+MONITOR_STEPS = {"certs": ("certs.check", "--env=0"),
+                 "backups": ("backup.check", "--env=0"),
+                 "doctor": ("doctor", "--env=0", "--skip=certificates,backup-age", "--json")}
+
+
+def monitor_calls(workflows: dict[str, dict[str, Any]]) -> dict[str, invcheck.InvCall]:
+    steps_by_name = {s.get("name"): s.get("id")
+                     for s in workflows["monitor.yml"]["jobs"]["check"]["steps"]}
+    calls = invcheck.find_calls(workflows["monitor.yml"], "monitor.yml")
+    return {steps_by_name[c.where.split(" / ", 1)[1]]: c for c in calls}
+
+
+def test_the_monitor_runs_daily_and_by_hand(workflows: dict[str, dict[str, Any]]) -> None:
+    monitor = workflows["monitor.yml"]
+    assert set(monitor["on"]) == {"schedule", "workflow_dispatch"}
+    [cron] = [entry["cron"] for entry in monitor["on"]["schedule"]]
+    minute, hour, *rest = cron.split()
+    assert minute.isdigit() and hour.isdigit() and rest == ["*", "*", "*"], cron
+    assert monitor["concurrency"]["cancel-in-progress"] is False
+
+
+def test_the_monitor_checks_staging_and_prod_without_a_reviewer(
+        workflows: dict[str, dict[str, Any]]) -> None:
+    """Each leg runs in a GitHub environment that holds its secrets; never `production`,
+    whose required reviewers would hold a scheduled run until someone approves it."""
+    job = workflows["monitor.yml"]["jobs"]["check"]
+    assert job["strategy"]["fail-fast"] is False
+    legs = {row["env"]: row["environment"] for row in job["strategy"]["matrix"]["include"]}
+    assert legs == {"staging": "staging", "prod": "production-backup"}
+    assert job["environment"] == {"name": "${{ matrix.environment }}"}
+    assert job["env"] == {"CHECK_ENV": "${{ matrix.env }}"}
+    assert job["defaults"]["run"]["shell"] == "bash", "pipefail, for the doctor's `| tee`"
+    for env in legs:
+        load_config(env, root=ENVIRONMENTS_DIR, environ={}, placeholder_secrets=True)
+
+
+def test_the_monitor_runs_every_check_once(workflows: dict[str, dict[str, Any]]) -> None:
+    """certs.check and backup.check run the doctor's `certificates` and `backup-age` checks
+    (and alert for them); the doctor runs all the others. None twice: one alert per failure."""
+    from fabfile.checks.doctor import CHECK_NAMES
+    from fabfile.tasks.doctor import select
+
+    calls = monitor_calls(workflows)
+    assert {step: call.args for step, call in calls.items()} == MONITOR_STEPS
+    skipped = calls["doctor"].args[2].removeprefix("--skip=")
+    by_doctor = set(select("", skipped))
+    assert by_doctor.isdisjoint({"certificates", "backup-age"})
+    assert by_doctor | {"certificates", "backup-age"} == set(CHECK_NAMES)
+
+
+def test_a_failing_check_does_not_stop_the_others(workflows: dict[str, dict[str, Any]]) -> None:
+    job = workflows["monitor.yml"]["jobs"]["check"]
+    by_id = {s.get("id"): s for s in job["steps"]}
+    assert by_id["certs"]["if"] == by_id["backups"]["if"] == (
+        "${{ !cancelled() && steps.install.outcome == 'success' }}")
+    assert by_id["doctor"]["if"] == "${{ !cancelled() && steps.ssh.outcome == 'success' }}"
+    ids = [s.get("id") for s in job["steps"]]
+    assert ids.index("install") < ids.index("ssh") < ids.index("certs") < ids.index("backups") \
+        < ids.index("doctor") < ids.index("doctor-report")
+    assert job["steps"][-1]["if"] == "always()" and "rm -f ~/.ssh/roster_deploy" in \
+        job["steps"][-1]["run"]
+
+
+def test_the_doctor_report_is_kept_even_when_the_doctor_fails(
+        workflows: dict[str, dict[str, Any]]) -> None:
+    job = workflows["monitor.yml"]["jobs"]["check"]
+    upload = next(s for s in job["steps"] if s.get("id") == "doctor-report")
+    assert upload["uses"].startswith("actions/upload-artifact@")
+    assert upload["if"] == "${{ !cancelled() && steps.doctor.outcome != 'skipped' }}"
+    assert upload["with"]["name"] == "doctor-${{ matrix.env }}"
+    assert upload["with"]["path"] == "${{ runner.temp }}/doctor-${{ matrix.env }}.json"
+    doctor = next(s for s in job["steps"] if s.get("id") == "doctor")
+    assert '| tee "$RUNNER_TEMP/doctor-$CHECK_ENV.json"' in doctor["run"]
+
+
+def test_each_monitor_step_gets_only_the_secrets_it_reads(
+        workflows: dict[str, dict[str, Any]]) -> None:
+    """certs.check needs only the webhook; backup.check the bucket's keys too; the doctor every
+    secret the environments name outside `app` (which only the app's own env file uses)."""
+    job = workflows["monitor.yml"]["jobs"]["check"]
+    given = {s.get("id"): secret_env(s) for s in job["steps"]}
+    assert given["certs"] == both_envs("notifications") == {"SLACK_WEBHOOK_URL"}
+    assert given["backups"] == both_envs("notifications", "backup")
+    sections = [f.name for f in dataclasses.fields(load_config(
+        "prod", root=ENVIRONMENTS_DIR, environ={}, placeholder_secrets=True)) if f.name != "app"]
+    assert given["doctor"] == both_envs(*sections)
+    assert both_envs("app") == {"SENTRY_DSN"}
+    assert given["ssh"] == {"SSH_PRIVATE_KEY", "SSH_KNOWN_HOSTS"}
+    assert {k for k, v in given.items() if v} == {"ssh", "certs", "backups", "doctor"}

@@ -1,8 +1,7 @@
 # Everything a deploy decides on, gathered in one round trip as a line-oriented report that
 # `fabfile/deploy/facts.py` parses. With LOCK_MODE=take it first takes the host's deploy lock
-# (an atomic mkdir of APP_DIR/lock), polling for up to LOCK_WAIT seconds while another holds it.
-# The run's TOKEN is an empty file in the lock (an inode, no data: it works on a full disk); a
-# lock already holding TOKEN counts as taken (`db.cutover` deploys under the lock it holds).
+# (`lock.sh`), polling for up to LOCK_WAIT seconds while another holds it; a lock already
+# holding TOKEN counts as taken (`db.cutover` deploys under the lock it holds).
 # Usage: facts.sh APP_DIR PROJECT NETWORK LOCK_MODE LOCK_WAIT HOLDER_JSON TOKEN [IMAGE...]
 set -u
 app_dir=$1 project=$2 network=$3 lock_mode=$4 lock_wait=$5 holder=$6 token=$7
@@ -31,40 +30,23 @@ echo "app_dir present"
 echo "disk_free_kb $(df -Pk "$app_dir" | awk 'NR==2 {print $4}')"
 
 if [ "$lock_mode" = take ]; then
-  now=$(date +%s)
-  deadline=$((now + lock_wait))
-  while :; do
-    if [ -n "$token" ] && [ -e "$lock/token.$token" ]; then
-      echo "lock taken"
-      break
-    fi
-    if mkdir "$lock" 2>/dev/null; then
-      : > "$lock/token.$token"
-      printf '%s\n' "$holder" > "$lock/holder.json"
-      echo "lock taken"
-      break
-    fi
-    if [ ! -w "$app_dir" ]; then
-      echo "lock unwritable"
-      break
-    fi
-    if [ "$(date +%s)" -ge "$deadline" ]; then
-      echo "lock held"
-      break
-    fi
-    sleep 0.5
-  done
-elif [ -d "$lock" ]; then
+  lock_take "$lock" "$holder" "$token" "$lock_wait"
+  case $? in
+    0) echo "lock taken" ;;
+    2) echo "lock unwritable" ;;
+    *) echo "lock held" ;;
+  esac
+elif lock_held "$lock"; then
   echo "lock held"
 else
   echo "lock free"
 fi
-if [ -f "$lock/holder.json" ]; then
-  echo "holder $(b64 < "$lock/holder.json")"
+if holder_now=$(lock_holder "$lock"); then
+  echo "holder $(printf '%s\n' "$holder_now" | b64)"
 fi
 
 if [ -f "$app_dir/database-backend" ]; then
-  echo "database_backend $(head -c 64 "$app_dir/database-backend" | tr -cd 'a-z')"
+  echo "database_backend $(head -c 64 "$app_dir/database-backend" | tr -cd '[:lower:]')"
 fi
 
 if docker network inspect "$network" >/dev/null 2>&1; then

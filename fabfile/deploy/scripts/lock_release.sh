@@ -4,17 +4,14 @@
 set -u
 app_dir=$1 audit=$2
 lock="$app_dir/lock"
-if [ ! -d "$lock" ]; then
+if ! lock_held "$lock"; then
   echo "@free"
   exit 0
 fi
-if [ -f "$lock/phase.pid" ]; then
-  read -r pid name < "$lock/phase.pid"
-  if kill -0 "$pid" 2>/dev/null; then
-    echo "@phase-running $name $pid"
-    exit 3
-  fi
+if running=$(lock_phase "$lock"); then
+  echo "@phase-running ${running#* } ${running%% *}"
+  exit 3
 fi
-rm -rf "$lock" || exit 1
+lock_break "$lock" || exit 1
 printf '%s\n' "$audit" >> "$app_dir/audit.log"
 echo "@released"

@@ -7,16 +7,16 @@
 set -u
 lock_dir=$1 name=$2 body=$3
 shift 3
-if [ ! -d "$lock_dir" ]; then
+if ! lock_held "$lock_dir"; then
   echo "@error lock-lost"
   exit 75
 fi
 log="$lock_dir/phase.log"
 setsid sh -c "$body" "$name" "$@" </dev/null >"$log" 2>&1 &
 pid=$!
-echo "$pid $name" > "$lock_dir/phase.pid"
+lock_phase_begin "$lock_dir" "$pid" "$name"
 wait "$pid"
 code=$?
-rm -f "$lock_dir/phase.pid"
+lock_phase_end "$lock_dir"
 cat "$log"
 exit "$code"

@@ -1,0 +1,1 @@
+"""`inv build`: the app image from the project's tree with BuildKit, tagged with the commit."""

@@ -35,3 +35,7 @@ def test_backups_of_a_swarm_environment_run_on_its_first_manager(
     [row] = json.loads(listed.stdout)
     assert (row["status"], row["where"], row["label"]) == ("complete", "both", "swarm")
     assert cached.name.startswith(row["id"])
+
+    live = bed.inv("backup.restore", f"--env={ENV}", "--date=latest", "--yes")
+    assert live.returncode == 1 and "Traceback" not in live.stderr
+    assert "a restore over the live database of a swarm environment is not done" in live.stderr

@@ -15,6 +15,7 @@ import yaml
 
 from tests.helpers import INV, PROJECT_ROOT, deep_merge, run_inv
 from tests.support.docker import unique_name
+from tests.support.images import APP_HEALTH_COMMAND
 from tests.support.swarm import SwarmBed, SwarmNode
 
 DOMAIN = "roster.test"
@@ -75,7 +76,8 @@ class SwarmStack:
             "app": {
                 "name": "web", "image": APP, "tag": "v1", "replicas": 2,
                 "command": ["/app/serve"], "migrate_command": ["/app/migrate"],
-                "healthcheck": {"interval": 1, "timeout": 2, "retries": 2, "start_period": 3},
+                "healthcheck": {"interval": 1, "timeout": 2, "retries": 2, "start_period": 3,
+                                "command": APP_HEALTH_COMMAND},
                 "stop_grace_period": 3, "resources": {"cpus": 0.5, "memory": "64m"},
                 "secret_env": {"API_TOKEN": {"secret": "SWARM_API_TOKEN"}},
             },

@@ -149,8 +149,8 @@ class Swarm:
     """
 
     refresh_seconds: float = _check(checks.positive, 5.0)
-    retry_attempts: int = _check(checks.positive, 3)
-    dial_timeout: float = _check(checks.positive, 2.0)
+    retry_attempts: int = _check(checks.positive, 4)
+    dial_timeout: float = _check(checks.positive, 1.0)
     update_parallelism: int = _check(checks.positive, 1)
     update_delay: float = _check(checks.non_negative, 0.0)
     monitor: float = _check(checks.positive, 10.0)

@@ -23,7 +23,17 @@ from fabfile.deploy.rollout import SKIP_DRAIN_VAR
 from tests.support.load import LoadGenerator
 from tests.support.swarm import SwarmBed
 from tests.support.swarm_front import SwarmFront
-from tests.swarm.stack import APP, DB_URL, DOMAIN, REFRESH, THROTTLE, SwarmStack, output
+from tests.swarm.stack import (
+    APP,
+    DB_URL,
+    DIAL_TIMEOUT,
+    DOMAIN,
+    REFRESH,
+    RETRY_ATTEMPTS,
+    THROTTLE,
+    SwarmStack,
+    output,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -46,14 +56,15 @@ def swarm_env(swarm_bed: SwarmBed, tmp_path_factory: pytest.TempPathFactory) -> 
 def serve(stack: SwarmStack, make_front: Callable[..., SwarmFront],
           retry_attempts: int = 1, refresh: float = REFRESH) -> SwarmFront:
     """Deploy v1 unless the stack serves already, start a front (Traefik's retry middleware
-    modelled when `retry_attempts` > 1, with the rendered 2 s dialTimeout) and point the smoke
-    test through it."""
+    modelled when `retry_attempts` > 1, with the rendered dialTimeout) and point the smoke test
+    through it."""
     if not stack.tasks():
         stack.write_env()
         first = stack.inv("deploy", "--yes")
         assert first.returncode == 0, output(first)
     front = make_front(network=stack.network, project=stack.project, refresh=refresh,
-                       throttle=THROTTLE, retry_attempts=retry_attempts, connect_timeout=2.0)
+                       throttle=THROTTLE, retry_attempts=retry_attempts,
+                       connect_timeout=DIAL_TIMEOUT)
     stack.write_env(overrides={"deploy": {"smoke": {"urls": [f"{front.url}/health"],
                                                     "host_header": DOMAIN}}})
     front.wait_for(lambda t: len(t.servers_for(DOMAIN)) == 2, timeout=30)
@@ -184,7 +195,7 @@ def test_a_node_lost_mid_deploy(
     fail to connect until Swarm marks the node down and the front's next poll: the rendered
     retry middleware sends them to the other node, so none fails."""
     stack, _ = swarm_env
-    front = serve(stack, make_swarm_front, retry_attempts=3)
+    front = serve(stack, make_swarm_front, retry_attempts=RETRY_ATTEMPTS)
     worker = stack.worker
     try:
         with LoadGenerator(f"{front.url}/version", host=DOMAIN, rate=RATE,

@@ -24,6 +24,8 @@ DB_URL = "postgresql://app:swarm-secret-pw@db.example.com:5432/app?sslmode=requi
 SECRETS = {"SWARM_DATABASE_URL": DB_URL, "SWARM_API_TOKEN": "tok-swarm-0123456789"}
 REFRESH = 2.0
 THROTTLE = 1.0
+RETRY_ATTEMPTS = 5
+DIAL_TIMEOUT = 1.0
 
 
 def host_entry(node: SwarmNode, role: str, **extra: Any) -> dict[str, Any]:
@@ -88,7 +90,8 @@ class SwarmStack:
                 "keep_releases": 3, "traefik_throttle": THROTTLE, "drain_margin": 1.0,
                 "health_timeout": 20,
                 "smoke": {"interval": 0.2, "checks": 2, "failures": 3, "window": 30},
-                "swarm": {"refresh_seconds": REFRESH, "monitor": 2, "resolve_image": "never"},
+                "swarm": {"refresh_seconds": REFRESH, "monitor": 2, "resolve_image": "never",
+                          "retry_attempts": RETRY_ATTEMPTS, "dial_timeout": DIAL_TIMEOUT},
             },
             "traefik": {"enabled": False, "acme_email": "ops@example.com"},
             "database": {"url": {"secret": "SWARM_DATABASE_URL"}},

@@ -187,6 +187,20 @@ def test_plan_status_logs_lock_and_doctor_on_the_swarm(
                    for p in stack.app_dir.rglob("*") if p.is_file())
 
 
+def test_a_failing_migration_job_leaves_the_web_service_alone(
+        served: tuple[SwarmStack, SwarmFront]) -> None:
+    stack, _ = served
+    before = [t["ID"] for t in stack.tasks()]
+    current = stack.current()
+    version = "v2" if stack.all_running("v1") else "v1"
+    env = stack.write_env("failmig", {"app": {"env": {"MIGRATE_EXIT": "3"}}})
+    proc = stack.inv("deploy", "--yes", f"--version={version}", env=env)
+    assert proc.returncode == 1, output(proc)
+    assert "the migration job `/app/migrate` failed on the swarm" in proc.stderr
+    assert f"migrate {version}" in proc.stderr and "exit=3" in proc.stderr, output(proc)
+    assert [t["ID"] for t in stack.tasks()] == before and stack.current() == current
+
+
 def test_a_node_lost_mid_deploy(
         swarm_env: tuple[SwarmStack, list[subprocess.CompletedProcess[str]]],
         make_swarm_front: Callable[..., SwarmFront]) -> None:

@@ -54,12 +54,11 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from tests.deploy.stack import APP, DOMAIN, Stack  # noqa: E402
-from tests.support.docker import docker, ensure_docker  # noqa: E402
-from tests.support.front import Front  # noqa: E402
-from tests.support.images import APP_HEALTH_COMMAND, APP_HEALTHCHECK, ensure_images  # noqa: E402
+from tests.deploy.stack import APP, DOMAIN, Stack, bench_stack  # noqa: E402
+from tests.support.docker import docker  # noqa: E402
+from tests.support.images import APP_HEALTH_COMMAND, APP_HEALTHCHECK  # noqa: E402
 from tests.support.load import LoadGenerator  # noqa: E402
-from tests.support.sshd import SshServer, start_sshd  # noqa: E402
+from tests.support.sshd import SshServer  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "out"
 THROTTLE = 2.0
@@ -321,17 +320,10 @@ def main() -> None:
     args = parser.parse_args()
     console = Console(width=150)
 
-    ensure_docker()
-    ensure_images()
-    server = start_sshd()
-    work = Path(tempfile.mkdtemp(prefix="bench-deploy-"))
-    stack = Stack.create(work, server.host)
-    front: Front | None = None
-    try:
+    with bench_stack("bench-deploy-", THROTTLE) as (stack, server, front, work):
         proc = stack.inv("setup")
         if proc.returncode != 0:
             raise RuntimeError(f"setup: {proc.stdout}\n{proc.stderr}")
-        front = Front(project=stack.project, throttle=THROTTLE, network=stack.network).start()
         stack.write_env(overrides={
             "app": {"migrate_command": [], "replicas": args.replicas, "healthcheck": HEALTH,
                     "stop_grace_period": GRACE},
@@ -357,12 +349,6 @@ def main() -> None:
                 version = "v2" if version == "v1" else "v1"
                 bench.naive_ssh(version)
             total = load.results()
-    finally:
-        if front is not None:
-            front.stop()
-        stack.cleanup()
-        server.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
     swarm_parts: dict[str, Any] = {}
     if not args.no_swarm:

@@ -16,6 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import IO, TypeVar
 
@@ -30,17 +31,8 @@ from fabfile.errors import UserError
 T = TypeVar("T")
 LineSink = Callable[[str], None]
 
-#: Writes stdin to "$1" atomically with mode "$2": a temp file in the same directory, then mv.
-PUT_SCRIPT = """set -eu
-umask 077
-mkdir -p "$(dirname "$1")"
-tmp="$1.tmp.$$"
-trap 'rm -f "$tmp"' EXIT
-cat > "$tmp"
-chmod "$2" "$tmp"
-mv -f "$tmp" "$1"
-trap - EXIT
-"""
+PUT_SCRIPT = resources.files("fabfile").joinpath("scripts", "put.sh").read_text("utf-8")
+"""`scripts/put.sh`: writes stdin to "$1" atomically with mode "$2"."""
 
 
 @dataclass(frozen=True)

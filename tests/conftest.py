@@ -13,6 +13,7 @@ import pytest
 from tests.support.disk import small_disk as _small_disk
 from tests.support.docker import DockerEngine, ensure_docker
 from tests.support.front import Front
+from tests.support.heal import stop_watchers_under
 from tests.support.images import ImageSet, ensure_images
 from tests.support.postgres import PgCluster, cluster_fixture
 from tests.support.registry import Registry, start_registry
@@ -35,6 +36,13 @@ def tls_pg() -> Iterator[PgCluster]:
     Separate from `pg`, so tests that need a server without TLS keep having one.
     """
     yield from cluster_fixture(tls=True)
+
+
+@pytest.fixture(scope="session")
+def managed_pg() -> Iterator[PgCluster]:
+    """A cluster playing a managed database on another machine: TLS, in a network namespace
+    of its own, reached by this machine and by containers alike at `managed_pg.host`."""
+    yield from cluster_fixture(tls=True, remote=True)
 
 
 @pytest.fixture
@@ -67,6 +75,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if reporter:
             reporter.write_line(f"CI: {len(skipped)} test(s) skipped; CI allows none", red=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_watchers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The self-healing watchers `inv setup`/`inv deploy` started under this session's
+    temporary directories are stopped at its end (by their pid files)."""
+    yield
+    stop_watchers_under(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """`inv doctor`: a preflight of an environment's hosts and the services it depends on.
 
-Facts first, judgement second. Each host answers ONE remote command (`FACTS_SCRIPT`: Docker
+Facts first, judgement second. Each host answers ONE remote command (`scripts/facts.sh`: Docker
 and Compose versions, free disk, listeners on 80/443, published container ports, the host's
 addresses, and a `psql` probe of the database run from the host, the place the app connects
 from). DNS, the bucket, the newest backup and the certificates are looked at from where the
@@ -39,7 +39,8 @@ from fabfile.checks import certs
 from fabfile.config import Backup, Config, Host, Secret
 from fabfile.config.secrets import redact
 from fabfile.errors import UserError
-from fabfile.remote import Step, connect, script
+from fabfile.remote import Step, connect
+from fabfile.shell import Scripts
 from fabfile.swarm.topology import advertise, control
 
 MIN_DOCKER = (20, 10)
@@ -48,64 +49,9 @@ MIN_COMPOSE = (2, 17)
 WEB_PORTS = (80, 443)
 DOCKER_INSTALL = "https://docs.docker.com/engine/install/"
 
-#: Positional inputs: $1 app_dir, $2 backup cache dir ("" = none), $3 psql client image
-#: ("" = no database probe), $4 the script run inside that image. Stdin feeds only the
-#: database probe (a libpq service file); every other command reads /dev/null.
-FACTS_SCRIPT = r"""
-app_dir=$1 cache_dir=$2 pg_image=$3 pg_probe=$4
-probe() {
-  name=$1; shift
-  printf '\n@@begin %s\n' "$name"
-  "$@" </dev/null 2>&1
-  printf '\n@@end %s %s\n' "$name" "$?"
-}
-existing() {
-  p=$1
-  while [ ! -e "$p" ]; do p=$(dirname "$p"); done
-  printf '%s' "$p"
-}
-disk() {
-  printf '%s\t%s\t' "$1" "$2"
-  df -Pk -- "$(existing "$2")" | tail -n 1
-}
-disks() {
-  disk app_dir "$app_dir" || return
-  if [ -n "$cache_dir" ]; then disk backup_cache "$cache_dir" || return; fi
-  root=$(docker info --format '{{.DockerRootDir}}' 2>/dev/null </dev/null) || root=
-  if [ -n "$root" ]; then disk docker_root "$root"; fi
-}
-addresses() {
-  hostname -I 2>/dev/null || ip -o addr show | awk '{ sub("/.*", "", $4); print $4 }'
-}
-probe docker docker version --format '{{.Server.Version}}'
-probe compose docker compose version --short
-probe disk disks
-probe listeners ss -Hltnp
-probe containers docker ps --format \
-  '{"Names":{{json .Names}},"Image":{{json .Image}},"Ports":{{json .Ports}}}'
-probe addresses addresses
-cluster='{{if .Swarm.Cluster}}{{.Swarm.Cluster.ID}}{{else}}-{{end}}'
-node_addr='{{if .Swarm.NodeAddr}}{{.Swarm.NodeAddr}}{{else}}-{{end}}'
-managers='{{range .Swarm.RemoteManagers}}{{.Addr}},{{end}}-'
-probe swarm docker info --format \
-  "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}} $cluster $node_addr $managers"
-if [ -n "$pg_image" ]; then
-  printf '\n@@begin database\n'
-  docker run --rm -i --network host --pull missing --entrypoint sh "$pg_image" \
-    -c "$pg_probe" 2>&1
-  printf '\n@@end database %s\n' "$?"
-fi
-exit 0
-"""
+SCRIPTS = Scripts("fabfile.checks", {"facts": ("fabfile.deploy:lib",), "pg_probe": ()})
+"""`scripts/facts.sh` (with the rollout library's `health_probe`) and `scripts/pg_probe.sh`."""
 
-#: Runs inside the client image: the service file arrives on stdin, psql reads it from disk.
-PG_PROBE = """umask 077
-cat > /tmp/pg_service.conf
-sql="select s.ssl, coalesce(s.version, ''), current_setting('server_version')
-  from pg_stat_ssl s where s.pid = pg_backend_pid()"
-export PGSERVICEFILE=/tmp/pg_service.conf
-exec psql -X -A -t -q -v ON_ERROR_STOP=1 -F '|' service=doctor -c "$sql"
-"""
 
 Status = Literal["ok", "fail", "skip"]
 
@@ -664,6 +610,38 @@ def check_database(facts: Facts, cfg: Config, hf: HostFacts | None) -> Outcome:
     return fail(f"not reachable from the host: {_tail(text, 2)}", fix)
 
 
+def check_healthcheck(facts: Facts, cfg: Config, hf: HostFacts | None) -> Outcome:
+    """Can the web healthcheck run in the image the host runs? (A missing program: no
+    container would ever turn healthy.)"""
+    from fabfile import healthcheck
+
+    host = _need(hf)
+    probe = _probe(host, "healthcheck")
+    if probe is None:
+        return fail("no answer from the host's facts script")
+    problem = _docker_problem(_probe(host, "docker"), host.host.user)
+    if problem:
+        return fail("cannot run it: the host's Docker does not work", problem.fix)
+    lines = probe.text.splitlines()
+    image = next((line.removeprefix("image ") for line in lines if line.startswith("image ")),
+                 cfg.image_ref)
+    check = healthcheck.probe(cfg)
+    if "@probe no-image" in lines:
+        return skip(f"{image} is not on the host yet (a deploy pulls it and checks then)")
+    error = next((line for line in lines if line.startswith("@error health-missing")), None)
+    if error is not None:
+        output = "\n".join(line.removeprefix("@log ") for line in lines
+                           if line.startswith("@log "))
+        program = healthcheck.missing_program(output, check)
+        return fail(f"`{program}` is not in {image}: the web healthcheck "
+                    f"(`{' '.join(check.argv)}`) can never pass there",
+                    f"set app.healthcheck.command to a check the image can run, or add "
+                    f"`{program}` to the image")
+    if any(line.startswith("@probe passed") for line in lines):
+        return ok(f"its program runs in {image}")
+    return fail(f"could not tell: {_tail(probe.text, 2)}")
+
+
 def check_bucket(facts: Facts, cfg: Config, hf: HostFacts | None) -> Outcome:
     backup = cfg.backup
     if backup is None:
@@ -768,6 +746,8 @@ CHECKS: tuple[Check, ...] = (
           "challenges", remote=True),
     Check("dns", "env", check_dns, "point each domain's A/AAAA records at a host",
           reads_facts=True),
+    Check("healthcheck", "host", check_healthcheck,
+          "set app.healthcheck.command to a check the image can run", remote=True),
     Check("database", "host", check_database,
           "check the database URL and that the server admits this host", remote=True),
     Check("bucket", "env", check_bucket, "check the backup section and its credentials"),
@@ -829,14 +809,18 @@ def service_file(url: str) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def facts_step(cfg: Config, *, database: bool) -> Step:
+def facts_step(cfg: Config, *, database: bool, health: bool = True) -> Step:
     """The one remote command that gathers a host's facts."""
+    from fabfile.deploy import rollout
+
     probe_db = database and cfg.database.url is not None and not cfg.database.url.placeholder
     backup_dir = cfg.backup.cache_dir if cfg.backup else ""
     image = cfg.checks.db_client_image if probe_db else ""
     stdin = service_file(cfg.database.url.reveal()) if probe_db and cfg.database.url else b""
-    return script("gather host facts", FACTS_SCRIPT, cfg.deploy.app_dir, backup_dir, image,
-                  PG_PROBE, stdin=stdin, check=False, timeout=180.0)
+    cache, app_image, spec = rollout.probe_args(cfg, cfg.image_ref)
+    return SCRIPTS.step("gather host facts", "facts", cfg.deploy.app_dir, backup_dir, image,
+                        SCRIPTS.body("pg_probe"), cfg.project, cfg.app.name, app_image, cache,
+                        spec if health else "", stdin=stdin, check=False, timeout=180.0)
 
 
 def resolve(name: str) -> tuple[str, ...] | str:
@@ -917,7 +901,8 @@ def host_facts(cfg: Config, host: Host, *, selected: set[str],
     if any((c.remote or c.reads_facts) and c.name in selected for c in CHECKS):
         transport = connect(host)
         try:
-            result = transport.probe(facts_step(cfg, database="database" in selected))
+            result = transport.probe(facts_step(cfg, database="database" in selected,
+                                                health="healthcheck" in selected))
             probes = parse_probes(result.stdout)
             if not probes:
                 ssh_error = (f"the facts script gave no answer (exit {result.exit_code}): "

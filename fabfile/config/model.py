@@ -38,6 +38,14 @@ class Healthcheck:
     app (`curl -fsS http://127.0.0.1:8000/health`). A list is the exec form, run as is with
     no shell (distroless images): the program itself must fail while `app.drain_file`
     exists, which the deploy creates with `docker cp` when the image has no shell.
+
+    Self-healing (`fabfile/heal/`): with `self_heal`, a watcher on each host restarts a web
+    container that has been `unhealthy` for `restart_after` seconds (`docker restart` with
+    `restart_grace` seconds to stop), never one that is draining or while a deploy holds the
+    lock, and at most `max_restarts` times within `restart_window` seconds: then it alerts
+    Slack once and leaves the container to a person. The defaults fit the 30 s recovery
+    target: (interval + timeout) x retries = 12 s to detect a hang, 5 s, at most 3 s to
+    stop, a restart and the first passing check (interval), Traefik's 2 s throttle.
     """
 
     interval: int = _check(checks.positive, 2)
@@ -45,6 +53,11 @@ class Healthcheck:
     retries: int = _check(checks.positive, 3)
     start_period: int = _check(checks.non_negative, 10)
     command: str | tuple[str, ...] | None = _check(checks.command_part, None)
+    self_heal: bool = True
+    restart_after: int = _check(checks.positive, 5)
+    restart_grace: int = _check(checks.positive, 3)
+    max_restarts: int = _check(checks.positive, 3)
+    restart_window: int = _check(checks.positive, 600)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -25,11 +25,15 @@ stay only there.)
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from fabfile import ui
 from fabfile.config import Config
@@ -52,6 +56,38 @@ class CutoverOptions:
     jobs: int = 2
     lock_wait: float = 0.0
     drop_existing: bool = False
+    schema: Literal["infer", "existing"] = "infer"
+    """`existing`: the app's own migrations (`app.migrate_command`, run against the target
+    in a one-off container of the current release) make the schema; the data is copied into
+    it by column name."""
+    report: Path | None = None
+    """Where to write the window's phases as JSON (the benchmark reads it)."""
+
+
+@dataclass
+class Window:
+    """The maintenance window, phase by phase: what users waited through."""
+
+    phases: dict[str, float] = field(default_factory=dict)
+    migration: dict[str, float] = field(default_factory=dict)
+    """The migration engine's own phases (preflight, create schema, load + verify, finish)."""
+    rows: int = 0
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.phases[name] = round(time.monotonic() - started, 3)
+
+    @property
+    def seconds(self) -> float:
+        return round(sum(self.phases.values()), 3)
+
+    def as_data(self) -> dict[str, object]:
+        return {"window": self.seconds, "phases": self.phases, "migration": self.migration,
+                "rows": self.rows}
 
 
 def postgres_config(cfg: Config) -> Config:
@@ -73,7 +109,7 @@ def check_config(cfg: Config) -> str:
     return cfg.database.url.reveal()
 
 
-def plan_lines(cfg: Config, target: str) -> list[str]:
+def plan_lines(cfg: Config, target: str, schema: str = "infer") -> list[str]:
     """What the cutover will do, one line a step (secrets redacted)."""
     host = cfg.hosts[0].label
     domains = ", ".join(cfg.domains) or "(no domains)"
@@ -84,7 +120,10 @@ def plan_lines(cfg: Config, target: str) -> list[str]:
         f"maintenance on: {cfg.maintenance.image} as {steps.maintenance_name(cfg)} answers 503 "
         f"for {domains}; then drain the {cfg.app.name} containers",
         f"final snapshot of {cfg.database.sqlite_path} (online backup), downloaded here",
-        f"migrate it into {redact_url(target)} (verify: checksums)",
+        f"migrate it into {redact_url(target)} (verify: checksums)"
+        + (", into the schema the app's own migrations made there "
+           f"(`{' '.join(cfg.app.migrate_command)}`, run before the rehearsal)"
+           if schema == "existing" else ""),
         f"switch: write {steps.marker_path(cfg)} = postgres, deploy {cfg.app.tag} with "
         "database.backend: postgres",
         "maintenance off, smoke test",
@@ -143,7 +182,7 @@ def _rehearse(cfg: Config, transport: Transport, target: str, opts: CutoverOptio
         snap = snapshot.take(cfg, transport, Path(tmp))
         try:
             run_migration(snap.path, target,
-                          MigrateOptions(jobs=opts.jobs, dry_run=True,
+                          MigrateOptions(jobs=opts.jobs, dry_run=True, schema=opts.schema,
                                          drop_existing=opts.drop_existing), _RehearsalUI())
         except UserError as exc:
             raise UserError(f"the rehearsal found a problem, so the site was not taken down: "
@@ -172,8 +211,12 @@ def _put_back(cfg: Config, state: _State) -> list[str]:
 def cutover(cfg: Config, opts: CutoverOptions) -> None:
     """Run the cutover (see the module docstring); raise UserError saying why it failed."""
     target = check_config(cfg)
+    if opts.schema == "existing" and not cfg.app.migrate_command:
+        raise UserError("--schema=existing copies into the schema the app's own migrations "
+                        "make, and app.migrate_command is empty: set it, or use "
+                        "--schema=infer")
     host_cfg = cfg.hosts[0]
-    for line in plan_lines(cfg, target):
+    for line in plan_lines(cfg, target, opts.schema):
         ui.step(line)
     if not opts.yes:
         if not sys.stdin.isatty():
@@ -183,6 +226,7 @@ def cutover(cfg: Config, opts: CutoverOptions) -> None:
                           assume_yes=False):
             raise UserError("cancelled: nothing was changed")
     state = _State(connect(host_cfg), new_holder("cutover", cfg.app.tag))
+    window = Window()
     host = state.transport.host.label
     user = host_cfg.user if host_cfg.transport == "ssh" else "this user"
     started = time.monotonic()
@@ -194,27 +238,37 @@ def cutover(cfg: Config, opts: CutoverOptions) -> None:
             run.locked = found.lock == "taken"
             _preflight(cfg, found, host, user)
             ui.ok(f"{host}: lock taken")
+            if opts.schema == "existing":
+                _run(state, steps.target_schema(cfg, target))
             _rehearse(cfg, state.transport, target, opts)
             state.page = True
             _run(state, steps.maintenance_on(cfg))
             state.drained = True
-            _run(state, steps.drain_web(cfg))
+            with window.phase("drain the web containers"):
+                _run(state, steps.drain_web(cfg))
             with tempfile.TemporaryDirectory(prefix="shipyard-cutover-") as tmp:
-                snap = snapshot.take(cfg, state.transport, Path(tmp))
+                with window.phase("snapshot"):
+                    snap = snapshot.take(cfg, state.transport, Path(tmp))
                 try:
-                    run_migration(snap.path, target,
-                                  MigrateOptions(jobs=opts.jobs, verify="checksums",
-                                                 drop_existing=opts.drop_existing))
+                    with window.phase("migrate + verify"):
+                        report = run_migration(
+                            snap.path, target,
+                            MigrateOptions(jobs=opts.jobs, verify="checksums",
+                                           schema=opts.schema, drop_existing=opts.drop_existing))
+                    window.migration = dict(report.phases)
+                    window.rows = sum(t.rows for t in report.tables)
                 except MigrationFailed as exc:
                     raise UserError(f"the migration failed: {exc.message}") from None
-            state.transport.put(b"postgres\n", steps.marker_path(cfg), 0o644,
-                                name="switch: write the database-backend marker")
-            state.marker = True
-            ui.ok(f"{host}: {steps.marker_path(cfg)} = postgres")
-            state.deployed = True
-            execute.deploy(postgres_config(cfg), DeployOptions(yes=True, holder=state.holder))
-            state.drained = state.marker = False
-            state.deployed = False
+            with window.phase("deploy on PostgreSQL"):
+                state.transport.put(b"postgres\n", steps.marker_path(cfg), 0o644,
+                                    name="switch: write the database-backend marker")
+                state.marker = True
+                ui.ok(f"{host}: {steps.marker_path(cfg)} = postgres")
+                state.deployed = True
+                execute.deploy(postgres_config(cfg), DeployOptions(yes=True,
+                                                                   holder=state.holder))
+                state.drained = state.marker = False
+                state.deployed = False
     except (UserError, KeyboardInterrupt) as exc:
         why = exc.message if isinstance(exc, UserError) else "interrupted"
         with shielded():
@@ -238,10 +292,12 @@ def cutover(cfg: Config, opts: CutoverOptions) -> None:
                             ) from None
         raise UserError(f"cutover failed: {why}\n{where}",
                         code=exc.code if isinstance(exc, UserError) else 130) from None
-    _relock(cfg, state, run)
     try:
-        _run(state, steps.maintenance_off(cfg))
+        with window.phase("page removal"):
+            _relock(cfg, state, run)
+            _run(state, steps.maintenance_off(cfg))
         state.page = False
+        _show_window(window, opts.report)
         with ui.console.status(f"{host}: smoke test"):
             check = smoke.run(postgres_config(cfg), transport=state.transport)
         if not check.ok and not check.skipped:
@@ -260,6 +316,17 @@ def cutover(cfg: Config, opts: CutoverOptions) -> None:
     ui.ok(f"cutover of {cfg.env} done in {time.monotonic() - started:.0f}s: the app runs on "
           f"PostgreSQL. Now set database.backend: postgres in environments/{cfg.env}.yaml "
           "(deploys refuse the sqlite backend from now on)")
+
+
+def _show_window(window: Window, report: Path | None) -> None:
+    """The window's phases as a table (and as JSON in `report`)."""
+    rows = [[name, f"{seconds:.1f}s"] for name, seconds in window.phases.items()]
+    rows += [[f"  (migration: {name})", f"{seconds:.1f}s"]
+             for name, seconds in window.migration.items()]
+    ui.console.print(ui.table(f"maintenance window: {window.seconds:.1f}s "
+                              f"({window.rows:,} rows)", ["phase", "time"], rows))
+    if report is not None:
+        report.write_text(json.dumps(window.as_data(), indent=2) + "\n")
 
 
 def _relock(cfg: Config, state: _State, run: HostRun) -> None:

@@ -29,6 +29,7 @@ SCRIPTS = Scripts("fabfile.cutover", {
     "snapshot": (),
     "fetch": (),
     "site": ("fabfile.deploy:lib",),
+    "target_schema": (),
 })
 
 
@@ -130,6 +131,16 @@ def maintenance_off(cfg: Config) -> Step:
     return _site("maintenance off: drain and remove the page", "maint-down",
                     maintenance_name(cfg), f"{rollout.settle(cfg):g}",
                     str(rollout.unhealthy_timeout(cfg)), timeout=rollout.drain_bound(cfg) + 60)
+
+
+def target_schema(cfg: Config, target_url: str) -> Step:
+    """`app.migrate_command` against the target, in a one-off container of the current
+    release (`--schema=existing`: the app's own migrations make the schema the data goes
+    into); the URL travels on stdin."""
+    return SCRIPTS.step(f"target schema: {' '.join(cfg.app.migrate_command)} on PostgreSQL",
+                        "target_schema", f"{cfg.deploy.app_dir}/current/compose.yml",
+                        cfg.app.name, *cfg.app.migrate_command,
+                        stdin=target_url.encode() + b"\n", timeout=1800)
 
 
 def marker_path(cfg: Config) -> str:

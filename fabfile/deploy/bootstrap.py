@@ -2,7 +2,9 @@
 
 First the same facts command a deploy runs (Docker Engine and Compose v2 present and recent
 enough, with the fix when they are not), then `setup.sh`: the app's directory tree,
-`acme.json` (mode 600), the external Docker network. Two commands per host.
+`acme.json` (mode 600), the external Docker network; then the self-healing watcher when it
+is missing, stopped or outdated (`fabfile/heal`). Two commands per host, three with the
+watcher's install.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 from fabfile import ui
 from fabfile.config import Config
 from fabfile.errors import UserError
+from fabfile.heal import setup as heal
 from fabfile.remote import Transport, connect, on_all
 
 from . import facts, rollout, scripts
@@ -22,6 +25,7 @@ class SetupResult:
     host: str
     created: list[str] = field(default_factory=list)
     problem: str | None = None
+    watcher: heal.Outcome | None = None
 
 
 def setup_host(cfg: Config, t: Transport) -> SetupResult:
@@ -50,6 +54,8 @@ def setup_host(cfg: Config, t: Transport) -> SetupResult:
                            f"{cfg.deploy.app_dir}`), then run setup again")
         else:
             out.problem = f"setup failed on {t.host.label}: {error}"
+        return out
+    out.watcher = heal.ensure(cfg, t, found.watcher)
     return out
 
 
@@ -66,8 +72,12 @@ def setup(cfg: Config) -> list[SetupResult]:
             ui.fail(f"{r.host}: {r.problem}")
         elif r.created:
             ui.ok(f"{r.host}: created " + ", ".join(r.created))
-        else:
+        elif r.watcher is None:
             ui.ok(f"{r.host}: already set up (nothing to do)")
+        else:
+            ui.ok(f"{r.host}: already set up")
+        if r.watcher is not None:
+            (ui.warn if r.watcher.warning else ui.ok)(f"{r.host}: {r.watcher.text}")
     problems = [r.problem for r in results if r.problem]
     if problems:
         raise UserError(problems[0] if len(problems) == 1 else

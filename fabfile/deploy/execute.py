@@ -24,6 +24,7 @@ from fabfile import healthcheck, notify, registry, ui
 from fabfile.config import Config
 from fabfile.config.secrets import redact
 from fabfile.errors import UserError
+from fabfile.heal import setup as heal
 from fabfile.remote import Result, Transport, connect, on_all
 from fabfile.render import RenderedFile, render_release
 
@@ -373,6 +374,17 @@ def _smoke(cfg: Config, run: HostRun) -> smoke.Result:
     return result
 
 
+def _watcher(cfg: Config, run: HostRun) -> None:
+    """Install or restart the host's self-healing watcher when it needs it (after the lock is
+    released: it would only defer to this run); its problems are warnings."""
+    assert run.facts is not None
+    if cfg.deploy.engine == "swarm":
+        return  # Swarm replaces failed tasks itself (restart_policy).
+    outcome = heal.ensure(cfg, run.transport, run.facts.watcher)
+    if outcome is not None:
+        (ui.warn if outcome.warning else ui.ok)(f"{run.host}: {outcome.text}")
+
+
 def _back_plan(cfg: Config, run: HostRun, back_to: str) -> HostPlan:
     """The Compose engine's way back after a failed smoke test: the same rolling procedure,
     replacing the containers the deploy just started."""
@@ -384,7 +396,8 @@ def _back_plan(cfg: Config, run: HostRun, back_to: str) -> HostPlan:
 def _run_plan(cfg: Config, run: HostRun, holder: Holder, started: float, *,
               explain_fn: Explain | None = None,
               back_plan: Callable[[Config, HostRun, str], HostPlan] = _back_plan) -> None:
-    """Run one host's plan to the end: steps, smoke test, rollback when it fails, finish."""
+    """Run one host's plan to the end: steps, smoke test, rollback when it fails, finish,
+    the self-healing watcher."""
     plan = run.plan
     assert plan is not None and run.facts is not None
     if plan.noop:
@@ -392,6 +405,7 @@ def _run_plan(cfg: Config, run: HostRun, holder: Holder, started: float, *,
         run.message = "already up to date"
         finish(cfg, run, holder, action=plan.action, switch=None, prune=(), started=started)
         ui.ok(f"{run.host}: nothing to change")
+        _watcher(cfg, run)
         return
     for action in plan.actions:
         run_action(cfg, run, action, explain_fn)
@@ -404,6 +418,7 @@ def _run_plan(cfg: Config, run: HostRun, holder: Holder, started: float, *,
             cfg.deploy.keep_releases) if plan.switch else []
         finish(cfg, run, holder, action=plan.action, switch=plan.release if plan.switch else None,
                prune=prune, started=started)
+        _watcher(cfg, run)
         return
     why = f"smoke test failed: {check.failures[-1]}"
     back_to = plan.previous if plan.action == "deploy" else None
@@ -419,6 +434,7 @@ def _run_plan(cfg: Config, run: HostRun, holder: Holder, started: float, *,
     run.message = f"{why}; rolled back to {back_to}"
     finish(cfg, run, holder, action=plan.action, switch=None,
            prune=[plan.release] if plan.upload else [], started=started)
+    _watcher(cfg, run)
     raise UserError(f"{run.host}: {why}. Rolled back to {back_to} "
                     f"({release.version_of(back_to)}), which is serving again")
 

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from fabfile.config import Config
 from fabfile.config.secrets import redact
 from fabfile.errors import UserError
+from fabfile.heal.facts import Restarts, Watcher, parse_restarts, parse_watcher
 from fabfile.remote import Step
 
 from . import scripts
@@ -93,6 +94,10 @@ class Facts:
     """What `{app_dir}/database-backend` says (`postgres` once `db.cutover` succeeded)."""
     sqlite_releases: frozenset[str] = frozenset()
     """Releases whose app.env points the app at SQLite (made before a cutover)."""
+    watcher: Watcher | None = None
+    """The self-healing watcher installed on the host, if any."""
+    restarts: dict[str, Restarts] = field(default_factory=dict)
+    """Container id -> its restarts (Docker's after a crash, the watcher's after a hang)."""
 
     def service(self, name: str) -> tuple[Container, ...]:
         """The service's long-running containers (one-off `run` containers left out)."""
@@ -144,6 +149,7 @@ def parse(report: str) -> Facts:
     containers: list[Container] = []
     images: dict[str, bool] = {}
     sqlite_releases: set[str] = set()
+    restarts: dict[str, Restarts] = {}
     for line in lines[lines.index("@facts 1") + 1:]:
         if line == "@end":
             break
@@ -196,9 +202,14 @@ def parse(report: str) -> Facts:
             values["database_backend"] = rest or None
         elif key == "audit":
             values["last_audit"] = _json(rest)
+        elif key == "watcher":
+            values["watcher"] = parse_watcher(rest)
+        elif key == "restarts" and (found := parse_restarts(rest)):
+            restarts[found[0]] = found[1]
     return Facts(releases=tuple(sorted(releases, key=lambda r: r.id)), files=files,
                  contents=contents, env_lines=env_lines, containers=tuple(containers),
-                 images=images, sqlite_releases=frozenset(sqlite_releases), **values)
+                 images=images, sqlite_releases=frozenset(sqlite_releases), restarts=restarts,
+                 **values)
 
 
 def version_tuple(text: str | None) -> tuple[int, ...]:

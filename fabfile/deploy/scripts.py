@@ -22,6 +22,9 @@ WITH_LOCK = ("facts", "phase", "finish", "lock_release")
 PACKAGE = "fabfile.deploy"
 LOCK_LIBRARY = f"{PACKAGE}:lock"
 """The lock library, for the scripts of other packages that hold the host lock."""
+WITH_HEAL_FACTS = ("facts",)
+HEAL_FACTS = "fabfile.heal:facts"
+"""The self-healing watcher's part of the facts (`heal_facts`), prepended to `facts.sh`."""
 
 
 @cache
@@ -29,8 +32,8 @@ def body(name: str) -> str:
     """The text of `scripts/<name>.sh`, after the libraries it uses."""
     if name not in NAMES:
         raise KeyError(name)
-    libraries = [lib for lib, users in (("lock", WITH_LOCK), ("lib", WITH_LIBRARY))
-                 if name in users]
+    libraries = [lib for lib, users in (("lock", WITH_LOCK), ("lib", WITH_LIBRARY),
+                                        (HEAL_FACTS, WITH_HEAL_FACTS)) if name in users]
     return shell.body(PACKAGE, name, libraries)
 
 

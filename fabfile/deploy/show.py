@@ -7,6 +7,8 @@ from rich.text import Text
 from fabfile import ui
 from fabfile.config import Config
 from fabfile.config.secrets import redact
+from fabfile.errors import UserError
+from fabfile.heal import plan as heal_plan
 
 from . import audit, lock, smoke
 from .facts import Facts
@@ -64,11 +66,14 @@ def show_status(cfg: Config, host: str, facts: Facts) -> None:
                   f"{facts.compose or 'missing'}, {cfg.deploy.app_dir} "
                   f"{'present' if facts.app_dir else 'MISSING (run inv setup)'}")
     show_releases(facts)
-    crows = [[c.name, c.service, c.image, c.state, c.health, c.release or "?"]
+    crows = [[c.name, c.service, c.image, c.state, _health(facts, c.id, c.health),
+              c.release or "?", *_restarts(facts, c.id)]
              for c in sorted(facts.containers, key=lambda c: (c.service, c.name))
              if not c.oneoff]
     console.print(ui.table("containers", ["name", "service", "image", "state", "health",
-                                          "release"], crows or [["none", "", "", "", "", ""]]))
+                                          "release", "restarts", "last health restart"],
+                           crows or [["none", "", "", "", "", "", "", ""]]))
+    console.print(f"self-healing: {watcher_line(cfg, facts)}")
     show_lock(facts)
 
 
@@ -84,3 +89,39 @@ def show_lock(facts: Facts) -> None:
     holder = lock.describe(facts.holder) if facts.lock == "held" else "free"
     ui.console.print(f"lock: {holder}")
     ui.console.print(f"last: {audit.summary(facts.last_audit)}")
+
+
+def _health(facts: Facts, cid: str, health: str) -> str:
+    kept = facts.restarts.get(cid)
+    return f"{health} (watcher gave up)" if kept and kept.gave_up else health
+
+
+def _restarts(facts: Facts, cid: str) -> list[str]:
+    """`3 (1 crash, 2 health)` and the last health restart's time, for one container."""
+    found = facts.restarts.get(cid)
+    if found is None or not found.total:
+        return ["0", "-"]
+    return [f"{found.total} ({found.crashes} crash, {found.health} health)",
+            found.last_health or "-"]
+
+
+def watcher_line(cfg: Config, facts: Facts) -> str:
+    """The self-healing watcher of one host, with the fix when it is not watching."""
+    hc, w = cfg.app.healthcheck, facts.watcher
+    if not hc.self_heal:
+        return "off (app.healthcheck.self_heal: false)"
+    if w is None:
+        return f"NOT INSTALLED: run `inv setup --env={cfg.env}`"
+    if not w.running:
+        return f"installed but NOT RUNNING: run `inv setup --env={cfg.env}`"
+    try:
+        current = w.fingerprint == heal_plan.fingerprint(cfg)
+    except UserError:
+        current = False
+    if not current:
+        return (f"running with other settings than environments/{cfg.env}.yaml: run "
+                f"`inv setup --env={cfg.env}`")
+    boot = {"systemd": "systemd user unit", "cron": "cron"}.get(
+        w.supervisor, "nothing restarts it after a reboot")
+    return (f"watching ({boot}): restarts a web container {hc.restart_after}s after it turns "
+            f"unhealthy, at most {hc.max_restarts} times in {hc.restart_window}s")

@@ -1,34 +1,24 @@
-"""The shell scripts the Swarm engine runs on hosts (`scripts/*.sh`, package data), read once.
+"""The shell scripts the Swarm engine runs on hosts (`scripts/*.sh`, package data), read by
+the one loader, `fabfile.shell`.
 
-Like `fabfile.deploy.scripts`: each runs as `sh -c BODY NAME ARG...`, every value a
-positional argument. `entrypoint.sh` is not run here: it ships in the release and runs as the
-app tasks' PID 1.
+Each runs as `sh -c BODY NAME ARG...`, every value a positional argument. `entrypoint.sh` is
+not run here: it ships in the release and runs as the app tasks' PID 1.
 """
 
 from __future__ import annotations
 
-from functools import cache
-from importlib import resources
+from collections.abc import Sequence
 
+from fabfile import shell
 from fabfile.deploy import scripts as deploy_scripts
 from fabfile.remote import Step, script
 
-NAMES = ("facts", "gather", "node", "init", "join", "manager", "secrets", "migrate", "stack",
-         "logs", "entrypoint")
-
-
-@cache
-def body(name: str) -> str:
-    """The text of `scripts/<name>.sh`."""
-    if name not in NAMES:
-        raise KeyError(name)
-    return resources.files(__package__).joinpath("scripts", f"{name}.sh").read_text("utf-8")
-
-
-def step(title: str, name: str, *args: str, stdin: bytes | None = None,
-         timeout: float | None = None, check: bool = True) -> Step:
-    """A step running `scripts/<name>.sh` with `args`."""
-    return script(title, body(name), *args, stdin=stdin, timeout=timeout, check=check)
+SCRIPTS = shell.Scripts("fabfile.swarm", {name: () for name in (
+    "facts", "gather", "node", "init", "join", "manager", "secrets", "migrate", "stack", "logs",
+    "entrypoint")})
+NAMES = SCRIPTS.names
+body = SCRIPTS.body
+step = SCRIPTS.step
 
 
 def phase(title: str, lock_dir: str, name: str, *args: str, timeout: float | None = None) -> Step:
@@ -38,7 +28,6 @@ def phase(title: str, lock_dir: str, name: str, *args: str, timeout: float | Non
                   timeout=timeout)
 
 
-def shown(argv: tuple[str, ...] | list[str]) -> list[str]:
+def shown(argv: Sequence[str]) -> list[str]:
     """`argv` with every script body (this engine's and the deploy's) as `<name.sh>`."""
-    names = {body(n): f"<{n}.sh>" for n in NAMES}
-    return [names.get(arg, arg) for arg in deploy_scripts.shown(argv)]
+    return SCRIPTS.shown(deploy_scripts.shown(argv))

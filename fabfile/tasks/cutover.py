@@ -94,15 +94,23 @@ def _jobs(value: str) -> int:
     "lock_wait": "when a deploy holds the host's lock, wait up to SECONDS for it (default 0)",
     "drop_existing": "replace tables of the same names in the target (a re-run after a "
                      "cutover that failed after migrating)",
+    "schema": "infer: create the tables from the SQLite schema (default); existing: run "
+              "app.migrate_command against the target first (the app's own migrations, e.g. "
+              "Alembic, make the schema) and copy into it by column name",
+    "report": "write the maintenance window's phases (seconds) to this JSON file",
 })
 @friendly
 def cutover(c: Context, env: str, yes: bool = False, jobs: str = "", lock_wait: int = 0,
-            drop_existing: bool = False) -> None:
+            drop_existing: bool = False, schema: str = "infer", report: str = "") -> None:
     """Move the running app from SQLite to PostgreSQL behind a maintenance page."""
     from fabfile.config import load_config
     from fabfile.cutover import run
 
     if lock_wait < 0:
         raise UserError("--lock-wait: expected a number of seconds, 0 or more")
+    if schema not in ("infer", "existing"):
+        raise UserError(f"--schema={schema!r}: expected infer or existing")
     run.cutover(load_config(env), run.CutoverOptions(
-        yes=yes, jobs=_jobs(jobs), lock_wait=float(lock_wait), drop_existing=drop_existing))
+        yes=yes, jobs=_jobs(jobs), lock_wait=float(lock_wait), drop_existing=drop_existing,
+        schema=schema,  # type: ignore[arg-type]
+        report=Path(report) if report else None))

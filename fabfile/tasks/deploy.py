@@ -53,7 +53,7 @@ def _lock_wait(value: int) -> float:
 @task(help={"env": ENV_HELP})
 @friendly
 def setup(c: Context, env: str) -> None:
-    """Prepare hosts: Docker/Compose check, dirs, network."""
+    """Prepare hosts: Docker, dirs, network, the watcher."""
     from fabfile.config import load_config
 
     cfg = load_config(env)
@@ -174,7 +174,7 @@ def rollback(c: Context, env: str, to: str = "", yes: bool = False, dry_run: boo
 @task(help={"env": ENV_HELP, "json": "print the hosts' facts as JSON"})
 @friendly
 def status(c: Context, env: str, json: bool = False) -> None:
-    """Show releases, containers, lock and last deploy."""
+    """Show releases, containers, restarts, lock, audit."""
     from fabfile.config import load_config
     from fabfile.config.secrets import redact
     from fabfile.deploy import execute

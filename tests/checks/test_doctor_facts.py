@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from fabfile import healthcheck
 from fabfile.checks import certs, doctor
 from fabfile.checks.doctor import BackupAgeFact, BucketFact, Facts, HostFacts, Probe
 from fabfile.config import Config, load_config
@@ -287,12 +288,33 @@ def test_service_file_carries_the_url_without_argv() -> None:
 
 def test_facts_step_passes_values_as_arguments(cfg: Config) -> None:
     step = doctor.facts_step(cfg, database=True)
-    assert step.argv[:2] == ("sh", "-c") and step.argv[2] == doctor.FACTS_SCRIPT
-    assert step.argv[3:] == ("sh", "/srv/roster", "/var/backups/roster", "postgres:17-alpine",
-                             doctor.PG_PROBE)
+    assert step.argv[:2] == ("sh", "-c") and step.argv[2] == doctor.SCRIPTS.body("facts")
+    assert step.argv[3:11] == ("sh", "/srv/roster", "/var/backups/roster", "postgres:17-alpine",
+                               doctor.SCRIPTS.body("pg_probe"), "roster", "web",
+                               "ghcr.io/acme/roster-api:latest")
+    assert step.argv[11:] == ("/srv/roster/cache/healthcheck",
+                              "shell\n" + healthcheck.probe(cfg).argv[0])
     assert step.stdin is not None and b"password=prod-pw" in step.stdin
     assert not any("prod-pw" in arg for arg in step.argv)
     assert doctor.facts_step(cfg, database=False).argv[6] == ""
+    assert doctor.facts_step(cfg, database=False, health=False).argv[-1] == ""
+
+
+@pytest.mark.parametrize(("output", "status", "detail"), [
+    ("image ghcr.io/acme/roster-api:abc\n@probe passed", "ok",
+     "its program runs in ghcr.io/acme/roster-api:abc"),
+    ("image ghcr.io/acme/roster-api:abc\n@probe passed-before", "ok",
+     "its program runs in ghcr.io/acme/roster-api:abc"),
+    ("image ghcr.io/acme/roster-api:latest\n@probe no-image", "skip",
+     "ghcr.io/acme/roster-api:latest is not on the host yet (a deploy pulls it and checks then)"),
+    ("image ghcr.io/acme/roster-api:abc\n@log sh: 1: python3: not found\n"
+     "@error health-missing 127", "fail", "`python3` is not in ghcr.io/acme/roster-api:abc"),
+])
+def test_healthcheck(cfg: Config, output: str, status: str, detail: str) -> None:
+    verdict = judge("healthcheck", cfg, host_facts(cfg, healthcheck=(0, output)))
+    assert verdict.status == status and verdict.detail.startswith(detail), verdict
+    if status == "fail":
+        assert "app.healthcheck.command" in (verdict.fix or "")
 
 
 # --- bucket and backups ---------------------------------------------------------------------
@@ -418,7 +440,8 @@ def test_only_option_names_are_checked(tmp_path: Path) -> None:
     proc = run_inv("doctor", "--env=prod", "--only=docker,dsn", env_dir=root)
     assert proc.returncode == 1
     assert "--only takes check names from: ssh, docker, compose, swarm, disk, ports, dns, " \
-           "database, bucket, registry, backup-age, certificates (got dsn)" in proc.stderr
+           "healthcheck, database, bucket, registry, backup-age, certificates (got dsn)" \
+           in proc.stderr
 
 
 @pytest.mark.parametrize(("only", "skip", "expected"), [

@@ -134,7 +134,8 @@ def secrets(bed: Bed, db_url: str | None = None) -> dict[str, str]:
 def make_env(tmp_path: Path, bed: Bed, *, key: str = "root", known_hosts: Path | None = None,
              port: int | None = None, domains: list[str] | None = None,
              app_dir: Path | None = None, bucket: str | None = None,
-             checks: dict[str, Any] | None = None) -> Path:
+             checks: dict[str, Any] | None = None,
+             app: dict[str, Any] | None = None) -> Path:
     """An environments dir with `doctor.yaml`: the test bed as an environment's host."""
     host = bed.server.host
     doctor_yaml = {
@@ -143,6 +144,8 @@ def make_env(tmp_path: Path, bed: Bed, *, key: str = "root", known_hosts: Path |
                    "key_file": str(bed.keys[key]),
                    "known_hosts": str(known_hosts or host.known_hosts), "connect_timeout": 5}],
         "deploy": {"app_dir": str(app_dir or tmp_path / "srv" / "app")},
+        # The roster app's image is on the host, so the healthcheck check runs for real.
+        "app": app or {"image": "shipyard-test/roster", "tag": "v2"},
         "database": {"url": {"secret": "DOCTOR_DATABASE_URL"}},
         "backup": {"bucket": bucket or bed.bucket, "endpoint_url": bed.s3.endpoint_url,
                    "region": bed.s3.region, "cache_dir": str(tmp_path / "cache"),
@@ -207,6 +210,7 @@ def test_a_healthy_environment_passes(tmp_path: Path, bed: Bed, web_ports: None)
     assert all(line.startswith("ok ") for line in found.values()), proc.stdout
     host = f"root@127.0.0.1:{bed.server.host.port}"
     assert host in found["ssh"] and "host key matches" in found["ssh"]
+    assert "its program runs in shipyard-test/roster:v2" in found["healthcheck"]
     assert "Docker Engine 20." in found["docker"] or "Docker Engine 2" in found["docker"]
     assert "Docker Compose 2." in found["compose"]
     assert "GB free on " in found["disk"]
@@ -216,7 +220,7 @@ def test_a_healthy_environment_passes(tmp_path: Path, bed: Bed, web_ports: None)
     assert "(PostgreSQL 15." in found["database"]
     assert f"s3://{bed.bucket} at {bed.s3.endpoint_url} reachable" in found["bucket"]
     assert f"{DOMAIN}: 89 days left (Shipyard Test CA (Shipyard Tests))" in found["certificates"]
-    assert "9 ok, 0 failed, 0 skipped" in proc.stdout
+    assert "10 ok, 0 failed, 0 skipped" in proc.stdout
 
 
 def test_dns_pointing_elsewhere_or_nowhere_fails_with_the_fix(tmp_path: Path, bed: Bed) -> None:
@@ -410,6 +414,16 @@ def test_the_facts_take_one_remote_command(tmp_path: Path, bed: Bed) -> None:
     assert transport.round_trips == 1
     probes = doctor.parse_probes(result.stdout)
     assert list(probes) == ["docker", "compose", "disk", "listeners", "containers", "addresses",
-                            "swarm", "database"]
+                            "swarm", "healthcheck", "database"]
     assert all(p.rc == 0 for p in probes.values()), probes
     assert probes["database"].text.startswith("t|TLSv1.")
+
+
+def test_a_healthcheck_the_image_cannot_run_fails_naming_the_program(tmp_path: Path,
+                                                                     bed: Bed) -> None:
+    """The busybox app image has no Python: the default check could never pass there."""
+    root = make_env(tmp_path, bed, app={"image": "shipyard-test/app", "tag": "v1"})
+    found = verdicts(config(root, bed), "healthcheck")["healthcheck"]
+    assert found.status == "fail", found
+    assert found.detail.startswith("`python3` is not in shipyard-test/app:v1"), found
+    assert found.fix is not None and "app.healthcheck.command" in found.fix

@@ -35,6 +35,7 @@ from tests.checks import hostbed
 from tests.checks.tls import Pem, make_ca, make_leaf
 from tests.checks.webhook import Webhook, webhook
 from tests.helpers import DUMMY_SECRETS, env_tree, run_inv
+from tests.support.docker import docker
 from tests.support.images import ImageSet
 from tests.support.postgres import PgCluster
 from tests.support.registry import Registry
@@ -174,6 +175,8 @@ def bed(tmp_path_factory: pytest.TempPathFactory, ssh_host: SshHost, tls_pg: PgC
                db_url=f"postgresql://postgres@127.0.0.1:{tls_pg.port}/postgres?sslmode=require",
                s3=s3_server, fresh_bucket=fresh, stale_bucket=stale, work=work,
                registry=registry)
+    # The image the environment names, on the host (the healthcheck check runs in it).
+    docker("tag", test_images.roster_v2, f"{registry.server}/monitor:latest")
     root = environments(work / "create", made, bucket=fresh)
     created = run_inv("backup.create", "--env=staging", env_dir=root,
                       extra_env=secrets(made, ""), timeout=300)

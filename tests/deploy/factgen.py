@@ -15,6 +15,7 @@ import yaml
 
 from fabfile.config import Config, load_config
 from fabfile.deploy.plan import images
+from fabfile.heal.plan import fingerprint
 from fabfile.render import render_release
 from tests.helpers import deep_merge
 
@@ -46,7 +47,9 @@ def _b64(text: str) -> str:
 
 
 def report(cfg: Config, host: dict[str, Any], tmp: Path) -> str:
-    """A facts report for `host` (see the cases' `host:` keys)."""
+    """A facts report for `host` (see the cases' `host:` keys). `watcher`: `current` (the
+    default: the self-healing watcher this config installs, running), `stopped`, `other`
+    (another install's fingerprint) or null (none installed)."""
     lines = ["@facts 1", f"docker {host.get('docker', '20.10.24+dfsg1')}",
              f"compose {host.get('compose', '2.26.1-4')}"]
     if not host.get("app_dir", True):
@@ -82,6 +85,10 @@ def report(cfg: Config, host: dict[str, Any], tmp: Path) -> str:
             f"{c.get('state', 'running')} {c.get('health', 'healthy')} 2024-01-01T00:00:00Z "
             f"/{cfg.project}-{service}-{i} {image} "
             f"{cfg.deploy.app_dir}/releases/{c['release']}/compose.yml")
+    watcher = host.get("watcher", "current")
+    if watcher:
+        fp = fingerprint(cfg) if watcher == "current" else "0" * 16
+        lines.append(f"watcher {fp} {'stopped' if watcher == 'stopped' else 'running'} cron")
     missing = set(host.get("missing_images") or [])
     for ref in sorted(set(images(render_release(cfg)).values())):
         lines.append(f"image {'missing' if ref in missing else 'present'} {ref}")

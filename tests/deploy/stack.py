@@ -8,6 +8,9 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,9 +18,11 @@ from typing import Any
 import yaml
 
 from tests.helpers import INV, PROJECT_ROOT, deep_merge, run_inv
-from tests.support.docker import docker, unique_name
-from tests.support.images import APP_HEALTH_COMMAND
-from tests.support.sshd import SshHost
+from tests.support.docker import docker, ensure_docker, unique_name
+from tests.support.front import Front
+from tests.support.heal import stop_watcher
+from tests.support.images import APP_HEALTH_COMMAND, ensure_images
+from tests.support.sshd import SshHost, SshServer, start_sshd
 
 DOMAIN = "roster.test"
 DB_URL = "postgresql://app:e2e-secret-pw@db.example.com:5432/app?sslmode=require"
@@ -141,6 +146,7 @@ class Stack:
         return (self.app_dir / "lock").exists()
 
     def cleanup(self) -> None:
+        stop_watcher(self.app_dir)
         ids = docker("ps", "-aq", "--filter",
                      f"label=com.docker.compose.project={self.project}").split()
         if ids:
@@ -154,3 +160,25 @@ class Stack:
 def output(proc: subprocess.CompletedProcess[str]) -> str:
     """Everything an operator saw (stdout then stderr), for assertions and messages."""
     return f"{proc.stdout}\n{proc.stderr}"
+
+
+@contextmanager
+def bench_stack(prefix: str, throttle: float) -> Iterator[tuple[Stack, SshServer, Front, Path]]:
+    """For benchmarks, outside pytest: the Docker Engine and images, a throwaway sshd host, a
+    Stack in a new temporary directory and the Traefik stand-in started for its project;
+    (stack, sshd, front, directory), all stopped and removed after."""
+    ensure_docker()
+    ensure_images()
+    server = start_sshd()
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    stack = Stack.create(work, server.host)
+    front: Front | None = None
+    try:
+        front = Front(project=stack.project, throttle=throttle, network=stack.network).start()
+        yield stack, server, front, work
+    finally:
+        if front is not None:
+            front.stop()
+        stack.cleanup()
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)

@@ -15,6 +15,7 @@ import pytest
 from fabfile.config import Config, Host
 from fabfile.deploy import execute, scripts
 from fabfile.errors import UserError
+from fabfile.heal import scripts as heal_scripts
 from fabfile.remote import Result, Step, Transport
 from tests.deploy.factgen import config, report
 
@@ -24,6 +25,8 @@ HOSTS = [{"address": "203.0.113.1", "user": "deploy"}, {"address": "203.0.113.2"
 
 
 def script_name(step: Step) -> str:
+    if step.argv[2:3] == (heal_scripts.body("install"),):
+        return "heal"
     shown = scripts.shown(step.argv)
     if shown[:2] != ["sh", "-c"]:
         return shown[0]
@@ -36,9 +39,11 @@ class Scripted(Transport):
     exception to raise (an interrupt arriving during that command)."""
 
     def __init__(self, host: Host, cfg: Config, tmp: Path, calls: list[tuple[str, str, Step]],
-                 lock: str = "taken", fail: dict[str, Any] | None = None) -> None:
+                 lock: str = "taken", fail: dict[str, Any] | None = None,
+                 watcher: str | None = "current") -> None:
         super().__init__(host)
         self.cfg, self.tmp, self.calls, self.lock = cfg, tmp, calls, lock
+        self.watcher = watcher
         self.fail = fail or {}
 
     def _exec(self, step: Step, on_line: Any = None) -> Result:
@@ -55,6 +60,7 @@ class Scripted(Transport):
                 "current": {"release": V1, "tag": "v1"},
                 "releases": {V1: "live"},
                 "holder": {"who": "bob@ci"} if self.lock == "held" else None,
+                "watcher": self.watcher,
                 "containers": [{"id": f"{self.host.address}-a{i}", "tag": "v1",
                                 "release": V1} for i in (1, 2)]}, self.tmp),
             "upload": lambda: "@uploaded x\n",
@@ -63,6 +69,7 @@ class Scripted(Transport):
             "roll_drain": lambda: "@unhealthy 2.0\n@stopping 5.0\n@stopped 5.3\n",
             "smoke": lambda: "@round ok\n@smoke ok 1 1 0.1\n",
             "finish": lambda: "@switched x\n@unlocked\n",
+            "heal": lambda: "@supervisor cron\n@started 4242\n",
         }[name]()
         return Result(step, 0, out, "")
 
@@ -119,6 +126,28 @@ def test_facts_from_all_hosts_then_host_by_host(cfg: Config, hosts: Any,
     assert [r.commands for r in report_.runs] == [7, 7]
     assert audit_of(calls, "203.0.113.2")["result"] == "success"
     assert sent == [("success", "deploy of v2 to unit succeeded on 2 host(s)")]
+
+
+def test_a_missing_or_stopped_watcher_is_installed_after_the_lock_is_released(
+        cfg: Config, hosts: Any, sent: list[tuple[str, str]],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    calls = hosts(**{"203_0_113_1": {"watcher": None}, "203_0_113_2": {"watcher": "stopped"}})
+    report_ = execute.deploy(cfg, execute.DeployOptions(yes=True))
+    assert report_.ok
+    for address in ("203.0.113.1", "203.0.113.2"):
+        assert steps_of(calls, address)[-2:] == ["finish", "heal"]
+    assert [r.commands for r in report_.runs] == [8, 8]
+    assert "self-healing watcher running (cron checks on it every minute" in capsys.readouterr().out
+
+
+def test_a_watcher_that_cannot_start_is_a_warning_not_a_failed_deploy(
+        cfg: Config, hosts: Any, sent: list[tuple[str, str]],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    broken = Result(Step("x", ()), 1, "@error missing flock\n", "")
+    hosts(**{"203_0_113_1": {"watcher": None, "fail": {"heal": broken}}})
+    assert execute.deploy(cfg, execute.DeployOptions(yes=True)).ok
+    out = " ".join(capsys.readouterr().out.split())
+    assert "self-healing watcher NOT running: `flock` (util-linux) is missing" in out
 
 
 def test_a_failing_host_stops_the_run_and_every_lock_is_released(

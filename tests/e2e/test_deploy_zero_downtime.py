@@ -4,6 +4,9 @@ start/die/health_status events after a 2 s throttle) while `inv deploy` rolls th
 times between two versions, fails on a version that never turns healthy, is rolled back by
 `inv rollback`, and rolls itself back after a failed smoke test.
 
+The self-healing watcher runs throughout, set to restart a container 1 s after it turns
+unhealthy: it sees every drained and every broken container, and must restart none of them.
+
 The control: the same load while the drain is skipped (`SHIPYARD_UNSAFE_SKIP_DRAIN=1`, a
 test-only switch) must fail requests, so this test can fail.
 """
@@ -19,6 +22,7 @@ from fabfile.deploy.rollout import SKIP_DRAIN_VAR
 from tests.deploy.stack import APP, DOMAIN, Stack, output
 from tests.support.docker import DockerEngine
 from tests.support.front import Front
+from tests.support.heal import watcher_pid
 from tests.support.images import ImageSet
 from tests.support.load import LoadGenerator
 from tests.support.sshd import SshHost
@@ -39,7 +43,7 @@ def served(ssh_host: SshHost, test_images: ImageSet, docker_engine: DockerEngine
         assert stack.inv("setup").returncode == 0
         front = make_front(project=stack.project, throttle=THROTTLE, network=stack.network)
         stack.write_env(overrides={
-            "app": {"migrate_command": []},
+            "app": {"migrate_command": [], "healthcheck": {"restart_after": 1}},
             "deploy": {"traefik_throttle": THROTTLE, "drain_margin": 1.0, "smoke": {
                 "urls": [f"{front.url}/health"], "host_header": DOMAIN}}})
         first = stack.inv("deploy", "--yes")
@@ -54,7 +58,7 @@ def test_zero_failed_requests_through_deploys_a_failure_and_rollbacks(
         served: tuple[Stack, Front]) -> None:
     stack, front = served
     smoke_fails = stack.write_env("smokefail", {
-        "app": {"migrate_command": []},
+        "app": {"migrate_command": [], "healthcheck": {"restart_after": 1}},
         "deploy": {"traefik_throttle": THROTTLE, "drain_margin": 1.0, "smoke": {
             "urls": [f"{front.url}/health"], "host_header": "nowhere.test"}}})
     runs: list[tuple[str, int]] = []
@@ -78,6 +82,11 @@ def test_zero_failed_requests_through_deploys_a_failure_and_rollbacks(
     assert not load.failures(), load.summary() + "\n" + front.summary()
     assert len(results) >= 20 * elapsed * 0.9, load.summary()
     assert load.versions_seen() == {"v1", "v2"}
+    assert watcher_pid(stack.app_dir) is not None, "the self-healing watcher stopped"
+    assert [a for a in stack.audit() if a["action"] == "heal"] == []
+    log = (stack.app_dir / "heal" / "watch.log").read_text()
+    assert "restarted" not in log and "gave up" not in log, log
+    assert "the deploy lock is held" in log, log
 
 
 def test_the_stand_in_fails_requests_when_the_drain_is_skipped(

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import netns
 from .net import free_port, wait_for_port
 
 PG_BIN_CANDIDATES = tuple(f"/usr/lib/postgresql/{major}/bin" for major in (15, 16, 17))
@@ -46,6 +47,8 @@ class PgCluster:
     port: int
     host: str = "127.0.0.1"
     user: str = "postgres"
+    ns: netns.Namespace | None = None
+    """The network namespace it listens in, when it plays a database on another machine."""
 
     def url(self, dbname: str = "postgres") -> str:
         return f"postgresql://{self.user}@{self.host}:{self.port}/{dbname}"
@@ -74,6 +77,8 @@ class PgCluster:
                           "stop"]),
             check=False, capture_output=True,
         )
+        if self.ns is not None:
+            self.ns.delete()
 
 
 def _self_signed_certificate(datadir: Path) -> None:
@@ -91,11 +96,15 @@ def _self_signed_certificate(datadir: Path) -> None:
         path.chmod(0o600)
 
 
-def start_cluster(base: Path | None = None, *, tls: bool = False) -> PgCluster:
+def start_cluster(base: Path | None = None, *, tls: bool = False,
+                  remote: bool = False) -> PgCluster:
     """initdb + pg_ctl start in a fresh directory; returns once the server accepts connections.
 
     With `tls`, the server also speaks TLS with a self-signed certificate, as a managed
-    database does (clients use `sslmode=require`).
+    database does (clients use `sslmode=require`). With `remote`, it listens in a network
+    namespace of its own (`netns.py`), at an address both this machine and its containers
+    reach (through the host's routing, as they reach a managed database), with trust for
+    every client.
     """
     root = Path(tempfile.mkdtemp(prefix="pgtest-", dir=base))
     datadir = root / "data"
@@ -110,23 +119,31 @@ def start_cluster(base: Path | None = None, *, tls: bool = False) -> PgCluster:
                       "-E", "UTF8", "--locale=C.UTF-8"]),
         check=True, capture_output=True,
     )
-    port = free_port()
-    opts = (f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1 -c fsync=off "
+    ns = netns.create("sypg") if remote else None
+    host = ns.address if ns else "127.0.0.1"
+    port = 5432 if ns else free_port()
+    opts = (f"-p {port} -k {datadir} -c listen_addresses={host} -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100")
+    if ns is not None:
+        with (datadir / "pg_hba.conf").open("a") as hba:
+            hba.write("host all all 0.0.0.0/0 trust\n")
     if tls:
         _self_signed_certificate(datadir)
         opts += " -c ssl=on"
-    subprocess.run(
-        _as_postgres([str(binary / "pg_ctl"), "-D", str(datadir), "-o", opts, "-l",
-                      str(datadir / "server.log"), "-w", "start"]),
-        check=True, capture_output=True,
-    )
-    wait_for_port(port)
-    return PgCluster(datadir=datadir, port=port)
+    start = _as_postgres([str(binary / "pg_ctl"), "-D", str(datadir), "-o", opts, "-l",
+                          str(datadir / "server.log"), "-w", "start"])
+    try:
+        subprocess.run(ns.argv(*start) if ns else start, check=True, capture_output=True)
+        wait_for_port(port, host)
+    except BaseException:
+        if ns is not None:
+            ns.delete()
+        raise
+    return PgCluster(datadir=datadir, port=port, host=host, ns=ns)
 
 
-def cluster_fixture(*, tls: bool = False) -> Iterator[PgCluster]:
-    cluster = start_cluster(tls=tls)
+def cluster_fixture(*, tls: bool = False, remote: bool = False) -> Iterator[PgCluster]:
+    cluster = start_cluster(tls=tls, remote=remote)
     try:
         yield cluster
     finally:

@@ -86,6 +86,8 @@ if [ -n "$ids" ]; then
   # shellcheck disable=SC2086  # the ids split on purpose
   docker inspect --format 'container {{.Id}} {{index .Config.Labels "com.docker.compose.service"}} {{index .Config.Labels "com.docker.compose.oneoff"}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{.State.StartedAt}} {{.Name}} {{.Config.Image}} {{index .Config.Labels "com.docker.compose.project.config_files"}}' $ids 2>/dev/null
 fi
+# shellcheck disable=SC2086  # the ids split on purpose
+heal_facts "$app_dir" $ids
 
 if [ $# -gt 0 ]; then
   present=$(docker image ls --format '{{.Repository}}:{{.Tag}}' 2>/dev/null)
@@ -99,6 +101,6 @@ if [ $# -gt 0 ]; then
 fi
 
 if [ -s "$app_dir/audit.log" ]; then
-  echo "audit $(tail -n 1 "$app_dir/audit.log" | b64)"
+  echo "audit $(grep -v '^{"action": "heal"' "$app_dir/audit.log" | tail -n 1 | b64)"
 fi
 echo "@end"

@@ -143,9 +143,15 @@ health_probe() {
   nl='
 '
   form=${spec%%"$nl"*} words=${spec#*"$nl"}
-  id=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null) || return 0
+  if ! id=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null); then
+    echo "@probe no-image"
+    return 0
+  fi
   key=$(printf '%s\n%s' "$id" "$spec" | sha256sum | cut -c1-32)
-  [ -e "$cache/$key" ] && return 0
+  if [ -e "$cache/$key" ]; then
+    echo "@probe passed-before"
+    return 0
+  fi
   name="shipyard-healthprobe-$$"
   if [ "$form" = shell ]; then
     out=$(timeout 60 docker run --rm --name "$name" --network none --entrypoint /bin/sh \
@@ -164,6 +170,7 @@ health_probe() {
       return 1 ;;
   esac
   mkdir -p "$cache" && : > "$cache/$key"
+  echo "@probe passed"
   return 0
 }
 

@@ -446,7 +446,7 @@ def test_only_option_names_are_checked(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("only", "skip", "expected"), [
     ("", "", doctor.CHECK_NAMES),
-    ("", "certificates,backup-age", doctor.CHECK_NAMES[:10]),
+    ("", "certificates,backup-age", doctor.CHECK_NAMES[:11]),
     ("disk,ssh", "", ("ssh", "disk")),
     ("disk,ssh,dns", "ssh", ("disk", "dns")),
 ])

@@ -4,11 +4,13 @@ from invoke.collection import Collection
 
 from fabfile.tasks import backup as backup_tasks
 from fabfile.tasks import build as build_tasks
-from fabfile.tasks import certs, config, doctor, notify
+from fabfile.tasks import certs, command, config, doctor, notify
 from fabfile.tasks import cutover as cutover_tasks
 from fabfile.tasks import db as db_tasks
 from fabfile.tasks import deploy as deploy_tasks
 from fabfile.tasks import lock as lock_tasks
+from fabfile.tasks import maintenance as maintenance_tasks
+from fabfile.tasks import remove as remove_tasks
 
 ns = Collection()
 ns.add_collection(config.namespace)
@@ -21,7 +23,10 @@ ns.add_collection(build_tasks.namespace)
 for deploy_task in (deploy_tasks.setup, deploy_tasks.deploy, deploy_tasks.plan,
                     deploy_tasks.rollback, deploy_tasks.status, deploy_tasks.logs):
     ns.add_task(deploy_task)
+ns.add_task(command.exec_)
 ns.add_collection(lock_tasks.namespace)
+ns.add_collection(maintenance_tasks.namespace)
+ns.add_task(remove_tasks.remove)
 db_tasks.namespace.add_task(cutover_tasks.migrate_from_sqlite, name="migrate-from-sqlite")
 db_tasks.namespace.add_task(cutover_tasks.cutover, name="cutover")
 ns.add_collection(db_tasks.namespace)

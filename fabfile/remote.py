@@ -4,10 +4,16 @@ Two transports share one interface: `SshTransport` (Fabric/paramiko, host keys v
 against the environment's known_hosts) and `LocalTransport` (the local Docker Engine, for
 the `local` environment). Commands are argv lists everywhere; `shlex.join` happens once,
 here, for SSH. Every command is one round trip, counted in `round_trips`.
+
+Beside its commands a transport may keep one background command fed with a line every few
+seconds (`heartbeat`): a channel of the same SSH connection (a pipe for the local
+transport), which ends when this process or its connection does. Nothing waits for it: it
+is not a round trip.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import socket
 import subprocess
@@ -18,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, Protocol, TypeVar
 
 import paramiko
 from fabric import Config as FabricConfig
@@ -79,12 +85,66 @@ class CommandFailed(UserError):
         self.result = result
 
 
+class Pipe(Protocol):
+    """The input of a command running in the background."""
+
+    def send(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _Heartbeat:
+    """A thread starting `step` in the background, then sending it a line every `every`
+    seconds until stopped; it gives up quietly when the command or the connection ends."""
+
+    def __init__(self, spawn: Callable[[Step], Pipe], step: Step, every: float) -> None:
+        self.spawn, self.step, self.every = spawn, step, every
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            pipe = self.spawn(self.step)
+        except (UserError, OSError, EOFError, paramiko.SSHException):
+            return
+        try:
+            while True:
+                pipe.send(b"beat\n")
+                if self.stopping.wait(self.every):
+                    break
+        except (OSError, EOFError, paramiko.SSHException):
+            pass
+        finally:
+            pipe.close()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=2)
+
+
 class Transport(ABC):
     """Runs steps on one host. `run` raises on failure; `probe` returns the result instead."""
 
     def __init__(self, host: Host) -> None:
         self.host = host
         self.round_trips = 0
+        self._heartbeat: _Heartbeat | None = None
+
+    def heartbeat(self, step: Step, every: float) -> None:
+        """Run `step` in the background, sending it a line every `every` seconds, until
+        `close` (once per transport; later calls do nothing). Not a round trip."""
+        if self._heartbeat is None:
+            self._heartbeat = _Heartbeat(self._spawn, step, every)
+
+    def _stop_heartbeat(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
+
+    def _spawn(self, step: Step) -> Pipe:
+        """Start `step` in the background and return its input."""
+        raise OSError(f"{type(self).__name__} runs nothing in the background")
 
     def run(self, step: Step, on_line: LineSink | None = None) -> Result:
         result = self.probe(step, on_line)
@@ -117,17 +177,60 @@ class Transport(ABC):
     def _exec_to(self, step: Step, out: IO[bytes]) -> Result:
         raise NotImplementedError(f"{type(self).__name__} cannot download")
 
-    @abstractmethod
+    def interact(self, argv: Sequence[str], *, tty: bool,
+                 sink: Callable[[str], None] | None = None) -> int:
+        """Run with this terminal attached: with `tty`, a pseudo-terminal on the host (an
+        interactive shell, a REPL) and keystrokes passed through; without it, stdin passed
+        until its end and the output to `sink` as it arrives. Returns the exit code."""
+        self.round_trips += 1
+        return self._interact(argv, tty) if tty else self._stream(argv, sink)
+
     def stream(self, argv: Sequence[str], sink: Callable[[str], None] | None = None) -> int:
         """Run with output straight to this terminal (logs --follow), or to `sink` as it
         arrives (to redact it on the way); returns the exit code."""
+        self.round_trips += 1
+        return self._stream(argv, sink)
 
-    def close(self) -> None:  # noqa: B027 - nothing to release by default
-        """Release the connection, if any."""
+    def _stream(self, argv: Sequence[str], sink: Callable[[str], None] | None) -> int:
+        raise NotImplementedError(f"{type(self).__name__} cannot stream")
+
+    def _interact(self, argv: Sequence[str], tty: bool) -> int:
+        raise NotImplementedError(f"{type(self).__name__} cannot attach a terminal")
+
+    def close(self) -> None:
+        """Stop the heartbeat and release the connection, if any."""
+        self._stop_heartbeat()
+
+
+class _ProcessPipe:
+    """The stdin of a local background process; closing it ends the process's input."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+
+    def send(self, data: bytes) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 class LocalTransport(Transport):
     """The local machine: same interface, no SSH (the `local` environment)."""
+
+    def _spawn(self, step: Step) -> Pipe:
+        return _ProcessPipe(subprocess.Popen(list(step.argv), stdin=subprocess.PIPE,
+                                             stdout=subprocess.DEVNULL,
+                                             stderr=subprocess.DEVNULL))
 
     def _exec(self, step: Step, on_line: LineSink | None = None) -> Result:
         if on_line is not None:
@@ -183,7 +286,10 @@ class LocalTransport(Transport):
         return Result(step, code, b"".join(out).decode("utf-8", "replace"),
                       b"".join(err).decode("utf-8", "replace"))
 
-    def stream(self, argv: Sequence[str], sink: Callable[[str], None] | None = None) -> int:
+    def _interact(self, argv: Sequence[str], tty: bool) -> int:
+        return subprocess.run(list(argv), check=False).returncode
+
+    def _stream(self, argv: Sequence[str], sink: Callable[[str], None] | None) -> int:
         if sink is None:
             return subprocess.run(list(argv), check=False).returncode
         with subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -289,6 +395,9 @@ class SshTransport(Transport):
         chan.exec_command(shlex.join(step.argv))
         return chan
 
+    def _spawn(self, step: Step) -> Pipe:
+        return _ChannelPipe(self._start(step))
+
     def _exec(self, step: Step, on_line: LineSink | None = None) -> Result:
         chan = self._start(step)
         out: list[bytes] = []
@@ -336,17 +445,38 @@ class SshTransport(Transport):
             chan.close()
         return Result(step, code, "", b"".join(err).decode("utf-8", "replace"))
 
-    def stream(self, argv: Sequence[str], sink: Callable[[str], None] | None = None) -> int:
+    def _stream(self, argv: Sequence[str], sink: Callable[[str], None] | None) -> int:
         out = _Sink(sink) if sink else None
         result = self.connection().run(shlex.join(argv), warn=True, pty=False, hide=False,
                                        out_stream=out, err_stream=out)
-        self.round_trips += 1
+        return int(result.exited)
+
+    def _interact(self, argv: Sequence[str], tty: bool) -> int:
+        """A pseudo-terminal on the host (Fabric's `pty=True`): this terminal is put in
+        character mode while the command runs and every keystroke goes through."""
+        result = self.connection().run(shlex.join(argv), warn=True, pty=True, hide=False)
         return int(result.exited)
 
     def close(self) -> None:
+        super().close()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+class _ChannelPipe:
+    """The stdin of a command on an SSH channel; closing sends EOF, then closes the channel."""
+
+    def __init__(self, chan: paramiko.Channel) -> None:
+        self.chan = chan
+
+    def send(self, data: bytes) -> None:
+        self.chan.sendall(data)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+            self.chan.shutdown_write()
+        self.chan.close()
 
 
 class _Sink:

@@ -31,7 +31,7 @@ from fabfile.cutover import steps
 from fabfile.cutover.site import run_site_step
 from fabfile.deploy import execute, facts, rollout, smoke
 from fabfile.deploy.execute import HostRun, finish, shielded, sigterm_as_interrupt
-from fabfile.deploy.lock import Holder, describe, new_holder
+from fabfile.deploy.lock import Holder, describe, held_error, new_holder
 from fabfile.deploy.plan import compose_path
 from fabfile.errors import UserError
 from fabfile.remote import connect
@@ -151,6 +151,11 @@ def _lock(state: _Run) -> None:
     for run in state.hosts:
         assert run.facts is not None
         if run.facts.lock == "held":
+            life = run.facts.liveness
+            if life is not None and life.stale:
+                dead = held_error(run.host, cfg.env, run.facts.holder, 0, life,
+                                  cfg.deploy.lock_stale_after)
+                raise UserError(f"nothing was restored: {dead.message}", code=75)
             raise UserError(
                 f"{run.host} is locked by {describe(run.facts.holder)}: a deploy (or another "
                 "restore) is changing the app. Nothing was restored: run again when it is done "
@@ -172,7 +177,7 @@ def _start_web(state: _Run) -> None:
     for run in list(state.stopped):
         assert run.facts is not None and run.facts.current is not None
         compose = compose_path(run.facts.current, cfg.deploy.app_dir)
-        for _, step in rollout.roll_steps(cfg, compose, ()):
+        for _, step in rollout.roll_steps(cfg, compose, (), token=state.holder.token):
             run_site_step(run.transport, step)
         state.stopped.remove(run)
 

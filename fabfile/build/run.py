@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fabfile import ui
+from fabfile import hooks, ui
 from fabfile.config import Config
 from fabfile.config import checks as config_checks
 from fabfile.config.secrets import redact
+from fabfile.deploy.lock import operator
 from fabfile.errors import UserError
 
 from . import plan, source
@@ -218,29 +219,44 @@ def build(cfg: Config, opts: Options) -> Summary:
     with tempfile.TemporaryDirectory(prefix="shipyard-build-") as tmp:
         metadata = Path(tmp) / "metadata.json"
         req = _request(cfg, opts, src, metadata, driver)
-        summary = Summary(image=req.image, tag=req.tag, pushed=req.push,
-                          dirty=src.dirty if src else ())
-        login = opts.push or opts.cache == "registry"
-        with docker_config(cfg, login) as env:
-            pull = plan.cache_pull(req)
-            if pull:
-                with ui.console.status(f"pulling the build cache {req.cache_ref}"):
-                    pulled = subprocess.run(pull, env=env, capture_output=True, text=True,
-                                            check=False)
-                summary.cache_found = pulled.returncode == 0
-                if not summary.cache_found and "not found" not in pulled.stderr \
-                        and "unknown" not in pulled.stderr:
-                    ui.warn(f"could not pull the build cache {req.cache_ref}: "
-                            f"{redact(pulled.stderr.strip()[-300:])}")
-            log = _run(plan.argv(req), env, req.ref)
-        summary.seconds = time.monotonic() - started
-        summary.steps, summary.cached = len(log.titles), len(log.cached & set(log.titles))
-        summary.rebuilt = tuple(title for step, title in log.titles.items()
-                                if step not in log.cached and not title.startswith("[internal]")
-                                and " FROM " not in f" {title}")
-        if metadata.exists():
-            data = json.loads(metadata.read_text() or "{}")
-            summary.digest = str(data.get("containerimage.digest", ""))
+        hook = hooks.Hooks(cfg, "build", version=req.tag, performer=operator())
+        hook.pre()
+        try:
+            summary = _build(cfg, opts, req, src, started)
+        except (UserError, KeyboardInterrupt) as exc:
+            hook.post("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
+                      exc.message if isinstance(exc, UserError) else "")
+            raise
+    hook.post("success")
+    return summary
+
+
+def _build(cfg: Config, opts: Options, req: plan.Request, src: source.Source | None,
+           started: float) -> Summary:
+    """The build itself (and its push), summed up."""
+    summary = Summary(image=req.image, tag=req.tag, pushed=req.push,
+                      dirty=src.dirty if src else ())
+    login = opts.push or opts.cache == "registry"
+    with docker_config(cfg, login) as env:
+        pull = plan.cache_pull(req)
+        if pull:
+            with ui.console.status(f"pulling the build cache {req.cache_ref}"):
+                pulled = subprocess.run(pull, env=env, capture_output=True, text=True,
+                                        check=False)
+            summary.cache_found = pulled.returncode == 0
+            if not summary.cache_found and "not found" not in pulled.stderr \
+                    and "unknown" not in pulled.stderr:
+                ui.warn(f"could not pull the build cache {req.cache_ref}: "
+                        f"{redact(pulled.stderr.strip()[-300:])}")
+        log = _run(plan.argv(req), env, req.ref)
+    summary.seconds = time.monotonic() - started
+    summary.steps, summary.cached = len(log.titles), len(log.cached & set(log.titles))
+    summary.rebuilt = tuple(title for step, title in log.titles.items()
+                            if step not in log.cached and not title.startswith("[internal]")
+                            and " FROM " not in f" {title}")
+    if req.metadata_file.exists():
+        data = json.loads(req.metadata_file.read_text() or "{}")
+        summary.digest = str(data.get("containerimage.digest", ""))
     summary.size = _size(req.ref)
     return summary
 

@@ -100,6 +100,13 @@ def non_negative(value: object) -> str | None:
     return None if isinstance(value, int | float) and value >= 0 else "a number of 0 or more"
 
 
+def stale_after(value: object) -> str | None:
+    """Seconds without a heartbeat after which a lock's holder counts as dead."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 3:
+        return None
+    return "a whole number of seconds, 3 or more (a few heartbeats)"
+
+
 def port(value: object) -> str | None:
     return None if isinstance(value, int) and 0 < value < 65536 else "a TCP port (1-65535)"
 

@@ -180,11 +180,21 @@ class Deploy:
     traefik_throttle: float = _check(checks.non_negative, 2.0)
     drain_margin: float = _check(checks.non_negative, 1.0)
     health_timeout: int = _check(checks.positive, 120)
+    lock_stale_after: int = _check(checks.stale_after, 60)
+    """A host's lock is stale once its holder's heartbeats (its client's and its detached
+    phase's) stopped this many seconds ago and no phase of it runs: `deploy --lock-wait`
+    then takes it over."""
     confirm: bool = False
     smoke: Smoke = field(default_factory=Smoke)
     verify: Verify = field(default_factory=Verify)
     engine: Literal["compose", "swarm"] = "compose"
     swarm: Swarm = field(default_factory=Swarm)
+
+    @property
+    def heartbeat(self) -> int:
+        """Seconds between two heartbeats of a lock's holder: a sixth of `lock_stale_after`,
+        1 to 5 s."""
+        return max(1, min(5, self.lock_stale_after // 6))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -240,26 +250,31 @@ class Database:
     sqlite_path: str | None = _check(checks.abs_path, None)
 
 
-NGINX_CONF = ("server { listen 8080; location = /__maintenance/health { return 200 ok; } "
+NGINX_CONF = ("server { listen 8080; add_header Retry-After RETRY_AFTER always; "
+              "location = /__maintenance/health { return 200 ok; } "
               "location / { return 503; } error_page 503 /maintenance.html; "
               "location = /maintenance.html { internal; root /usr/share/nginx/html; } }")
-#: nginx answering 503 with the page from $MAINTENANCE_PAGE on every path but the health path.
+#: nginx answering 503 with the page from $MAINTENANCE_PAGE and `Retry-After:
+#: $MAINTENANCE_RETRY_AFTER` on every path but the health path.
 NGINX_MAINTENANCE = (
     "sh", "-c",
     'printf "%s" "$MAINTENANCE_PAGE" > /usr/share/nginx/html/maintenance.html && '
-    'printf "%s" "$1" > /etc/nginx/conf.d/default.conf && exec nginx -g "daemon off;"',
+    'printf "%s" "$1" | sed "s/RETRY_AFTER/${MAINTENANCE_RETRY_AFTER:-300}/" '
+    '> /etc/nginx/conf.d/default.conf && exec nginx -g "daemon off;"',
     "sh", NGINX_CONF,
 )
 
 
 @dataclass(frozen=True, kw_only=True)
 class Maintenance:
-    """The page `inv db.cutover` serves while the database moves: one container on the edge
-    network with a low-priority Traefik router per domain, answering 503 and the rendered
-    `templates/maintenance.html.j2` (handed over in $MAINTENANCE_PAGE) on every path.
+    """The page `inv maintenance.on`, `db.cutover` and a live `backup.restore` serve: one
+    container on the edge network with a Traefik router per domain, answering 503, a
+    `Retry-After` header and the rendered `templates/maintenance.html.j2` (handed over in
+    $MAINTENANCE_PAGE) on every path.
 
     `health_path` must answer 200 (the Docker healthcheck, with wget, probes it) and is the
-    one path that does; `command: []` keeps the image's own command.
+    one path that does; `command: []` keeps the image's own command, which must then send
+    `Retry-After: $MAINTENANCE_RETRY_AFTER` itself (`retry_after`, seconds).
     """
 
     image: str = "nginx:1.27-alpine"
@@ -268,7 +283,8 @@ class Maintenance:
     health_path: str = _check(checks.url_path, "/__maintenance/health")
     env: dict[str, str] = _check(checks.env_values, default_factory=dict)
     title: str = "Down for maintenance"
-    message: str = "We are moving to a new database. We will be back in a few minutes."
+    message: str = "We are working on the site. We will be back in a few minutes."
+    retry_after: int = _check(checks.positive, 300)
     ready_timeout: int = _check(checks.positive, 60)
 
 

@@ -37,9 +37,9 @@ from typing import Literal
 
 from fabfile import ui
 from fabfile.config import Config
-from fabfile.deploy import execute, facts, smoke
+from fabfile.deploy import execute, facts, rollout, smoke
 from fabfile.deploy.execute import DeployOptions, HostRun, finish, shielded, sigterm_as_interrupt
-from fabfile.deploy.lock import Holder, held_error, new_holder
+from fabfile.deploy.lock import Holder, held_error, keep_alive, new_holder
 from fabfile.errors import UserError
 from fabfile.migrate.engine import MigrateOptions, MigrationFailed
 from fabfile.migrate.engine import migrate as run_migration
@@ -153,7 +153,10 @@ def _lock(cfg: Config, state: _State, lock_wait: float) -> facts.Facts:
                                        holder_json=holder.to_json(), token=holder.token))
     found = facts.parse(result.stdout)
     if found.lock == "held":
-        raise held_error(t.host.label, cfg.env, found.holder, lock_wait)
+        raise held_error(t.host.label, cfg.env, found.holder, lock_wait, found.liveness,
+                         cfg.deploy.lock_stale_after)
+    if found.lock == "taken":
+        keep_alive(t, rollout.lock_dir(cfg), holder, cfg.deploy.heartbeat)
     return found
 
 
@@ -265,8 +268,8 @@ def cutover(cfg: Config, opts: CutoverOptions) -> None:
                 state.marker = True
                 ui.ok(f"{host}: {steps.marker_path(cfg)} = postgres")
                 state.deployed = True
-                execute.deploy(postgres_config(cfg), DeployOptions(yes=True,
-                                                                   holder=state.holder))
+                execute.deploy(postgres_config(cfg), DeployOptions(
+                    yes=True, holder=state.holder, during_maintenance=True))
                 state.drained = state.marker = False
                 state.deployed = False
     except (UserError, KeyboardInterrupt) as exc:

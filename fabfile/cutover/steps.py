@@ -12,9 +12,19 @@ priority 1, the lowest: while a web container is healthy its routers win; once e
 container is drained, Traefik drops their routers and the maintenance routers take all
 traffic. Its healthcheck fails while `MAINTENANCE_DRAIN` exists, so it leaves the proxy the
 same way web containers do before it is removed.
+
+`inv maintenance.on` puts up the same container as a *manual* page (`Manual`): its routers
+(named apart, so both pages may route side by side while one replaces the other) outrank the
+web routers (`MANUAL_PRIORITY`), so the page takes every request while the web containers
+keep running, healthy: a deploy under `--during-maintenance`, `inv exec --reuse` or a
+restarting container cannot bring the site back before `inv maintenance.off`.
 """
 
 from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
 
 from fabfile.config import Config
 from fabfile.deploy import rollout
@@ -24,6 +34,10 @@ from fabfile.shell import Scripts
 
 MAINTENANCE_DRAIN = "/tmp/maintenance-drain"  # noqa: S108 - inside the container
 MARKER = "database-backend"
+MANUAL_PRIORITY = 1_000_000
+"""Above any web router's (Traefik's default priority is the rule's length), below Traefik's
+limit (MaxInt32 - 1000)."""
+MANUAL_LABEL = "shipyard.maintenance"
 
 SCRIPTS = Scripts("fabfile.cutover", {
     "snapshot": (),
@@ -52,12 +66,24 @@ def maintenance_name(cfg: Config) -> str:
     return f"{cfg.project}-maintenance"
 
 
-def maintenance_page(cfg: Config) -> str:
-    return render("maintenance.html.j2", {"maintenance": cfg.maintenance})
+@dataclass(frozen=True)
+class Manual:
+    """An operator's page (`inv maintenance.on`): who put it up, when, and what it says."""
+
+    by: str
+    since: str
+    message: str | None = None
 
 
-def maintenance_labels(cfg: Config) -> dict[str, str]:
-    """Traefik labels of the page: a router per domain, the web routers' rules, priority 1."""
+def maintenance_page(cfg: Config, message: str | None = None) -> str:
+    m = cfg.maintenance
+    return render("maintenance.html.j2", {"maintenance": {
+        "title": m.title, "message": m.message if message is None else message}})
+
+
+def maintenance_labels(cfg: Config, manual: Manual | None = None) -> dict[str, str]:
+    """Traefik labels of the page: a router per domain with the web routers' rule, at
+    priority 1 (below the web routers), or `MANUAL_PRIORITY` for an operator's page."""
     m = cfg.maintenance
     labels = {
         "com.docker.compose.project": cfg.project,
@@ -66,11 +92,12 @@ def maintenance_labels(cfg: Config) -> dict[str, str]:
         "traefik.docker.network": cfg.deploy.network,
         "traefik.http.services.maintenance.loadbalancer.server.port": str(m.port),
     }
+    name, priority = ("maintenance-manual", MANUAL_PRIORITY) if manual else ("maintenance", 1)
     for i, domain in enumerate(cfg.domains, start=1):
-        router = f"traefik.http.routers.maintenance-{i}"
+        router = f"traefik.http.routers.{name}-{i}"
         labels |= {
             f"{router}.rule": f"Host(`{domain}`)",
-            f"{router}.priority": "1",
+            f"{router}.priority": str(priority),
             f"{router}.entrypoints": "websecure",
             f"{router}.tls": "true",
             f"{router}.tls.certresolver": "letsencrypt",
@@ -79,7 +106,28 @@ def maintenance_labels(cfg: Config) -> dict[str, str]:
     return labels
 
 
-def maintenance_run_argv(cfg: Config) -> tuple[str, ...]:
+def maintenance_run_argv(cfg: Config, manual: Manual | None = None) -> tuple[str, ...]:
+    """`docker run` of the page; an operator's page also carries `MANUAL_LABEL`s (who, since,
+    the message, and `.spec`: a digest of everything else, to tell whether the page that is
+    up already says and routes the same)."""
+    argv = _run_argv(cfg, manual)
+    if manual is None:
+        return argv
+    spec = hashlib.sha256(json.dumps(argv).encode()).hexdigest()[:16]
+    extra = {MANUAL_LABEL: "manual", f"{MANUAL_LABEL}.by": manual.by,
+             f"{MANUAL_LABEL}.since": manual.since, f"{MANUAL_LABEL}.spec": spec,
+             f"{MANUAL_LABEL}.message": (manual.message or "")[:200]}
+    at = argv.index("--label")
+    return (*argv[:at], *(a for k, v in sorted(extra.items()) for a in ("--label", f"{k}={v}")),
+            *argv[at:])
+
+
+def manual_spec(argv: tuple[str, ...]) -> str:
+    """The `.spec` label of an operator's page's `docker run` argv."""
+    return next(a.split("=", 1)[1] for a in argv if a.startswith(f"{MANUAL_LABEL}.spec="))
+
+
+def _run_argv(cfg: Config, manual: Manual | None) -> tuple[str, ...]:
     m, hc = cfg.maintenance, cfg.app.healthcheck
     probe = (f"test ! -e {MAINTENANCE_DRAIN} && "
              f"wget -q -O /dev/null http://127.0.0.1:{m.port}{m.health_path} || exit 1")
@@ -89,10 +137,11 @@ def maintenance_run_argv(cfg: Config) -> tuple[str, ...]:
             "--health-timeout", f"{hc.timeout}s", "--health-retries", str(hc.retries),
             "--health-start-period", f"{hc.start_period}s",
             "--log-opt", "max-size=10m", "--log-opt", "max-file=2"]
-    for key, value in sorted(maintenance_labels(cfg).items()):
+    for key, value in sorted(maintenance_labels(cfg, manual).items()):
         argv += ["--label", f"{key}={value}"]
-    for key, value in sorted({**cfg.maintenance.env,
-                              "MAINTENANCE_PAGE": maintenance_page(cfg)}.items()):
+    page = maintenance_page(cfg, manual.message if manual else None)
+    for key, value in sorted({**cfg.maintenance.env, "MAINTENANCE_PAGE": page,
+                              "MAINTENANCE_RETRY_AFTER": str(m.retry_after)}.items()):
         argv += ["-e", f"{key}={value}"]
     return (*argv, m.image, *m.command)
 
@@ -102,6 +151,18 @@ def maintenance_on(cfg: Config) -> Step:
     return _site("maintenance on: start the page, wait until the proxy routes to it",
                     "maint-up", maintenance_name(cfg), str(limit), f"{rollout.settle(cfg):g}",
                     *maintenance_run_argv(cfg), timeout=limit + rollout.settle(cfg) + 120)
+
+
+def manual_on(cfg: Config, manual: Manual) -> Step:
+    """Put up (or keep, when the page up already says and routes the same) an operator's
+    page; a page that differs is replaced with no gap: the new one takes the traffic before
+    the old one is drained and removed."""
+    limit = cfg.maintenance.ready_timeout + cfg.app.healthcheck.start_period
+    argv = maintenance_run_argv(cfg, manual)
+    return _site("maintenance on: start the page, wait until the proxy routes to it",
+                 "maint-on", maintenance_name(cfg), manual_spec(argv), str(limit),
+                 f"{rollout.settle(cfg):g}", str(rollout.unhealthy_timeout(cfg)), *argv,
+                 timeout=limit + rollout.drain_bound(cfg) + 120)
 
 
 def drain_web(cfg: Config) -> Step:

@@ -1,5 +1,7 @@
 """The host's audit trail: `APP_DIR/audit.log`, one JSON object per line, appended by
-`finish.sh` (deploys, rollbacks) and `lock_release.sh`, read back by `inv status`."""
+`finish.sh` (deploys, rollbacks, maintenance, what a run finished for one that died),
+`lock_release.sh`, `lock.sh` (a stale lock taken over) and `inv exec` (who runs what, before
+it runs), read back by `inv status` (its last line that is not an exec)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from typing import Any
 from fabfile.config.secrets import redact
 
 RESULTS = ("success", "no-change", "failed", "rolled-back", "interrupted", "cancelled",
-           "released")
+           "released", "taken-over", "started")
 
 
 def record(*, action: str, result: str, env: str, who: str, version: str = "",

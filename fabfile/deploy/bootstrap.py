@@ -4,7 +4,9 @@ First the same facts command a deploy runs (Docker Engine and Compose v2 present
 enough, with the fix when they are not), then `setup.sh`: the app's directory tree,
 `acme.json` (mode 600), the external Docker network; then the self-healing watcher when it
 is missing, stopped or outdated (`fabfile/heal`). Two commands per host, three with the
-watcher's install.
+watcher's install. With `install`, `fabfile.install` first installs what is missing from
+the distribution's packages, and the facts are read again on a fresh login (so the deploy
+user's new `docker` group counts).
 """
 
 from __future__ import annotations
@@ -19,19 +21,27 @@ from fabfile.remote import Transport, connect, on_all
 
 from . import facts, rollout, scripts
 
+CHANGE_VERBS = ("installed", "created", "added", "enabled", "started", "fixed")
+
 
 @dataclass
 class SetupResult:
     host: str
     created: list[str] = field(default_factory=list)
     problem: str | None = None
+    versions: str = ""
     watcher: heal.Outcome | None = None
 
 
-def setup_host(cfg: Config, t: Transport) -> SetupResult:
+def setup_host(cfg: Config, t: Transport, install: bool = False) -> SetupResult:
     out = SetupResult(t.host.label)
     user = t.host.user if t.host.transport == "ssh" else "this user"
     try:
+        if install:
+            from fabfile.install import run as installer
+
+            out.created += installer.install(cfg, t)
+            t.close()
         found = facts.parse(t.probe(facts.gather_step(cfg, take_lock=False)).stdout)
         problem = facts.docker_problem(found, t.host.label, user)
         if problem:
@@ -43,7 +53,9 @@ def setup_host(cfg: Config, t: Transport) -> SetupResult:
         out.problem = exc.message
         return out
     m = rollout.markers(result.stdout)
-    out.created = m.get("created", []) + m.get("fixed", [])
+    out.created += m.get("created", []) + m.get("fixed", [])
+    if install:
+        out.versions = f"Docker {found.docker}, Compose {found.compose}"
     if not result.ok:
         error = (m.get("error") or [result.stderr.strip() or "no output"])[-1]
         if error.startswith("mkdir"):
@@ -59,11 +71,11 @@ def setup_host(cfg: Config, t: Transport) -> SetupResult:
     return out
 
 
-def setup(cfg: Config) -> list[SetupResult]:
+def setup(cfg: Config, install: bool = False) -> list[SetupResult]:
     transports = [connect(h) for h in cfg.hosts]
     try:
-        with ui.console.status("setting up"):
-            results = on_all(transports, lambda t: setup_host(cfg, t))
+        with ui.console.status("installing and setting up" if install else "setting up"):
+            results = on_all(transports, lambda t: setup_host(cfg, t, install))
     finally:
         for t in transports:
             t.close()
@@ -71,11 +83,14 @@ def setup(cfg: Config) -> list[SetupResult]:
         if r.problem:
             ui.fail(f"{r.host}: {r.problem}")
         elif r.created:
-            ui.ok(f"{r.host}: created " + ", ".join(r.created))
+            ui.ok(f"{r.host}: " + ", ".join(c if c.split(" ")[0] in CHANGE_VERBS else
+                                            f"created {c}" for c in r.created))
         elif r.watcher is None:
             ui.ok(f"{r.host}: already set up (nothing to do)")
         else:
             ui.ok(f"{r.host}: already set up")
+        if r.versions and not r.problem:
+            ui.ok(f"{r.host}: {r.versions}")
         if r.watcher is not None:
             (ui.warn if r.watcher.warning else ui.ok)(f"{r.host}: {r.watcher.text}")
     problems = [r.problem for r in results if r.problem]

@@ -1,10 +1,13 @@
 """Run deploy and rollback plans on an environment's hosts.
 
-For every host, in parallel: take the lock and gather facts (one command). Then host by
-host: plan, run the plan's steps, smoke-test, roll back by the same rolling procedure when
-the smoke test fails, and finish (switch `current`, prune, audit, unlock: one command).
-Whatever happens (an error, Ctrl-C, SIGTERM) every lock this run took is released in a
-`finally`, after any phase left running on a host has undone or completed itself.
+For every host, in parallel: take the lock and gather facts (one command); from then on the
+run keeps a heartbeat in each lock. With `--lock-wait`, a lock whose run died (stale: see
+`lock`) is taken over. Then host by host: converge from what a run that died left
+(`reconcile`: finish it, or roll forward or back, saying which), plan, run the plan's steps,
+smoke-test, roll back by the same rolling procedure when the smoke test fails, and finish
+(switch `current`, prune, audit, unlock: one command). Whatever happens (an error, Ctrl-C,
+SIGTERM) every lock this run took is released in a `finally`, after any phase left running
+on a host has undone or completed itself.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
 
-from fabfile import healthcheck, notify, registry, ui
+from fabfile import healthcheck, hooks, notify, registry, ui
 from fabfile.config import Config
 from fabfile.config.secrets import redact
 from fabfile.errors import UserError
@@ -28,7 +31,7 @@ from fabfile.heal import setup as heal
 from fabfile.remote import Result, Transport, connect, on_all
 from fabfile.render import RenderedFile, render_release
 
-from . import audit, facts, release, rollout, scripts, smoke
+from . import audit, facts, lock, reconcile, release, rollout, scripts, smoke
 from .facts import Facts, Release
 from .lock import Holder, held_error, new_holder
 from .plan import Action, HostPlan, Options, as_data, images, plan_deploy, plan_rollback
@@ -80,6 +83,8 @@ class DeployOptions:
     holder: Holder | None = None
     """Deploy under a lock this caller already holds (`db.cutover`); it is released at the end
     like a lock the deploy took itself."""
+    during_maintenance: bool = False
+    """Go ahead while `inv maintenance.on` holds the site behind its page (which stays)."""
 
 
 @contextmanager
@@ -122,11 +127,22 @@ def _user(run: HostRun) -> str:
     return run.transport.host.user if run.transport.host.transport == "ssh" else "this user"
 
 
+def takeover_line(cfg: Config, holder: Holder) -> str:
+    """The audit line of taking over a stale lock (`lock.sh` adds its holder and age)."""
+    return audit.record(
+        action="lock.takeover", result="taken-over", env=cfg.env, who=holder.who,
+        version=holder.version, message=f"{holder.command} took over the lock of a run that "
+        f"died: no heartbeat for over {cfg.deploy.lock_stale_after}s, no phase running")
+
+
 def gather(cfg: Config, runs: Sequence[HostRun], *, take_lock: bool, holder: Holder | None = None,
-           lock_wait: float = 0.0, image_refs: Sequence[str] = (), check: bool = True) -> None:
-    """Facts of every host in parallel (taking the locks when `take_lock`); then one error
-    naming every host that cannot go ahead."""
+           lock_wait: float = 0.0, image_refs: Sequence[str] = (), check: bool = True,
+           take_over: bool = False) -> None:
+    """Facts of every host in parallel (taking the locks when `take_lock`, then keeping a
+    heartbeat in each; with `take_over`, taking over stale ones); then one error naming
+    every host that cannot go ahead."""
     by_transport = {id(r.transport): r for r in runs}
+    line = takeover_line(cfg, holder) if take_lock and take_over and holder else ""
 
     def one(t: Transport) -> UserError | None:
         run = by_transport[id(t)]
@@ -134,11 +150,13 @@ def gather(cfg: Config, runs: Sequence[HostRun], *, take_lock: bool, holder: Hol
             result = t.probe(facts.gather_step(
                 cfg, take_lock=take_lock, lock_wait=lock_wait,
                 holder_json=holder.to_json() if holder else "",
-                token=holder.token if holder else "", images=image_refs))
+                token=holder.token if holder else "", images=image_refs, takeover_audit=line))
             run.facts = facts.parse(result.stdout)
         except UserError as exc:
             return exc
         run.locked = take_lock and run.facts.lock == "taken"
+        if run.locked and holder is not None:
+            lock.keep_alive(t, rollout.lock_dir(cfg), holder, cfg.deploy.heartbeat)
         return None
 
     with ui.console.status("gathering facts" + (" and taking the lock" if take_lock else "")):
@@ -151,10 +169,13 @@ def gather(cfg: Config, runs: Sequence[HostRun], *, take_lock: bool, holder: Hol
         assert run.facts is not None
         if not check:
             continue
+        if run.facts.taken_over is not None:
+            ui.warn(f"{run.host}: {run.facts.taken_over.describe()}")
         try:
             facts.require_ready(run.facts, cfg, run.host, _user(run))
             if take_lock and run.facts.lock == "held":
-                raise held_error(run.host, cfg.env, run.facts.holder, lock_wait)
+                raise held_error(run.host, cfg.env, run.facts.holder, lock_wait,
+                                 run.facts.liveness, cfg.deploy.lock_stale_after)
         except UserError as exc:
             problems.append(exc.message)
     if problems:
@@ -177,8 +198,9 @@ def explain(cfg: Config, run: HostRun, action: Action, result: Result) -> str:
     m = rollout.markers(result.stdout)
     host, kind = run.host, action.kind
     if "error" in m and m["error"][-1].startswith("lock-lost"):
-        return (f"the deploy lock on {host} was removed while this deploy ran (did someone run "
-                "`inv lock.release`?): stopped before changing anything else; deploy again")
+        return (f"the deploy lock on {host} is no longer this run's (taken over as stale after "
+                "its heartbeats stopped, or released with `inv lock.release`): stopped before "
+                "changing anything else; check with `inv status`, then deploy again")
     if result.exit_code == 124:
         return f"on {host}: step '{action.step.name}' timed out: {_tail(result)}"
     detail = m.get("error", [""])[-1]
@@ -315,11 +337,13 @@ def run_action(cfg: Config, run: HostRun, action: Action,
 
 
 def finish(cfg: Config, run: HostRun, holder: Holder, *, action: str, switch: str | None,
-           prune: Sequence[str], started: float) -> None:
-    """Switch/prune/audit/unlock in one command; problems become warnings (it runs in
-    `finally` blocks and must not hide the error that got there)."""
+           prune: Sequence[str], started: float, keep_lock: bool = False,
+           line: str | None = None) -> None:
+    """Switch/prune/audit/unlock in one command (`keep_lock`: the run goes on, holding it);
+    problems become warnings (it runs in `finally` blocks and must not hide the error that
+    got there). `line` replaces the audit line made from the run's plan and result."""
     plan = run.plan
-    line = audit.record(
+    line = line or audit.record(
         action=action, result=run.result, env=cfg.env, who=holder.who,
         version=plan.version if plan else holder.version,
         release=plan.release if plan else None, previous=plan.previous if plan else None,
@@ -327,8 +351,9 @@ def finish(cfg: Config, run: HostRun, holder: Holder, *, action: str, switch: st
         message=run.message.splitlines()[0] if run.message else "")
     wait = rollout.abort_wait(cfg) if run.result == "interrupted" else 0
     clean = cfg.app.image if switch and run.result == "success" else ""
-    step = scripts.step("finish: switch, prune, audit, unlock", "finish", cfg.deploy.app_dir,
-                        holder.token, str(math.ceil(wait)), switch or "", line, clean, *prune,
+    title = "finish: switch, prune, audit" + ("" if keep_lock else ", unlock")
+    step = scripts.step(title, "finish", cfg.deploy.app_dir, holder.token, str(math.ceil(wait)),
+                        switch or "", line, clean, "keep" if keep_lock else "", *prune,
                         timeout=wait + 60)
     try:
         result = run.transport.probe(step)
@@ -341,15 +366,20 @@ def finish(cfg: Config, run: HostRun, holder: Holder, *, action: str, switch: st
                 f"`inv lock.status --env={cfg.env}`")
         return
     m = rollout.markers(result.stdout)
-    run.locked = "lock-not-ours" in m
+    run.locked = "kept" in m
+    lost = "lock-not-ours" in m or "lock-gone" in m
     if "image-removed" in m:
         ui.ok(f"{run.host}: removed {len(m['image-removed'])} image(s) no kept release uses: "
               + ", ".join(m["image-removed"]))
     if "aborting" in m:
         ui.warn(f"{run.host}: stopped the interrupted phase '{m['aborting'][-1]}'"
                 + (" (it is still running!)" if "still-running" in m else ""))
-    if "lock-not-ours" in m:
-        ui.warn(f"{run.host}: the lock now belongs to another run; left it alone")
+    if lost:
+        ui.warn(f"{run.host}: the lock is no longer this run's (taken over as stale, or "
+                "released by hand): left it alone" + (f"; `current` was NOT switched to {switch}"
+                                                      if switch else ""))
+        if switch and run.result == "success":
+            run.result, run.message = "failed", "lost the lock before switching `current`"
     if not result.ok:
         ui.warn(f"{run.host}: finishing did not fully succeed: {_tail(result)}")
     elif switch and "switched" in m:
@@ -363,7 +393,8 @@ def _smoke(cfg: Config, run: HostRun) -> smoke.Result:
             # A first start: nothing routed this name before, so the proxy shows the new
             # containers only after its throttle (404 until then).
             time.sleep(rollout.settle(cfg))
-        result = smoke.run(cfg, transport=run.transport)
+        result = smoke.run(cfg, transport=run.transport,
+                           direct=run.facts is not None and run.facts.in_maintenance)
     if result.skipped:
         ui.warn(f"{run.host}: smoke test skipped: {result.skipped}")
     elif result.ok:
@@ -385,17 +416,17 @@ def _watcher(cfg: Config, run: HostRun) -> None:
         (ui.warn if outcome.warning else ui.ok)(f"{run.host}: {outcome.text}")
 
 
-def _back_plan(cfg: Config, run: HostRun, back_to: str) -> HostPlan:
+def _back_plan(cfg: Config, run: HostRun, back_to: str, token: str) -> HostPlan:
     """The Compose engine's way back after a failed smoke test: the same rolling procedure,
     replacing the containers the deploy just started."""
     assert run.facts is not None
-    return plan_rollback(cfg, run.facts, back_to, run.host, web_ids=run.new_ids,
+    return plan_rollback(cfg, run.facts, back_to, run.host, token=token, web_ids=run.new_ids,
                          skip_drain=rollout.unsafe_skip_drain())
 
 
 def _run_plan(cfg: Config, run: HostRun, holder: Holder, started: float, *,
               explain_fn: Explain | None = None,
-              back_plan: Callable[[Config, HostRun, str], HostPlan] = _back_plan) -> None:
+              back_plan: Callable[[Config, HostRun, str, str], HostPlan] = _back_plan) -> None:
     """Run one host's plan to the end: steps, smoke test, rollback when it fails, finish,
     the self-healing watcher."""
     plan = run.plan
@@ -427,7 +458,7 @@ def _run_plan(cfg: Config, run: HostRun, holder: Holder, started: float, *,
         run.message = f"{why}; no earlier release to roll back to"
         raise UserError(f"{run.host}: {run.message}: the new version stays up, unverified")
     ui.warn(f"{run.host}: {why}; rolling back to {back_to}")
-    back = back_plan(cfg, run, back_to)
+    back = back_plan(cfg, run, back_to, holder.token)
     for action in back.actions:
         run_action(cfg, run, action, explain_fn)
     run.result = "rolled-back"
@@ -498,6 +529,57 @@ def _confirm_or_refuse(cfg: Config, yes: bool, what: str) -> bool:
     return True
 
 
+def _recover(cfg: Config, run: HostRun, holder: Holder, wanted: str | None,
+             started: float) -> bool:
+    """Converge from what a run that died left on this host (`reconcile`), saying what it
+    finds and what it does; True when that changed the host (its facts are then stale)."""
+    found = run.facts
+    assert found is not None
+    dead = found.taken_over
+    rec = reconcile.plan_recovery(cfg, found, token=holder.token, wanted_image=wanted)
+    if rec is None:
+        if dead is not None:
+            ui.step(f"{run.host}: the {dead.command} of {dead.version} that died had not "
+                    f"changed what serves (the containers run `current`, "
+                    f"{found.current or 'none'}): nothing to finish; going on from there")
+        return False
+    ui.warn(f"{run.host}: {rec.found}")
+    ui.step(f"{run.host}: {rec.says}")
+    if rec.direction == "roll":
+        return False
+    for action in rec.actions:
+        run_action(cfg, run, action)
+    result, switch, prune = "success", rec.switch, rec.prune
+    message = (f"finished the interrupted run of {rec.release} ({rec.direction}); `current` "
+               f"was {found.current}" if switch else
+               f"retired the containers of the interrupted run of {rec.release}; `current` "
+               f"({found.current}) serves")
+    if switch:
+        check = _smoke(cfg, run)
+        if not check.ok:
+            why = f"the smoke test of {rec.release} failed: {check.failures[-1]}"
+            if not found.current or found.current not in found.release_ids:
+                raise UserError(f"{run.host}: {why}; no earlier release to roll back to: it "
+                                "stays up, unverified, and `current` was not switched")
+            ui.warn(f"{run.host}: {why}; rolling back to {found.current}")
+            ours = tuple(c.id for c in found.service(cfg.app.name) if c.release == rec.release)
+            back = plan_rollback(cfg, found, found.current, run.host, token=holder.token,
+                                 web_ids=ours, skip_drain=rollout.unsafe_skip_drain())
+            for action in back.actions:
+                run_action(cfg, run, action)
+            result, switch, prune = "rolled-back", None, (rec.release,) if rec.release else ()
+            message = f"{why}; rolled back to {found.current}"
+    line = audit.record(action="recover", result=result, env=cfg.env, who=holder.who,
+                        version=release.version_of(switch or found.current or ""),
+                        release=switch or found.current, previous=found.current,
+                        seconds=time.monotonic() - started, message=message)
+    finish(cfg, run, holder, action="recover", switch=switch, prune=prune, started=started,
+           keep_lock=True, line=line)
+    if not run.locked:
+        raise UserError(f"{run.host}: lost the deploy lock while converging: stopped")
+    return True
+
+
 @dataclass(frozen=True)
 class Engine:
     """What differs between engines in a run: facts, running a plan, showing it."""
@@ -506,15 +588,17 @@ class Engine:
     run_plan: Callable[[Config, HostRun, Holder, float], None]
     show: Callable[[HostPlan, Facts | None, Config], None] = show_plan
     as_data: Callable[[HostPlan], dict[str, object]] = as_data
+    recover: Callable[[Config, HostRun, Holder, str | None, float], bool] | None = None
 
 
 def _run(cfg: Config, action: str, holder: Holder, runs: list[HostRun],
          planner: Callable[[HostRun], HostPlan], *, yes: bool, dry_run: bool,
          lock_wait: float, image_refs: Sequence[str], notify_what: str,
-         engine: Engine | None = None) -> Report:
+         wanted: str | None = None, engine: Engine | None = None,
+         hook: hooks.Hooks | None = None) -> Report:
     started = time.monotonic()
     report = Report(action, runs)
-    engine = engine or Engine(gather, _run_plan)
+    engine = engine or Engine(gather, _run_plan, recover=_recover)
     ask = False if dry_run else _confirm_or_refuse(cfg, yes, action)
     current: HostRun | None = None
     error: BaseException | None = None
@@ -534,14 +618,24 @@ def _run(cfg: Config, action: str, holder: Holder, runs: list[HostRun],
                     raise UserError("cancelled: nothing was changed")
                 confirmed = [engine.as_data(r.plan) for r in runs if r.plan]
             engine.gather(cfg, runs, take_lock=True, holder=holder, lock_wait=lock_wait,
-                          image_refs=image_refs)
+                          image_refs=image_refs, take_over=lock_wait > 0)
+            if confirmed and confirmed != [engine.as_data(planner(r)) for r in runs]:
+                raise UserError("the hosts changed between the plan you confirmed and taking "
+                                "the lock (another deploy?): nothing was changed; run again")
+            for run in runs:
+                current = run
+                if engine.recover and engine.recover(cfg, run, holder, wanted, started):
+                    engine.gather(cfg, [run], take_lock=True, holder=holder,
+                                  image_refs=image_refs)
+            current = None
             for run in runs:
                 run.plan = planner(run)
                 if not confirmed:
                     engine.show(run.plan, run.facts, cfg)
-            if confirmed and confirmed != [engine.as_data(r.plan) for r in runs if r.plan]:
-                raise UserError("the hosts changed between the plan you confirmed and taking "
-                                "the lock (another deploy?): nothing was changed; run again")
+            if hook is not None:
+                planned = next(r.plan for r in runs if r.plan)
+                hook.version, hook.release = planned.version, planned.release
+                hook.pre()
             for run in runs:
                 current = run
                 t0 = time.monotonic()
@@ -567,9 +661,28 @@ def _run(cfg: Config, action: str, holder: Holder, runs: list[HostRun],
             _notify(cfg, report, notify_what)
         for run in runs:
             run.transport.close()
+        if hook is not None:
+            hook.post(*_outcome(runs))
     if not report.ok:
         raise UserError(f"{action} of {cfg.env} did not succeed on every host")
     return report
+
+
+def _outcome(runs: Sequence[HostRun]) -> tuple[str, str]:
+    """The run's outcome for the post hooks, and what went wrong (first line)."""
+    results = {r.result for r in runs}
+    bad = next((r.message for r in runs if r.result not in ("success", "no-change")), "")
+    if results <= {"success", "no-change"}:
+        return ("success" if "success" in results else "no-change"), ""
+    for outcome in ("interrupted", "rolled-back"):
+        if outcome in results:
+            return outcome, bad
+    return "failed", bad
+
+
+def _hook(cfg: Config, task: str, holder: Holder, dry_run: bool) -> hooks.Hooks | None:
+    return None if dry_run else hooks.Hooks(cfg, task, hosts=tuple(h.address for h in cfg.hosts),
+                                            performer=holder.who)
 
 
 def deploy(cfg: Config, opts: DeployOptions) -> Report:
@@ -593,14 +706,20 @@ def deploy(cfg: Config, opts: DeployOptions) -> Report:
 
     def planner(run: HostRun) -> HostPlan:
         assert run.facts is not None
+        if run.facts.in_maintenance and not opts.during_maintenance:
+            raise UserError(f"{run.host} is in maintenance (`inv maintenance.on`): a deploy now "
+                            "would go out behind the page unannounced. Pass "
+                            "--during-maintenance to deploy anyway (the page stays up), or "
+                            f"`inv maintenance.off --env={cfg.env}` first")
         rid = release.new_id(now, cfg.app.tag, run.facts.release_ids)
         return plan_deploy(cfg, run.facts, files, run.host, Options(
-            release_id=rid, skip_migrations=opts.skip_migrations, skip_drain=skip_drain,
-            skip_hold=skip_hold))
+            release_id=rid, token=holder.token, skip_migrations=opts.skip_migrations,
+            skip_drain=skip_drain, skip_hold=skip_hold))
 
     return _run(cfg, "deploy", holder, runs, planner, yes=opts.yes, dry_run=opts.dry_run,
                 lock_wait=opts.lock_wait, image_refs=sorted(set(images(files).values())),
-                notify_what=f"deploy of {cfg.app.tag} to {cfg.env}")
+                notify_what=f"deploy of {cfg.app.tag} to {cfg.env}", wanted=cfg.image_ref,
+                hook=_hook(cfg, "deploy", holder, opts.dry_run))
 
 
 def rollback(cfg: Config, *, to: str | None, yes: bool, lock_wait: float = 0.0,
@@ -613,11 +732,12 @@ def rollback(cfg: Config, *, to: str | None, yes: bool, lock_wait: float = 0.0,
         assert run.facts is not None
         target = release.resolve(run.facts, to)
         release.refuse_stale_sqlite(run.facts, target, run.host)
-        return plan_rollback(cfg, run.facts, target, run.host,
+        return plan_rollback(cfg, run.facts, target, run.host, token=holder.token,
                              skip_drain=rollout.unsafe_skip_drain())
 
     return _run(cfg, "rollback", holder, runs, planner, yes=yes, dry_run=dry_run,
-                lock_wait=lock_wait, image_refs=(), notify_what=f"rollback of {cfg.env}")
+                lock_wait=lock_wait, image_refs=(), notify_what=f"rollback of {cfg.env}",
+                wanted=None, hook=_hook(cfg, "rollback", holder, dry_run))
 
 
 def read_facts(cfg: Config) -> list[HostRun]:

@@ -22,6 +22,7 @@ from fabfile.heal.facts import Restarts, Watcher, parse_restarts, parse_watcher
 from fabfile.remote import Step
 
 from . import scripts
+from .lock import Liveness, TakenOver
 
 MIN_DOCKER = (20, 10)
 MIN_COMPOSE = (2, 20)
@@ -59,6 +60,27 @@ class Container:
 
 
 @dataclass(frozen=True)
+class Page:
+    """The maintenance page container (`<project>-maintenance`), when there is one."""
+
+    state: str
+    health: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def manual(self) -> bool:
+        """Put up by `inv maintenance.on` (not by a cutover or a restore)."""
+        return self.labels.get("shipyard.maintenance") == "manual"
+
+    @property
+    def up(self) -> bool:
+        return self.state == "running"
+
+    def label(self, key: str) -> str:
+        return self.labels.get(f"shipyard.maintenance.{key}", "")
+
+
+@dataclass(frozen=True)
 class Release:
     id: str
     live: bool
@@ -81,6 +103,10 @@ class Facts:
     disk_free_kb: int | None = None
     lock: LockState = "unknown"
     holder: dict[str, Any] | None = None
+    liveness: Liveness | None = None
+    """How the lock looks when another run holds it (its heartbeats)."""
+    taken_over: TakenOver | None = None
+    """The stale lock this run took over, when it did."""
     network: bool = False
     releases: tuple[Release, ...] = ()
     current: str | None = None
@@ -98,6 +124,12 @@ class Facts:
     """The self-healing watcher installed on the host, if any."""
     restarts: dict[str, Restarts] = field(default_factory=dict)
     """Container id -> its restarts (Docker's after a crash, the watcher's after a hang)."""
+    maintenance: Page | None = None
+
+    @property
+    def in_maintenance(self) -> bool:
+        """An operator's maintenance page is up (`inv maintenance.on`)."""
+        return self.maintenance is not None and self.maintenance.up and self.maintenance.manual
 
     def service(self, name: str) -> tuple[Container, ...]:
         """The service's long-running containers (one-off `run` containers left out)."""
@@ -109,13 +141,15 @@ class Facts:
 
 
 def gather_step(cfg: Config, *, take_lock: bool, lock_wait: float = 0, holder_json: str = "",
-                token: str = "", images: Iterable[str] = ()) -> Step:
-    """The one command that reports a host's facts (and takes its lock when `take_lock`)."""
+                token: str = "", images: Iterable[str] = (), takeover_audit: str = "") -> Step:
+    """The one command that reports a host's facts (and takes its lock when `take_lock`;
+    with `takeover_audit`, the audit line, it takes over a stale deploy's lock)."""
     title = "take the lock and gather facts" if take_lock else "gather facts"
+    mode = ("take-over" if takeover_audit else "take") if take_lock else "read"
     return scripts.step(
-        title, "facts", cfg.deploy.app_dir, cfg.project, cfg.deploy.network,
-        "take" if take_lock else "read", str(int(lock_wait)), holder_json, token, *images,
-        timeout=lock_wait + 60)
+        title, "facts", cfg.deploy.app_dir, cfg.project, cfg.deploy.network, mode,
+        str(int(lock_wait)), holder_json, token, str(cfg.deploy.lock_stale_after),
+        takeover_audit, *images, timeout=lock_wait + 60)
 
 
 def _b64(text: str) -> str:
@@ -150,6 +184,8 @@ def parse(report: str) -> Facts:
     images: dict[str, bool] = {}
     sqlite_releases: set[str] = set()
     restarts: dict[str, Restarts] = {}
+    life: dict[str, Any] = {}
+    dead: dict[str, Any] = {}
     for line in lines[lines.index("@facts 1") + 1:]:
         if line == "@end":
             break
@@ -165,7 +201,20 @@ def parse(report: str) -> Facts:
         elif key == "disk_free_kb":
             values["disk_free_kb"] = int(rest) if rest.isdigit() else None
         elif key == "lock":
+            if rest == "taken-over":
+                rest = "taken"
+                dead["holder"] = None
             values["lock"] = rest if rest in ("taken", "held", "free", "unwritable") else "unknown"
+        elif key == "dead_holder":
+            dead["holder"] = _json(rest)
+        elif key == "dead_age":
+            dead["stale_for"] = int(rest) if rest.isdigit() else None
+        elif key == "lock_age":
+            life["age"] = int(rest) if rest.lstrip("-").isdigit() else None
+        elif key == "lock_stale":
+            life["stale"] = rest == "1"
+        elif key in ("lock_client", "lock_phase"):
+            life[key.removeprefix("lock_")] = _b64(rest).strip() or None
         elif key == "holder":
             values["holder"] = _json(rest)
         elif key == "network":
@@ -202,14 +251,29 @@ def parse(report: str) -> Facts:
             values["database_backend"] = rest or None
         elif key == "audit":
             values["last_audit"] = _json(rest)
+        elif key == "maintenance":
+            values["maintenance"] = _page(_b64(rest))
         elif key == "watcher":
             values["watcher"] = parse_watcher(rest)
         elif key == "restarts" and (found := parse_restarts(rest)):
             restarts[found[0]] = found[1]
+    if life:
+        values["liveness"] = Liveness(**life)
+    if dead:
+        values["taken_over"] = TakenOver(dead.get("holder"), dead.get("stale_for"))
     return Facts(releases=tuple(sorted(releases, key=lambda r: r.id)), files=files,
                  contents=contents, env_lines=env_lines, containers=tuple(containers),
                  images=images, sqlite_releases=frozenset(sqlite_releases), restarts=restarts,
                  **values)
+
+
+def _page(text: str) -> Page:
+    state, health, labels = [*text.strip().split(" ", 2), "", "", ""][:3]
+    try:
+        data = json.loads(labels) if labels else {}
+    except json.JSONDecodeError:
+        data = {}
+    return Page(state, health, {str(k): str(v) for k, v in (data or {}).items()})
 
 
 def version_tuple(text: str | None) -> tuple[int, ...]:

@@ -218,6 +218,8 @@ class Options:
     """The parts of a deploy plan that do not come from config or facts."""
 
     release_id: str
+    token: str
+    """The token of the run holding the host's lock: its phases run only while it does."""
     skip_migrations: bool = False
     skip_drain: bool = False
     skip_hold: bool = False
@@ -278,24 +280,25 @@ def plan_deploy(cfg: Config, facts: Facts, files: Sequence[RenderedFile], host: 
     need = ([web_name] if roll or migrate else []) + services
     pull = [s for s in need if s in wanted and facts.images.get(wanted[s]) is False]
 
-    lock_dir = rollout.lock_dir(cfg)
     actions: list[Action] = []
     if upload:
         actions.append(Action("upload", upload_step(app_dir, release, files)))
     if pull:
         actions.append(Action("pull", pull_step(cfg, sorted({wanted[s] for s in pull}))))
     if services or traefik_changed:
-        actions.append(Action("services", services_step(cfg, compose, "only", services)))
+        actions.append(Action("services", services_step(cfg, compose, "only", services,
+                                                        token=opts.token)))
     if migrate:
         actions.append(Action("migrate", scripts.phase(
-            f"migrate: {' '.join(cfg.app.migrate_command)}", lock_dir, "migrate", compose,
+            f"migrate: {' '.join(cfg.app.migrate_command)}",
+            rollout.phase_lock(cfg, opts.token), "migrate", compose,
             web_name, *rollout.probe_args(cfg, cfg.image_ref), *cfg.app.migrate_command,
             timeout=None)))
     old_ids = tuple(c.id for c in web) if roll else ()
     if roll:
         actions += [Action(kind, step) for kind, step in rollout.roll_steps(
-            cfg, compose, old_ids, image=cfg.image_ref, skip_drain=opts.skip_drain,
-            skip_hold=opts.skip_hold)]
+            cfg, compose, old_ids, token=opts.token, image=cfg.image_ref,
+            skip_drain=opts.skip_drain, skip_hold=opts.skip_hold)]
     if not actions and not upload:
         reasons = []
     return HostPlan(
@@ -321,29 +324,31 @@ def pull_step(cfg: Config, refs: Sequence[str]) -> Step:
 
 
 def services_step(cfg: Config, compose: str, mode: Literal["only", "all-but"],
-                  services: Sequence[str]) -> Step:
+                  services: Sequence[str], *, token: str) -> Step:
     timeout = cfg.deploy.health_timeout
     title = ("services: " + (", ".join(services) if services else "traefik files")
              if mode == "only" else f"services: all but {', '.join(services)}")
-    return scripts.phase(title, rollout.lock_dir(cfg), "services", cfg.deploy.app_dir, compose,
-                         str(timeout), mode, *services, timeout=2 * timeout + 120)
+    return scripts.phase(title, rollout.phase_lock(cfg, token), "services", cfg.deploy.app_dir,
+                         compose, str(timeout), mode, *services, timeout=2 * timeout + 120)
 
 
-def plan_rollback(cfg: Config, facts: Facts, target: str, host: str, *,
+def plan_rollback(cfg: Config, facts: Facts, target: str, host: str, *, token: str,
                   skip_drain: bool = False, web_ids: Sequence[str] | None = None,
                   previous: str | None = None) -> HostPlan:
     """Roll the stack back to release `target` (already on the host) with the same rolling
-    procedure; migrations are not reversed. `web_ids` overrides the containers to replace
-    (after a failed smoke test, the ones the deploy just started)."""
+    procedure, under the lock `token` holds; migrations are not reversed. `web_ids`
+    overrides the containers to replace (after a failed smoke test, the ones the deploy just
+    started)."""
     app_dir, web_name = cfg.deploy.app_dir, cfg.app.name
     if target not in facts.release_ids:
         raise UserError(f"release {target} is not on {host}")
     compose = compose_path(target, app_dir)
     old_ids = tuple(web_ids) if web_ids is not None else tuple(
         c.id for c in facts.service(web_name))
-    actions = [Action("services", services_step(cfg, compose, "all-but", [web_name]))]
+    actions = [Action("services", services_step(cfg, compose, "all-but", [web_name],
+                                                token=token))]
     actions += [Action(kind, step) for kind, step in rollout.roll_steps(
-        cfg, compose, old_ids, skip_drain=skip_drain)]
+        cfg, compose, old_ids, token=token, skip_drain=skip_drain)]
     before = previous if previous is not None else facts.current
     return HostPlan(
         host=host, app_dir=app_dir, action="rollback", version=version_of(target), release=target,

@@ -52,6 +52,11 @@ def lock_dir(cfg: Config) -> str:
     return f"{cfg.deploy.app_dir}/lock"
 
 
+def phase_lock(cfg: Config, token: str) -> scripts.PhaseLock:
+    """The lock this run's phases run under (`token`: the run's), with their heartbeat."""
+    return scripts.PhaseLock(lock_dir(cfg), token, cfg.deploy.heartbeat)
+
+
 def up_timeout(cfg: Config) -> int:
     """How long new containers may take to turn healthy."""
     return cfg.deploy.health_timeout + cfg.app.healthcheck.start_period
@@ -97,31 +102,41 @@ def verify_args(cfg: Config) -> tuple[str, str, str, str]:
             "\n".join(paths))
 
 
-def roll_steps(cfg: Config, compose: str, old_ids: Sequence[str], *, image: str = "",
-               skip_drain: bool = False,
+def roll_steps(cfg: Config, compose: str, old_ids: Sequence[str], *, token: str,
+               image: str = "", skip_drain: bool = False,
                skip_hold: bool = False) -> list[tuple[Literal["roll_up", "roll_drain"], Step]]:
-    """The phases rolling the web service from `old_ids` to `compose`'s configuration; the
-    first checks that `image` can run the healthcheck before it starts anything."""
+    """The phases rolling the web service from `old_ids` to `compose`'s configuration, under
+    the lock `token` holds; the first checks that `image` can run the healthcheck before it
+    starts anything."""
     n, web = cfg.app.replicas, cfg.app.name
     what = f"{n} new container{'s' * (n != 1)}"
     title = (f"web: start {what} beside {len(old_ids)} old, wait until healthy" if old_ids
              else f"web: start {what}, wait until healthy")
     retire = (cfg.app.drain_file, f"{settle(cfg):g}", str(cfg.app.stop_grace_period),
               str(unhealthy_timeout(cfg)))
+    lock = phase_lock(cfg, token)
     steps: list[tuple[Literal["roll_up", "roll_drain"], Step]] = [("roll_up", scripts.phase(
-        title, lock_dir(cfg), "roll_up", compose, cfg.project, web, str(n),
+        title, lock, "roll_up", compose, cfg.project, web, str(n),
         str(up_timeout(cfg)), *retire, *probe_args(cfg, image), *verify_args(cfg),
         (healthcheck.hold_file(cfg) or "") if image and not skip_hold else "",
         str(ready_grace(cfg)), *old_ids,
         timeout=up_timeout(cfg) + drain_bound(cfg) + 60))]
     if old_ids:
-        drain = "stop WITHOUT draining (test-only)" if skip_drain else "drain, stop"
-        steps.append(("roll_drain", scripts.phase(
-            f"web: {drain} {len(old_ids)} old container{'s' * (len(old_ids) != 1)}",
-            lock_dir(cfg), "roll_drain", cfg.project, web, cfg.app.drain_file,
-            f"{settle(cfg):g}", str(cfg.app.stop_grace_period), str(unhealthy_timeout(cfg)),
-            "1" if skip_drain else "0", *old_ids, timeout=drain_bound(cfg) + 60)))
+        steps.append(("roll_drain", drain_step(cfg, old_ids, token=token,
+                                               skip_drain=skip_drain)))
     return steps
+
+
+def drain_step(cfg: Config, ids: Sequence[str], *, token: str, skip_drain: bool = False,
+               what: str = "old") -> Step:
+    """The phase taking containers `ids` out of the proxy's pool, then stopping and removing
+    them (`roll_drain.sh`): the old ones of a roll, or what a dead run left (`what`)."""
+    drain = "stop WITHOUT draining (test-only)" if skip_drain else "drain, stop"
+    return scripts.phase(
+        f"web: {drain} {len(ids)} {what} container{'s' * (len(ids) != 1)}",
+        phase_lock(cfg, token), "roll_drain", cfg.project, cfg.app.name, cfg.app.drain_file,
+        f"{settle(cfg):g}", str(cfg.app.stop_grace_period), str(unhealthy_timeout(cfg)),
+        "1" if skip_drain else "0", *ids, timeout=drain_bound(cfg) + 60)
 
 
 def abort_wait(cfg: Config) -> float:

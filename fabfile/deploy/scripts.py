@@ -8,16 +8,17 @@ positional argument, so nothing is ever spliced into shell source.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 
 from fabfile import shell
 from fabfile.remote import Step, script
 
 NAMES = ("facts", "upload", "phase", "services", "migrate", "roll_up", "roll_drain", "finish",
-         "setup", "lock_release", "smoke", "pull")
+         "setup", "lock_release", "smoke", "pull", "heartbeat")
 WITH_LIBRARY = ("roll_up", "roll_drain", "migrate", "smoke")
 """Scripts that get `scripts/lib.sh` (the rollout's shared functions) prepended."""
-WITH_LOCK = ("facts", "phase", "finish", "lock_release")
+WITH_LOCK = ("facts", "phase", "finish", "lock_release", "heartbeat")
 """Scripts that get `scripts/lock.sh` (the host lock's protocol) prepended."""
 PACKAGE = "fabfile.deploy"
 LOCK_LIBRARY = f"{PACKAGE}:lock"
@@ -25,6 +26,16 @@ LOCK_LIBRARY = f"{PACKAGE}:lock"
 WITH_HEAL_FACTS = ("facts",)
 HEAL_FACTS = "fabfile.heal:facts"
 """The self-healing watcher's part of the facts (`heal_facts`), prepended to `facts.sh`."""
+
+
+@dataclass(frozen=True)
+class PhaseLock:
+    """The lock a phase runs under: its directory, the token of the run holding it, and
+    the seconds between two of the phase's heartbeats."""
+
+    path: str
+    token: str
+    beat: int
 
 
 @cache
@@ -43,9 +54,12 @@ def step(title: str, name: str, *args: str, stdin: bytes | None = None,
     return script(title, body(name), *args, stdin=stdin, timeout=timeout, check=check)
 
 
-def phase(title: str, lock_dir: str, name: str, *args: str, timeout: float | None = None) -> Step:
-    """A step running `scripts/<name>.sh` through `phase.sh`: detached from the connection."""
-    return script(title, body("phase"), lock_dir, name, body(name), *args, timeout=timeout)
+def phase(title: str, lock: PhaseLock, name: str, *args: str,
+          timeout: float | None = None) -> Step:
+    """A step running `scripts/<name>.sh` through `phase.sh`: detached from the connection,
+    only while `lock.token` holds the lock, with its own heartbeat."""
+    return script(title, body("phase"), lock.path, lock.token, str(lock.beat), name, body(name),
+                  *args, timeout=timeout)
 
 
 def shown(argv: Sequence[str]) -> list[str]:

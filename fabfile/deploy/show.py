@@ -10,7 +10,7 @@ from fabfile.config.secrets import redact
 from fabfile.errors import UserError
 from fabfile.heal import plan as heal_plan
 
-from . import audit, lock, smoke
+from . import audit, lock, reconcile, smoke
 from .facts import Facts
 from .plan import HostPlan
 
@@ -18,6 +18,11 @@ from .plan import HostPlan
 def show_plan(plan: HostPlan, facts: Facts | None, cfg: Config, *, diffs: bool = False) -> None:
     """The plan for one host: what changes and why, then the steps, one line each."""
     console = ui.console
+    rec = reconcile.plan_recovery(cfg, facts, token="", wanted_image=plan.image or None) \
+        if facts else None
+    if rec is not None:
+        console.print(f"[bold]{plan.host}[/]: {rec.found}")
+        console.print(f"  first: {rec.says}")
     if plan.noop:
         web = facts.service(cfg.app.name) if facts else ()
         console.print(f"[bold]{plan.host}[/]: nothing to change: release {plan.release} runs "
@@ -65,7 +70,11 @@ def show_status(cfg: Config, host: str, facts: Facts) -> None:
     console.print(f"[bold]{host}[/]: Docker {facts.docker or 'missing'}, Compose "
                   f"{facts.compose or 'missing'}, {cfg.deploy.app_dir} "
                   f"{'present' if facts.app_dir else 'MISSING (run inv setup)'}")
-    show_releases(facts)
+    show_releases(cfg, facts)
+    found = reconcile.mismatch(cfg, facts)
+    if found is not None:
+        ui.warn(f"{found}; the next `inv deploy` converges from it (`--lock-wait=SECONDS` also "
+                "takes over the lock of a run that died)")
     crows = [[c.name, c.service, c.image, c.state, _health(facts, c.id, c.health),
               c.release or "?", *_restarts(facts, c.id)]
              for c in sorted(facts.containers, key=lambda c: (c.service, c.name))
@@ -74,21 +83,44 @@ def show_status(cfg: Config, host: str, facts: Facts) -> None:
                                           "release", "restarts", "last health restart"],
                            crows or [["none", "", "", "", "", "", "", ""]]))
     console.print(f"self-healing: {watcher_line(cfg, facts)}")
-    show_lock(facts)
+    page = maintenance_line(facts)
+    if page:
+        console.print(Text(redact(f"maintenance: {page}"),
+                           style="bold yellow" if facts.in_maintenance else ""))
+    show_lock(cfg, facts)
 
 
-def show_releases(facts: Facts) -> None:
+def show_releases(cfg: Config, facts: Facts) -> None:
+    """The releases, newest first, the current one marked."""
+    running = {c.release for c in facts.service(cfg.app.name) if c.state == "running"}
     rows = [[("* " if r.id == facts.current else "  ") + r.id,
-             "live" if r.live else "staged (never live)"] for r in reversed(facts.releases)]
+             ("live" if r.live else "staged (never live)")
+             + (", its containers run" if r.id in running and r.id != facts.current else "")]
+            for r in reversed(facts.releases)]
     ui.console.print(ui.table("releases (* = current)", ["release", "state"],
                               rows or [["none", ""]]))
 
 
-def show_lock(facts: Facts) -> None:
-    """The lock's holder and the last audit entry."""
-    holder = lock.describe(facts.holder) if facts.lock == "held" else "free"
-    ui.console.print(f"lock: {holder}")
+def show_lock(cfg: Config, facts: Facts) -> None:
+    """The lock's holder (and whether its run lives) and the last audit entry."""
+    ui.console.print(f"lock: {lock_line(cfg, facts)}")
     ui.console.print(f"last: {audit.summary(facts.last_audit)}")
+
+
+def maintenance_line(facts: Facts) -> str | None:
+    """The status line for the page on a host; None when there is none."""
+    page = facts.maintenance
+    if page is None:
+        return None
+    if page.manual and page.up:
+        message = page.label("message")
+        return (f"ON since {page.label('since') or '?'} by {page.label('by') or '?'}"
+                f" ({page.health}{f', says: {message}' if message else ''}): every request "
+                "gets the maintenance page; `inv maintenance.off` ends it")
+    if page.up:
+        return (f"a maintenance page from db.cutover or backup.restore is up ({page.health}); "
+                "it takes the traffic only while no web container is healthy")
+    return f"a stopped maintenance page container is left ({page.state})"
 
 
 def _health(facts: Facts, cid: str, health: str) -> str:
@@ -125,3 +157,19 @@ def watcher_line(cfg: Config, facts: Facts) -> str:
         w.supervisor, "nothing restarts it after a reboot")
     return (f"watching ({boot}): restarts a web container {hc.restart_after}s after it turns "
             f"unhealthy, at most {hc.max_restarts} times in {hc.restart_window}s")
+
+
+def lock_state(facts: Facts) -> str:
+    """`free`, `held` or `stale` (held by a run that died)."""
+    if facts.lock != "held":
+        return facts.lock
+    return "stale" if facts.liveness is not None and facts.liveness.stale else "held"
+
+
+def lock_line(cfg: Config, facts: Facts) -> str:
+    """Who holds the lock and whether that run lives (how long since its last heartbeat)."""
+    if facts.lock != "held":
+        return facts.lock
+    life = facts.liveness.describe(cfg.deploy.lock_stale_after) if facts.liveness else ""
+    state = lock_state(facts)
+    return f"{state}: {lock.describe(facts.holder)}" + (f"; {life}" if life else "")

@@ -9,8 +9,9 @@ rounds then, it fails too.
 
 Without a public URL (Traefik disabled and no `deploy.smoke.urls`, as in `local`), the same
 rounds run on the host (`scripts/smoke.sh`, one round trip) against each web container at
-its address on the Docker network; on a swarm (tasks on an overlay the host is not on) the
-test is skipped then.
+its address on the Docker network; so do they while the site is in maintenance (`direct`),
+where every public URL answers the page. On a swarm (tasks on an overlay the host is not on)
+the host test is skipped.
 """
 
 from __future__ import annotations
@@ -95,11 +96,11 @@ def parse_host(output: str) -> Result:
 def run(cfg: Config, *, transport: Transport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
-        client: httpx.Client | None = None) -> Result:
+        client: httpx.Client | None = None, direct: bool = False) -> Result:
     """Run the smoke test; `sleep`, `clock` and `client` are seams for tests. Without a
-    public URL, on the host through `transport` (skipped when there is none)."""
+    public URL, or `direct`, on the host through `transport` (skipped when there is none)."""
     smoke = cfg.deploy.smoke
-    found = targets(cfg)
+    found = () if direct else targets(cfg)
     if not found and transport is not None and cfg.deploy.engine != "swarm":
         return parse_host(transport.probe(host_step(cfg)).stdout)
     if not found:

@@ -43,9 +43,11 @@ def _user(run: HostRun) -> str:
 
 def gather(cfg: Config, runs: Sequence[HostRun], *, take_lock: bool,
            holder: Holder | None = None, lock_wait: float = 0.0,
-           image_refs: Sequence[str] = (), check: bool = True) -> None:
+           image_refs: Sequence[str] = (), check: bool = True, take_over: bool = False) -> None:
     """The control manager's and the swarm's facts in one command (taking the lock when
-    `take_lock`); then one error when it cannot go ahead."""
+    `take_lock`); then one error when it cannot go ahead. The swarm's lock has no heartbeat
+    yet, so a stale one is never taken over here (`take_over` has no effect;
+    `inv lock.release` frees it)."""
     for run in runs:
         assert isinstance(run, SwarmRun)
         step = swarm_facts.gather_step(
@@ -117,7 +119,7 @@ def explain(cfg: Config, run: HostRun, action: Action, result: Result) -> str:
            f"{execute._tail(result)}"
 
 
-def _back_plan(cfg: Config, run: HostRun, back_to: str) -> HostPlan:
+def _back_plan(cfg: Config, run: HostRun, back_to: str, token: str) -> HostPlan:
     """After a failed smoke test: deploy the previous release's stack again."""
     assert run.plan is not None
     step = stack_step(cfg, back_to, None, title=f"stack deploy of {back_to} again")
@@ -160,7 +162,7 @@ def deploy(cfg: Config, opts: DeployOptions) -> Report:
         assert isinstance(run, SwarmRun) and run.facts is not None and run.swarm is not None
         rid = release.new_id(now, cfg.app.tag, run.facts.release_ids)
         return plan_deploy(cfg, run.facts, run.swarm, files, run.host, Options(
-            release_id=rid, skip_migrations=opts.skip_migrations))
+            release_id=rid, token=holder.token, skip_migrations=opts.skip_migrations))
 
     return execute._run(cfg, "deploy", holder, _runs(cfg), planner, yes=opts.yes,
                         dry_run=opts.dry_run, lock_wait=opts.lock_wait, image_refs=(),
@@ -194,7 +196,7 @@ def plans(cfg: Config, *, skip_migrations: bool = False) -> list[tuple[HostRun, 
             swarm_facts.require_ready(run.facts, run.swarm, cfg, run.host, _user(run))
             rid = release.new_id(datetime.now(UTC), cfg.app.tag, run.facts.release_ids)
             out.append((run, plan_deploy(cfg, run.facts, run.swarm, files, run.host, Options(
-                release_id=rid, skip_migrations=skip_migrations))))
+                release_id=rid, token="", skip_migrations=skip_migrations))))
         return out
     finally:
         for run in runs:

@@ -150,12 +150,26 @@ def _join(cfg: Config, manager: HostSetup, item: HostSetup, tokens: dict[str, Se
     return (m.get("joined") or [""])[-1]
 
 
-def setup(cfg: Config) -> list[HostSetup]:
+def _install(cfg: Config, items: list[HostSetup]) -> None:
+    """`setup --install` on every node first: Docker Engine (which holds Swarm) and Compose
+    from the distribution's packages, as on a single host (`fabfile.install`)."""
+    from fabfile.install import run as installer
+
+    with ui.console.status("installing Docker"):
+        done = on_all([i.transport for i in items], lambda t: installer.install(cfg, t))
+    for item, changed in zip(items, done, strict=True):
+        item.transport.close()
+        ui.ok(f"{item.label}: " + (", ".join(changed) or "Docker already installed"))
+
+
+def setup(cfg: Config, install: bool = False) -> list[HostSetup]:
     first = control(cfg)
     hosts = [first, *(h for h in cfg.hosts if h != first)]
     items = [HostSetup(h, connect(h)) for h in hosts]
     manager = items[0]
     try:
+        if install:
+            _install(cfg, items)
         by_transport = {id(i.transport): i for i in items}
         with ui.console.status("looking at the hosts"):
             found = on_all([i.transport for i in items],

@@ -41,5 +41,5 @@ def show_status(cfg: Config, host: str, facts: Facts, swarm: SwarmFacts) -> None
     console.print(ui.table("tasks (desired: running)", ["task", "node", "state", "image",
                                                         "error"],
                            tasks or [["none", "", "", "", ""]]))
-    show_releases(facts)
-    show_lock(facts)
+    show_releases(cfg, facts)
+    show_lock(cfg, facts)

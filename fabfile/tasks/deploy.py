@@ -44,27 +44,32 @@ def _clean(text: str) -> str:
     return redact(_ESCAPES.sub("", text))
 
 
-def _lock_wait(value: int) -> float:
+def lock_wait_seconds(value: int) -> float:
     if value < 0:
         raise UserError("--lock-wait: expected a number of seconds, 0 or more")
     return float(value)
 
 
-@task(help={"env": ENV_HELP})
+@task(help={
+    "env": ENV_HELP,
+    "install": "first install Docker Engine and the Compose v2 plugin from the host's "
+               "distribution packages (Debian, Ubuntu; as root or with passwordless sudo) and "
+               "add the SSH user to the docker group",
+})
 @friendly
-def setup(c: Context, env: str) -> None:
-    """Prepare hosts: Docker, dirs, network, the watcher."""
+def setup(c: Context, env: str, install: bool = False) -> None:
+    """Prepare hosts: Docker (or --install it), dirs, network, the watcher."""
     from fabfile.config import load_config
 
-    cfg = load_config(env)
+    cfg = load_config(env, placeholder_secrets=True)
     if cfg.deploy.engine == "swarm":
         from fabfile.swarm import setup as swarm_setup
 
-        swarm_setup.setup(cfg)
+        swarm_setup.setup(load_config(env), install=install)
         return
     from fabfile.deploy import bootstrap
 
-    bootstrap.setup(cfg)
+    bootstrap.setup(cfg, install=install)
 
 
 @task(help={
@@ -74,17 +79,21 @@ def setup(c: Context, env: str) -> None:
     "dry_run": "print the plan and change nothing (no lock, no upload)",
     "lock_wait": LOCK_WAIT_HELP,
     "skip_migrations": "do not run app.migrate_command before rolling the web service",
+    "during_maintenance": "deploy while `inv maintenance.on` holds the site behind its page "
+                          "(it stays there; the smoke test asks the containers directly)",
 })
 @friendly
 def deploy(c: Context, env: str, version: str = "", yes: bool = False, dry_run: bool = False,
-           lock_wait: int = 0, skip_migrations: bool = False) -> None:
+           lock_wait: int = 0, skip_migrations: bool = False,
+           during_maintenance: bool = False) -> None:
     """Deploy a version with zero downtime (or roll back)."""
     from fabfile.config import load_config
     from fabfile.deploy import execute
 
     cfg = with_version(load_config(env), version)
-    opts = execute.DeployOptions(version=version or None, yes=yes, dry_run=dry_run,
-                                 lock_wait=_lock_wait(lock_wait), skip_migrations=skip_migrations)
+    opts = execute.DeployOptions(
+        version=version or None, yes=yes, dry_run=dry_run, lock_wait=lock_wait_seconds(lock_wait),
+        skip_migrations=skip_migrations, during_maintenance=during_maintenance)
     if cfg.deploy.engine == "swarm":
         from fabfile.swarm import execute as swarm_execute
 
@@ -107,9 +116,8 @@ def plan(c: Context, env: str, version: str = "", json: bool = False,
     from fabfile.config import load_config
     from fabfile.config.secrets import redact
     from fabfile.deploy import execute, release
-    from fabfile.deploy.lock import describe
     from fabfile.deploy.plan import Options, as_data, images, plan_deploy
-    from fabfile.deploy.show import show_plan
+    from fabfile.deploy.show import lock_line, show_plan
     from fabfile.remote import connect
     from fabfile.render import render_release
 
@@ -132,7 +140,7 @@ def plan(c: Context, env: str, version: str = "", json: bool = False,
                 assert run.facts is not None
                 rid = release.new_id(now, cfg.app.tag, run.facts.release_ids)
                 plans.append((run, plan_deploy(cfg, run.facts, files, run.host, Options(
-                    release_id=rid, skip_migrations=skip_migrations))))
+                    release_id=rid, token="", skip_migrations=skip_migrations))))
         finally:
             for run in runs:
                 run.transport.close()
@@ -143,7 +151,7 @@ def plan(c: Context, env: str, version: str = "", json: bool = False,
     for run, p in plans:
         show(p, run.facts, cfg, diffs=True)
         if run.facts is not None and run.facts.lock == "held":
-            ui.warn(f"{run.host} is locked by {describe(run.facts.holder)}")
+            ui.warn(f"{run.host}: lock {lock_line(cfg, run.facts)}")
 
 
 @task(help={
@@ -165,10 +173,10 @@ def rollback(c: Context, env: str, to: str = "", yes: bool = False, dry_run: boo
         from fabfile.swarm import execute as swarm_execute
 
         swarm_execute.rollback(cfg, to=to or None, yes=yes, dry_run=dry_run,
-                               lock_wait=_lock_wait(lock_wait))
+                               lock_wait=lock_wait_seconds(lock_wait))
         return
     execute.rollback(cfg, to=to or None, yes=yes, dry_run=dry_run,
-                     lock_wait=_lock_wait(lock_wait))
+                     lock_wait=lock_wait_seconds(lock_wait))
 
 
 @task(help={"env": ENV_HELP, "json": "print the hosts' facts as JSON"})

@@ -17,10 +17,11 @@ from fabfile.tasks.config import ENV_HELP
 @task(help={"env": ENV_HELP})
 @friendly
 def status(c: Context, env: str) -> None:
-    """Show who holds each host's deploy lock, if anyone."""
+    """Show who holds each host's deploy lock, and whether that run is alive."""
     from fabfile import ui
     from fabfile.config import load_config
     from fabfile.deploy import execute, lock
+    from fabfile.deploy.show import lock_state
 
     cfg = load_config(env)
     runs = execute.read_facts(cfg)
@@ -28,10 +29,19 @@ def status(c: Context, env: str) -> None:
     for run in runs:
         run.transport.close()
         assert run.facts is not None
-        state = run.facts.lock
-        holder = lock.describe(run.facts.holder) if state == "held" else ""
-        rows.append([run.host, state, holder])
-    ui.console.print(ui.table(f"deploy locks of {env}", ["host", "lock", "holder"], rows))
+        held = run.facts.lock == "held"
+        life = run.facts.liveness
+        rows.append([run.host, lock_state(run.facts),
+                     life.describe(cfg.deploy.lock_stale_after) if held and life else "",
+                     lock.describe(run.facts.holder) if held else ""])
+    ui.console.print(ui.table(f"deploy locks of {env}", ["host", "lock", "heartbeat", "holder"],
+                              rows))
+    if any(lock_state(r.facts) == "stale" for r in runs if r.facts):
+        ui.console.print(f"stale: its run died (no heartbeat for over "
+                         f"{cfg.deploy.lock_stale_after}s, no phase running). `inv deploy "
+                         f"--env={env} --lock-wait=SECONDS` takes over a deploy's or a "
+                         f"rollback's stale lock by itself; `inv lock.release --env={env} "
+                         "--yes` removes any")
 
 
 @task(help={
@@ -57,8 +67,10 @@ def release(c: Context, env: str, yes: bool = False, host: str = "") -> None:
                 ui.ok(f"{run.host}: not locked")
                 continue
             who = lock.describe(run.facts.holder)
-            if not ui.confirm(f"{run.host} is locked by {who}. Release it? Only do so when "
-                              "that run is dead", assume_yes=yes):
+            life = run.facts.liveness
+            state = f" ({life.describe(cfg.deploy.lock_stale_after)})" if life else ""
+            if not ui.confirm(f"{run.host} is locked by {who}{state}. Release it? Only do so "
+                              "when that run is dead", assume_yes=yes):
                 raise UserError(f"{run.host}: lock left in place (pass --yes to release it "
                                 "without a terminal)")
             line = audit.record(action="lock.release", result="released", env=env,

@@ -91,6 +91,12 @@ def test_bool_is_not_a_number(tmp_path: Path) -> None:
     assert "app.replicas: expected a whole number, got True" in msg
 
 
+def test_lock_stale_after_leaves_room_for_a_few_heartbeats(tmp_path: Path) -> None:
+    msg = expect_error(tmp_path, {"prod": {"deploy": {"lock_stale_after": 2}}})
+    assert "deploy.lock_stale_after: expected a whole number of seconds, 3 or more" in msg
+    assert load("prod").deploy.lock_stale_after == 60 and load("prod").deploy.heartbeat == 5
+
+
 def test_missing_secret(tmp_path: Path) -> None:
     root = env_tree(tmp_path)
     secrets = {k: v for k, v in DUMMY_SECRETS.items() if k != "PROD_DATABASE_URL"}

@@ -9,7 +9,8 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,6 +146,13 @@ class Stack:
     def locked(self) -> bool:
         return (self.app_dir / "lock").exists()
 
+    def phase(self) -> str | None:
+        """The name of the deploy phase running on the host now, if any."""
+        try:
+            return (self.app_dir / "lock" / "phase.pid").read_text().split()[1]
+        except (OSError, IndexError):
+            return None
+
     def cleanup(self) -> None:
         stop_watcher(self.app_dir)
         ids = docker("ps", "-aq", "--filter",
@@ -155,6 +163,16 @@ class Stack:
         docker("network", "rm", f"{self.project}_backend", check=False)
         docker("volume", "rm", f"{self.project}_pgdata", check=False)
         shutil.rmtree(self.root / "host", ignore_errors=True)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str,
+             every: float = 0.1) -> None:
+    """Poll `predicate` every `every` seconds until it holds; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(every)
 
 
 def output(proc: subprocess.CompletedProcess[str]) -> str:

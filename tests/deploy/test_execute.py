@@ -31,7 +31,7 @@ def script_name(step: Step) -> str:
     if shown[:2] != ["sh", "-c"]:
         return shown[0]
     name = shown[2].strip("<>").removesuffix(".sh")
-    return shown[6].strip("<>").removesuffix(".sh") if name == "phase" else name
+    return shown[8].strip("<>").removesuffix(".sh") if name == "phase" else name
 
 
 class Scripted(Transport):
@@ -40,11 +40,13 @@ class Scripted(Transport):
 
     def __init__(self, host: Host, cfg: Config, tmp: Path, calls: list[tuple[str, str, Step]],
                  lock: str = "taken", fail: dict[str, Any] | None = None,
-                 watcher: str | None = "current") -> None:
+                 watcher: str | None = "current",
+                 states: list[dict[str, Any]] | None = None) -> None:
         super().__init__(host)
         self.cfg, self.tmp, self.calls, self.lock = cfg, tmp, calls, lock
         self.watcher = watcher
         self.fail = fail or {}
+        self.states = list(states or [])
 
     def _exec(self, step: Step, on_line: Any = None) -> Result:
         name = script_name(step)
@@ -55,8 +57,8 @@ class Scripted(Transport):
         if isinstance(failure, Result):
             return Result(step, failure.exit_code, failure.stdout, failure.stderr)
         out = {
-            "facts": lambda: report(self.cfg, {
-                "lock": self.lock if step.argv[7] == "take" else "free",
+            "facts": lambda: report(self.cfg, self.states.pop(0) if self.states else {
+                "lock": self.lock if step.argv[7].startswith("take") else "free",
                 "current": {"release": V1, "tag": "v1"},
                 "releases": {V1: "live"},
                 "holder": {"who": "bob@ci"} if self.lock == "held" else None,
@@ -68,7 +70,8 @@ class Scripted(Transport):
             "roll_up": lambda: "@new n1 n2\n@healthy 1.50\n",
             "roll_drain": lambda: "@unhealthy 2.0\n@stopping 5.0\n@stopped 5.3\n",
             "smoke": lambda: "@round ok\n@smoke ok 1 1 0.1\n",
-            "finish": lambda: "@switched x\n@unlocked\n",
+            "finish": lambda: "@switched x\n" + ("@kept\n" if step.argv[10] == "keep"
+                                                  else "@unlocked\n"),
             "heal": lambda: "@supervisor cron\n@started 4242\n",
         }[name]()
         return Result(step, 0, out, "")
@@ -164,8 +167,8 @@ def test_a_failing_host_stops_the_run_and_every_lock_is_released(
     assert first["result"] == "failed" and "never turned healthy" in first["message"]
     assert second["result"] == "cancelled"
     finish = next(s for h, n, s in calls if h == "203.0.113.1" and n == "finish")
-    clean, *prune = finish.argv[9:]
-    assert clean == "", "images are cleaned only after a successful deploy"
+    clean, keep, *prune = finish.argv[9:]
+    assert clean == "" and keep == "", "images are cleaned only after a successful deploy"
     assert len(prune) == 1 and prune[0].endswith("-v2")
     assert sent[0][0] == "failure"
     assert "203.0.113.2:22: cancelled: nothing changed here: the run stopped (v2" in sent[0][1]
@@ -200,3 +203,27 @@ def test_an_interrupt_mid_phase_stops_it_and_releases_the_lock(
     assert int(finish.argv[6]) > 0, "finish must wait for the interrupted phase"
     assert audit_of(calls, "203.0.113.1")["result"] == "interrupted"
     assert audit_of(calls, "203.0.113.2")["result"] == "cancelled"
+
+
+def test_a_dead_runs_release_that_serves_is_finished_not_rolled_again(
+        cfg: Config, hosts: Any, sent: list[tuple[str, str]]) -> None:
+    """The first host's last deploy of v2 died after its drain: its release serves, `current`
+    still names v1. This deploy of v2 smoke-tests it, switches `current` (keeping the lock),
+    reads the host again and finds nothing to change. The other host deploys as usual."""
+    v2 = "20240102T000000Z-v2"
+    serving = [{"id": f"b{i}", "tag": "v2", "release": v2} for i in (1, 2)]
+    dead = {"lock": "taken-over", "current": {"release": V1, "tag": "v1"},
+            "releases": {V1: "live", v2: "staged"}, "containers": serving}
+    after = {**dead, "lock": "taken", "current": {"release": v2, "tag": "v2"},
+             "releases": {V1: "live", v2: "live"}}
+    calls = hosts(**{"203_0_113_1": {"states": [dead, after]}})
+    assert execute.deploy(cfg, execute.DeployOptions(yes=True, lock_wait=60)).ok
+    assert steps_of(calls, "203.0.113.1") == ["facts", "smoke", "finish", "facts", "finish"]
+    assert steps_of(calls, "203.0.113.2")[-2:] == ["smoke", "finish"]
+    first, last = [s for h, n, s in calls if h == "203.0.113.1" and n == "finish"]
+    assert first.argv[7] == v2 and first.argv[10] == "keep", "switch, keeping the lock"
+    assert json.loads(first.argv[8])["action"] == "recover"
+    assert (last.argv[7], last.argv[10]) == ("", "")
+    assert json.loads(last.argv[8])["result"] == "no-change"
+    facts_steps = [s for _, n, s in calls if n == "facts"]
+    assert [s.argv[7] for s in facts_steps] == ["take-over", "take-over", "take"]

@@ -48,7 +48,9 @@ def test_only_pulled_images_no_release_needs_are_removed(repo: str, tmp_path: Pa
     (app_dir / "cache" / "pulled").write_text(
         "".join(f"{repo}:{t}\n" for t in "abc") + "other/app:x\n")
     docker("create", "--name", f"{repo.split('/')[1]}-user", f"{repo}:c")
-    step = scripts.step("finish", "finish", str(app_dir), "tok", "0", "", "{}", repo)
+    (app_dir / "lock").mkdir()
+    (app_dir / "lock" / "token.tok").touch()
+    step = scripts.step("finish", "finish", str(app_dir), "tok", "0", "", "{}", repo, "keep")
     result = LocalTransport(Host(address="localhost", transport="local")).run(step)
     assert "image-removed" not in rollout.markers(result.stdout)
     assert present(repo) == {"a", "b", "c", "d"}, "c is used by a container, d was not pulled"

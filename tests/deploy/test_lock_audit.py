@@ -42,3 +42,27 @@ def test_audit_record_is_one_json_line_without_secrets() -> None:
     data = json.loads(line)
     assert data["result"] == "failed" and data["time"] == "2024-05-01T00:00:00Z"
     assert audit.summary(data).startswith("2024-05-01T00:00:00Z deploy v2 failed by a@b")
+
+
+def test_a_stale_lock_says_its_run_died_and_how_deploy_takes_it_over() -> None:
+    life = lock.Liveness(age=95, stale=True, client="bob@ci pid 7 from 198.51.100.7",
+                         phase="exited roll_up pid 99 on vps1")
+    err = lock.held_error("deploy@vps1:22", "prod", {"who": "bob@ci", "command": "deploy",
+                                                     "version": "v9", "pid": 7}, 0, life, 60)
+    assert err.code == 75
+    assert "a run that died: no heartbeat for 95s (deploy.lock_stale_after: 60s)" in err.message
+    assert "`inv deploy --env=prod --lock-wait=SECONDS` takes such a lock over" in err.message
+    assert life.describe(60) == ("no heartbeat for 95s (over 60s), no phase running (client "
+                                 "bob@ci pid 7 from 198.51.100.7; phase exited roll_up pid 99 "
+                                 "on vps1)")
+    assert lock.Liveness(age=2).describe(60) == "last heartbeat 2s ago"
+
+
+def test_what_a_takeover_says() -> None:
+    took = lock.TakenOver({"who": "bob@ci", "when": "T", "command": "deploy", "version": "v9",
+                           "pid": 7}, 75)
+    assert took.describe() == ("took over the stale lock of bob@ci since T (deploy of v9, pid 7)"
+                               ": no heartbeat for 75s, no phase running")
+    assert (took.command, took.version) == ("deploy", "v9")
+    assert lock.recoverable(None) and lock.recoverable({"command": "rollback"})
+    assert not lock.recoverable({"command": "cutover"})

@@ -18,6 +18,7 @@ from tests.deploy.factgen import HERE, config, report
 
 CASES = sorted(p.stem for p in (HERE / "cases").glob("*.yaml"))
 RELEASE_ID = "20240601T120000Z-new"
+TOKEN = "run-token"
 
 
 def plan_for(name: str, tmp: Path) -> dict[str, Any]:
@@ -29,9 +30,9 @@ def plan_for(name: str, tmp: Path) -> dict[str, Any]:
     found = facts.parse(report(cfg, case["host"], tmp))
     if "rollback" in case:
         target = release.resolve(found, case["rollback"])
-        plan = plan_rollback(cfg, found, target, "host1")
+        plan = plan_rollback(cfg, found, target, "host1", token=TOKEN)
     else:
-        opts = Options(release_id=RELEASE_ID, **(case.get("options") or {}))
+        opts = Options(release_id=RELEASE_ID, token=TOKEN, **(case.get("options") or {}))
         plan = plan_deploy(cfg, found, render_release(cfg), "host1", opts)
     return {"description": case["description"], **as_data(plan)}
 

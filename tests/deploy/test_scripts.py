@@ -65,8 +65,10 @@ def test_lock_wait_gets_the_lock_when_it_is_released(app_dir: Path) -> None:
     assert take_lock(app_dir, wait=10, token="next").lock == "taken"
 
 
-def finish(app_dir: Path, *args: str, token: str = TOKEN, wait: str = "0") -> dict[str, list[str]]:
-    step = scripts.step("finish", "finish", str(app_dir), token, wait, *args)
+def finish(app_dir: Path, switch: str = "", audit: str = "{}", *prune: str, keep: str = "",
+           token: str = TOKEN, wait: str = "0") -> dict[str, list[str]]:
+    step = scripts.step("finish", "finish", str(app_dir), token, wait, switch, audit, "", keep,
+                        *prune)
     return rollout.markers(local().probe(step).stdout)
 
 
@@ -75,7 +77,7 @@ def test_finish_switches_prunes_audits_and_unlocks(app_dir: Path) -> None:
         (app_dir / "releases" / rid).mkdir()
     (app_dir / "releases" / ".incoming-r4").mkdir()
     take_lock(app_dir)
-    m = finish(app_dir, "r3", '{"result": "success"}', "", "r1")
+    m = finish(app_dir, "r3", '{"result": "success"}', "r1")
     assert m.keys() >= {"switched", "pruned", "unlocked"}
     assert os.readlink(app_dir / "current") == "releases/r3"
     assert (app_dir / "releases" / "r3" / ".live").exists()
@@ -88,31 +90,41 @@ def test_finish_never_prunes_current_nor_takes_anothers_lock(app_dir: Path) -> N
     (app_dir / "releases" / "r1").mkdir()
     os.symlink("releases/r1", app_dir / "current")
     take_lock(app_dir, token="someone-else")
-    m = finish(app_dir, "", "{}", "", "r1", "../..")
+    (app_dir / "releases" / "r2").mkdir()
+    m = finish(app_dir, "", "{}", "r1", "../..")
     assert "lock-not-ours" in m and (app_dir / "lock").exists()
     assert (app_dir / "releases" / "r1").exists()
+    m = finish(app_dir, "r2", "{}", "r1")
+    assert "lock-not-ours" in m and "switched" not in m, "a run that lost its lock switches nothing"
+    assert os.readlink(app_dir / "current") == "releases/r1"
+    assert (app_dir / "audit.log").read_text() == "{}\n{}\n", "but its audit line is kept"
 
 
 def test_an_orphaned_phase_is_stopped_before_the_lock_goes(app_dir: Path) -> None:
     take_lock(app_dir)
     body = ('trap \'echo "@interrupted"; exit 130\' TERM\n'
             'echo "@started"; sleep 30 & wait $!\n')
-    step = scripts.script("test phase", scripts.body("phase"), str(app_dir / "lock"), "slow",
-                          body)
+    step = scripts.script("test phase", scripts.body("phase"), str(app_dir / "lock"), TOKEN, "1",
+                          "slow", body)
     runner = threading.Thread(target=lambda: local().probe(step), daemon=True)
     runner.start()
     deadline = time.monotonic() + 5
     while not (app_dir / "lock" / "phase.pid").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    m = finish(app_dir, "", "{}", "", wait="10")
+    m = finish(app_dir, wait="10")
     assert m["aborting"] == ["slow"] and "unlocked" in m
     assert any("@interrupted" in line for line in m.get("phase-log", []))
 
 
 def test_a_phase_refuses_to_start_without_the_lock(app_dir: Path) -> None:
-    step = scripts.phase("p", str(app_dir / "lock"), "migrate", "x", "web", "true")
+    lock = scripts.PhaseLock(str(app_dir / "lock"), TOKEN, 1)
+    step = scripts.phase("p", lock, "migrate", "x", "web", "true")
     result = local().probe(step)
     assert result.exit_code == 75 and "@error lock-lost" in result.stdout
+    take_lock(app_dir, token="another-run")
+    result = local().probe(step)
+    assert result.exit_code == 75 and "@error lock-lost" in result.stdout, \
+        "nor under a lock another run took over"
 
 
 def test_lock_release_script_refuses_while_a_phase_runs(app_dir: Path) -> None:

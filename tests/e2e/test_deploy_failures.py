@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.stack import APP, Stack, output
+from tests.deploy.stack import APP, Stack, output, wait_for
 from tests.support.net import free_port
 from tests.support.sshd import write_wrong_known_hosts
 
@@ -128,21 +128,6 @@ def test_a_failed_smoke_test_rolls_back_by_itself(live: Stack) -> None:
     assert (last["result"], last["version"]) == ("rolled-back", "v2")
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
-def phase_running(stack: Stack, name: str) -> bool:
-    try:
-        return (stack.app_dir / "lock" / "phase.pid").read_text().split()[1] == name
-    except (OSError, IndexError):
-        return False
-
-
 @pytest.mark.parametrize(("sig", "phase"), [(signal.SIGTERM, "roll_up"),
                                             (signal.SIGINT, "roll_drain")],
                          ids=["sigterm-starting-new", "ctrl-c-draining-old"])
@@ -154,7 +139,7 @@ def test_interrupted_mid_rollout_releases_the_lock_and_the_next_deploy_converges
     current = live.current()
     proc = live.popen("deploy", "--yes", "--version=slow", "--skip-migrations", env=env)
     try:
-        wait_for(lambda: phase_running(live, phase), 60, f"the {phase} phase")
+        wait_for(lambda: live.phase() == phase, 60, f"the {phase} phase")
         time.sleep(1.0)
         proc.send_signal(sig)
         out, _ = proc.communicate(timeout=120)

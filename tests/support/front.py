@@ -38,8 +38,9 @@ The rules modelled, each as Traefik applies them:
   written, a failure is final. A refused or broken upstream
   connection answers 502, an upstream timeout 504 (a connection to the IP of a container
   that has exited hangs until `connect_timeout`, Traefik's 30 s `dialTimeout`), a Host no
-  router matches 404 (`404 page not found`). Among routers matching a Host the longest rule
-  wins (Traefik's default priority is the rule's length).
+  router matches 404 (`404 page not found`). Among routers matching a Host the highest
+  priority wins: `traefik.http.routers.<r>.priority` when set (and not 0), else the rule's
+  length, Traefik's default.
 
 Where it differs from Traefik:
 
@@ -168,6 +169,12 @@ class Router:
     rule: str
     hosts: frozenset[str]
     service: str
+    priority: int = 0
+
+    @property
+    def rank(self) -> int:
+        """Traefik's priority: the label's value, or the rule's length when unset or 0."""
+        return self.priority or len(self.rule)
 
 
 @dataclass(frozen=True)
@@ -179,11 +186,11 @@ class RoutingTable:
     errors: tuple[str, ...] = ()
 
     def match(self, host: str) -> Router | None:
-        """The router for `host`: among those whose rule matches, the longest rule."""
+        """The router for `host`: among those whose rule matches, the highest priority."""
         candidates = [r for r in self.routers if host in r.hosts]
         if not candidates:
             return None
-        return max(candidates, key=lambda r: (len(r.rule), r.name))
+        return max(candidates, key=lambda r: (r.rank, r.name))
 
     def servers_for(self, host: str) -> tuple[Server, ...]:
         """The servers a request for `host` is balanced over (empty when none or no router)."""
@@ -274,7 +281,9 @@ def _container_config(
         except RuleError as exc:
             errors.append(f"{name}: router {router!r}: {exc}")
             continue
-        routers[router] = Router(router, rule, hosts, target)
+        priority = options.get("priority", "").strip()
+        routers[router] = Router(router, rule, hosts, target,
+                                 int(priority) if priority.isdigit() else 0)
     return _ContainerConfig(routers, services)
 
 

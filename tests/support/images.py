@@ -163,6 +163,27 @@ def import_app_image(tag: str, env: Mapping[str, str], rootfs: Path | None = Non
     return tag
 
 
+def pinned_app_image(variant: str) -> str:
+    """The fake app's `variant` as this tree builds it, under a tag named by its digest
+    (`shipyard-test/app:maintenance-<12 hex>`): unlike the plain tag, which a test session
+    of another checkout may re-import from its own `testbed/app` at any time, it cannot
+    change under a running test. Tagged by image id from the plain tag when that matches,
+    else imported."""
+    env = APP_VARIANTS[variant]
+    wanted = _app_digest(_app_base_digest(), env)
+    tag = f"{APP_REPO}:{variant}-{wanted[:12]}"
+    if image_labels(tag).get(tag) == wanted:
+        return tag
+    found = docker("image", "inspect", "--format",
+                   f'{{{{.Id}}}} {{{{index .Config.Labels "{HASH_LABEL}"}}}}',
+                   f"{APP_REPO}:{variant}", check=False).split()
+    if len(found) == 2 and found[1] == wanted:
+        docker("tag", found[0], tag)
+    else:
+        import_app_image(tag, env)
+    return tag
+
+
 def _ensure_app_images(current: Mapping[str, str]) -> list[str]:
     base = _app_base_digest()
     stale = {
@@ -198,6 +219,12 @@ def postgres_rootfs_tarball() -> Path:
     """The cached bookworm + PostgreSQL 15 rootfs tarball; debootstraps it when missing."""
     return _rootfs_tarball(TESTBED_DIR / "postgres" / "build-rootfs.sh", "postgres15",
                            _postgres_rootfs_key())
+
+
+def vps_rootfs_tarball() -> Path:
+    """The cached fresh Debian 13 VPS rootfs (`testbed/vps/`): sshd and sudo, no Docker."""
+    script = TESTBED_DIR / "vps" / "build-rootfs.sh"
+    return _rootfs_tarball(script, "vps-trixie", _files_digest(script)[:16])
 
 
 def _ensure_postgres_image(current: Mapping[str, str]) -> list[str]:

@@ -55,7 +55,7 @@ def kinds(plan: object) -> list[str]:
 def test_first_deploy_uploads_creates_secrets_migrates_then_deploys(cfg: Config) -> None:
     plan = plan_deploy(cfg, Facts(docker="20.10.24", app_dir=True, lock="taken", network=True),
                        SwarmFacts(state="active", manager=True), render_release(cfg), "m",
-                       Options(release_id=RID))
+                       Options(release_id=RID, token=""))
     assert kinds(plan) == ["upload", "secrets", "migrate", "stack"]
     assert plan.reasons == ("no web service yet: first deploy",)
     step = plan.actions[1].step
@@ -73,19 +73,19 @@ def test_first_deploy_uploads_creates_secrets_migrates_then_deploys(cfg: Config)
 
 def test_nothing_changed_is_no_step(cfg: Config) -> None:
     plan = plan_deploy(cfg, deployed(cfg), running(cfg), render_release(cfg), "m",
-                       Options(release_id=RID))
+                       Options(release_id=RID, token=""))
     assert plan.noop and plan.release == OLD and len(plan.old_ids) == 3
 
 
 def test_a_new_version_migrates_and_rolls_and_can_go_back(cfg: Config) -> None:
     facts = deployed(dataclasses.replace(cfg, app=dataclasses.replace(cfg.app, tag="v0")))
     old = running(cfg, image="ghcr.io/acme/roster-api:v0")
-    plan = plan_deploy(cfg, facts, old, render_release(cfg), "m", Options(release_id=RID))
+    plan = plan_deploy(cfg, facts, old, render_release(cfg), "m", Options(release_id=RID, token=""))
     assert kinds(plan) == ["upload", "migrate", "stack"]
     assert plan.reasons[0] == "image ghcr.io/acme/roster-api:v0 -> ghcr.io/acme/roster-api:latest"
     assert plan.actions[2].step.argv[-1] == f"/srv/roster/releases/{OLD}/stack.yml"
     skipped = plan_deploy(cfg, facts, old, render_release(cfg), "m",
-                          Options(release_id=RID, skip_migrations=True))
+                          Options(release_id=RID, token="", skip_migrations=True))
     assert kinds(skipped) == ["upload", "stack"]
 
 
@@ -93,7 +93,7 @@ def test_a_paused_update_or_missing_tasks_redeploy_the_same_release(cfg: Config)
     for swarm, why in ((running(cfg, state="paused"), "the web service's last update is "
                         "paused"), (running(cfg, tasks=2), "2 of 3 web tasks running")):
         plan = plan_deploy(cfg, deployed(cfg), swarm, render_release(cfg), "m",
-                           Options(release_id=RID))
+                           Options(release_id=RID, token=""))
         assert kinds(plan) == ["stack"] and plan.reasons == (why,) and plan.release == OLD
 
 

@@ -24,7 +24,8 @@ WORKFLOWS_DIR = PROJECT_ROOT / ".github" / "workflows"
 WORKFLOWS = sorted(WORKFLOWS_DIR.glob("*.yml"))
 BIN = Path(sys.executable).parent
 SHA_PIN = re.compile(r"^[\w.-]+/[\w.-]+(?:/[\w./-]+)?@[0-9a-f]{40}$")
-OURS = ["ci.yml", "deploy.yml", "deploy-staging.yml", "deploy-production.yml", "monitor.yml"]
+OURS = ["ci.yml", "deploy.yml", "deploy-staging.yml", "deploy-production.yml", "monitor.yml",
+        "exec.yml", "maintenance.yml"]
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -442,3 +443,65 @@ def test_each_monitor_step_gets_only_the_secrets_it_reads(
     assert both_envs("app") == {"SENTRY_DSN"}
     assert given["ssh"] == {"SSH_PRIVATE_KEY", "SSH_KNOWN_HOSTS"}
     assert {k for k, v in given.items() if v} == {"ssh", "certs", "backups", "doctor"}
+
+
+# --- exec.yml and maintenance.yml: the operator's tasks, by hand ----------------------------
+
+BY_HAND = {"exec.yml": "exec", "maintenance.yml": "maintenance"}
+
+
+@pytest.mark.parametrize(("name", "job_id"), BY_HAND.items())
+def test_the_operators_workflows_run_by_hand_with_only_the_ssh_key(
+        workflows: dict[str, dict[str, Any]], name: str, job_id: str) -> None:
+    """Started by hand for staging or prod (prod behind the `production` environment's
+    reviewers); the SSH key is the only secret they need, plus Slack for the page."""
+    workflow = workflows[name]
+    assert set(workflow["on"]) == {"workflow_dispatch"}
+    assert workflow["on"]["workflow_dispatch"]["inputs"]["env"]["options"] == ["staging", "prod"]
+    assert workflow["concurrency"]["cancel-in-progress"] is False
+    job = workflow["jobs"][job_id]
+    assert job["environment"] == {
+        "name": "${{ inputs.env == 'prod' && 'production' || 'staging' }}"}
+    assert job["env"] == {"DEPLOY_ENV": "${{ inputs.env }}"}
+    given = {s.get("id"): secret_env(s) for s in job["steps"]}
+    assert given["ssh"] == {"SSH_PRIVATE_KEY", "SSH_KNOWN_HOSTS"}
+    assert given[job_id] == (both_envs("notifications") if name == "maintenance.yml" else set())
+    assert job["steps"][-1]["if"] == "always()"
+    assert "rm -f ~/.ssh/roster_deploy" in job["steps"][-1]["run"]
+
+
+def test_the_operators_workflows_call_exec_and_maintenance(
+        workflows: dict[str, dict[str, Any]]) -> None:
+    calls = {name: [c.args for c in invcheck.find_calls(workflows[name], name)]
+             for name in BY_HAND}
+    assert calls["exec.yml"] == [("exec", "--env=0", "--", "0")]
+    assert calls["maintenance.yml"] == [("maintenance.off", "--env=0"),
+                                        ("maintenance.on", "--env=0", "--message=0"),
+                                        ("maintenance.on", "--env=0")]
+    inputs = workflows["maintenance.yml"]["on"]["workflow_dispatch"]["inputs"]
+    assert inputs["action"]["options"] == ["on", "off"]
+
+
+def test_the_exec_workflow_splits_the_command_like_a_shell_without_running_it(
+        workflows: dict[str, dict[str, Any]], tmp_path: Path) -> None:
+    """The step's own script, with `inv` replaced by a recorder: quoting kept, nothing in
+    the input is run here ($(...), ;), an empty command refused."""
+    step = next(s for s in workflows["exec.yml"]["jobs"]["exec"]["steps"]
+                if s.get("id") == "exec")
+    recorder = tmp_path / "inv"
+    recorder.write_text('#!/bin/sh\nfor a in "$@"; do printf "<%s>" "$a"; done\n')
+    recorder.chmod(0o755)
+    script = step["run"].replace(".venv/bin/inv", str(recorder))
+
+    def run(command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", "-e", "-c", script], capture_output=True, text=True,
+                              env={"COMMAND": command, "DEPLOY_ENV": "prod",
+                                   "PATH": "/usr/bin:/bin"}, check=False)
+
+    proc = run("""python -m app.admin 'two words' "$(touch pwned)"; rm -rf /""")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == (
+        "<exec><--env=prod><--><python><-m><app.admin><two words><$(touch pwned);><rm><-rf></>")
+    assert not Path("pwned").exists()
+    empty = run("   ")
+    assert empty.returncode == 1 and "the command is empty" in empty.stdout

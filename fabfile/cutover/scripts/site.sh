@@ -2,6 +2,13 @@
 # container; see fabfile/cutover/steps.py), with the rollout's functions (deploy's lib.sh).
 # Usage: site.sh ACTION ARG...
 #   maint-up NAME TIMEOUT SETTLE DOCKER_RUN_ARG...   start the page, wait healthy + SETTLE
+#   maint-on NAME SPEC TIMEOUT SETTLE UNHEALTHY_TIMEOUT DOCKER_RUN_ARG...
+#                                                    an operator's page: keep the one up when
+#                                                    it is healthy and its label
+#                                                    shipyard.maintenance.spec is SPEC; else
+#                                                    start a new one beside it (the old one
+#                                                    renamed), wait healthy + SETTLE, then
+#                                                    drain and remove the old one
 #   drain-web PROJECT SERVICE FILE SETTLE TIMEOUT    drain running web containers, wait
 #                                                    unhealthy + SETTLE
 #   undrain-web PROJECT SERVICE FILE SETTLE TIMEOUT  undo it: wait healthy + SETTLE
@@ -15,6 +22,28 @@
 set -u
 action=$1
 shift
+
+# page_start NAME LIMIT SETTLE DOCKER_RUN_ARG...: run the page, wait until it is healthy,
+# then SETTLE seconds (the proxy routes to it by then). On failure it is removed.
+page_start() {
+  _name=$1 _limit=$2 _settle=$3
+  shift 3
+  if ! _out=$("$@" 2>&1); then
+    printf '%s\n' "$_out" | tail -n 5
+    echo "@error maint-start"
+    return 1
+  fi
+  _id=$(docker inspect -f '{{.Id}}' "$_name")
+  if ! wait_until in "$_limit" "$_id"; then
+    docker logs --tail 10 "$_id" 2>&1 | sed 's/^/@log /'
+    echo "@error maint-unhealthy $(states "$_id" | cut -d' ' -f2-)"
+    docker rm -f "$_id" >/dev/null 2>&1
+    return 1
+  fi
+  sleep "$_settle"
+  echo "@maintenance $_id"
+}
+
 case $action in
   maint-up)
     name=$1 limit=$2 settle=$3
@@ -25,20 +54,26 @@ case $action in
       exit 0
     fi
     docker rm -f "$name" >/dev/null 2>&1
-    if ! out=$("$@" 2>&1); then
-      printf '%s\n' "$out" | tail -n 5
-      echo "@error maint-start"
+    page_start "$name" "$limit" "$settle" "$@" || exit 1 ;;
+  maint-on)
+    name=$1 spec=$2 limit=$3 settle=$4 unhealthy=$5
+    shift 5
+    old=$(docker ps -aq --no-trunc --filter "name=^$name\$")
+    if [ -n "$old" ]; then
+      if [ -n "$(docker ps -q --filter "id=$old" --filter health=healthy \
+          --filter "label=shipyard.maintenance.spec=$spec")" ]; then
+        echo "@kept $old"
+        exit 0
+      fi
+      docker rename "$old" "$name-replaced-$(date +%s)" || { echo "@error maint-rename"; exit 1; }
+    fi
+    if ! page_start "$name" "$limit" "$settle" "$@"; then
+      [ -n "$old" ] && docker rename "$old" "$name"
       exit 1
     fi
-    id=$(docker inspect -f '{{.Id}}' "$name")
-    if ! wait_until in "$limit" "$id"; then
-      docker logs --tail 10 "$id" 2>&1 | sed 's/^/@log /'
-      echo "@error maint-unhealthy $(states "$id" | cut -d' ' -f2-)"
-      docker rm -f "$id" >/dev/null 2>&1
-      exit 1
-    fi
-    sleep "$settle"
-    echo "@maintenance $id" ;;
+    if [ -n "$old" ]; then
+      retire /tmp/maintenance-drain "$settle" 10 "$unhealthy" "$old"
+    fi ;;
   drain-web|undrain-web)
     project=$1 service=$2 file=$3 settle=$4 limit=$5
     ids=$(running $(service_ids "$project" "$service"))

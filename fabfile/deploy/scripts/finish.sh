@@ -5,16 +5,23 @@
 # removes the images of CLEAN_REPO that this app pulled (APP_DIR/cache/pulled) and no
 # release left on the host names (never one a rollback could need; Docker refuses those a
 # container uses), appends AUDIT_LINE to audit.log, and releases the lock if it still holds
-# TOKEN.
-# Usage: finish.sh APP_DIR TOKEN ABORT_WAIT SWITCH_TO AUDIT_LINE CLEAN_REPO [PRUNE_ID...]
+# TOKEN (KEEP=keep holds on to it: the run goes on). A run that no longer holds the lock
+# (taken over as stale, or released by hand) changes nothing but the audit log.
+# Usage: finish.sh APP_DIR TOKEN ABORT_WAIT SWITCH_TO AUDIT_LINE CLEAN_REPO KEEP [PRUNE_ID...]
 set -u
 trap '' TERM INT HUP
-app_dir=$1 token=$2 abort_wait=$3 switch_to=$4 audit=$5 clean_repo=$6
-shift 6
+app_dir=$1 token=$2 abort_wait=$3 switch_to=$4 audit=$5 clean_repo=$6 keep=$7
+shift 7
 lock="$app_dir/lock"
 code=0
 
-if lock_ours "$lock" "$token" && running=$(lock_phase "$lock"); then
+if ! lock_ours "$lock" "$token"; then
+  printf '%s\n' "$audit" >> "$app_dir/audit.log" || code=1
+  if lock_held "$lock"; then echo "@lock-not-ours"; else echo "@lock-gone"; fi
+  exit "$code"
+fi
+
+if running=$(lock_phase "$lock"); then
   pid=${running%% *} name=${running#* }
   echo "@aborting $name"
   kill -TERM "$pid" 2>/dev/null
@@ -72,10 +79,11 @@ fi
 
 printf '%s\n' "$audit" >> "$app_dir/audit.log" || code=1
 
-lock_release "$lock" "$token"
-case $? in
-  0) echo "@unlocked" ;;
-  1) echo "@lock-not-ours" ;;
-  2) echo "@lock-gone" ;;
-esac
+if [ "$keep" = keep ]; then
+  echo "@kept"
+elif lock_release "$lock" "$token"; then
+  echo "@unlocked"
+else
+  code=1
+fi
 exit "$code"

@@ -1,0 +1,1 @@
+"""`inv remove`: take the app off its hosts (`run`, with `scripts/remove.sh` on each host)."""

@@ -122,7 +122,7 @@ def explain(cfg: Config, run: HostRun, action: Action, result: Result) -> str:
 def _back_plan(cfg: Config, run: HostRun, back_to: str, token: str) -> HostPlan:
     """After a failed smoke test: deploy the previous release's stack again."""
     assert run.plan is not None
-    step = stack_step(cfg, back_to, None, title=f"stack deploy of {back_to} again")
+    step = stack_step(cfg, back_to, None, title=f"stack deploy of {back_to} again", token=token)
     return HostPlan(host=run.host, app_dir=cfg.deploy.app_dir, action="rollback",
                     version=release.version_of(back_to), release=back_to,
                     previous=run.plan.release, upload=False, switch=False, image="",
@@ -177,7 +177,7 @@ def rollback(cfg: Config, *, to: str | None, yes: bool, lock_wait: float = 0.0,
     def planner(run: HostRun) -> HostPlan:
         assert isinstance(run, SwarmRun) and run.facts is not None and run.swarm is not None
         target = release.resolve(run.facts, to)
-        return plan_rollback(cfg, run.facts, run.swarm, target, run.host)
+        return plan_rollback(cfg, run.facts, run.swarm, target, run.host, holder.token)
 
     return execute._run(cfg, "rollback", holder, _runs(cfg), planner, yes=yes,
                         dry_run=dry_run, lock_wait=lock_wait, image_refs=(),

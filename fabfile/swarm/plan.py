@@ -68,12 +68,13 @@ def secrets_step(cfg: Config, missing: Sequence[str]) -> Step:
                         "secrets", cfg.project, stdin=lines.encode(), timeout=120)
 
 
-def stack_step(cfg: Config, release: str, previous: str | None, *, title: str) -> Step:
+def stack_step(cfg: Config, release: str, previous: str | None, *, title: str,
+               token: str) -> Step:
     """Deploy `release`'s stack and wait until it converged, then until Traefik's next poll
     (the provider's refresh, its throttle and the margin); put `previous` back on failure."""
     timeout = converge_timeout(cfg)
     back = release_file(cfg, previous, "stack.yml") if previous else ""
-    return scripts.phase(title, rollout.lock_dir(cfg), "stack",
+    return scripts.phase(title, rollout.phase_lock(cfg, token), "stack",
                          release_file(cfg, release, "stack.yml"), cfg.project, cfg.app.name,
                          str(cfg.app.replicas), str(timeout), cfg.deploy.swarm.resolve_image,
                          cfg.deploy.app_dir, f"{drain_seconds(cfg):g}", back,
@@ -123,14 +124,16 @@ def plan_deploy(cfg: Config, facts: Facts, swarm: SwarmFacts, files: Sequence[Re
         actions.append(Action("secrets", secrets_step(cfg, missing)))
     if migrate:
         actions.append(Action("migrate", scripts.phase(
-            f"migrate: {' '.join(cfg.app.migrate_command)} (a swarm job)", rollout.lock_dir(cfg),
+            f"migrate: {' '.join(cfg.app.migrate_command)} (a swarm job)",
+            rollout.phase_lock(cfg, opts.token),
             "migrate", release_file(cfg, release, "migrate.yml"), cfg.project,
             cfg.deploy.swarm.resolve_image, str(MIGRATE_TIMEOUT), timeout=MIGRATE_TIMEOUT + 120)))
     if roll:
         n = cfg.app.replicas
         actions.append(Action("stack", stack_step(
             cfg, release, facts.current if facts.current != release else None,
-            title=f"stack deploy, wait until {n} web task{'s' * (n != 1)} run {cfg.app.tag}")))
+            title=f"stack deploy, wait until {n} web task{'s' * (n != 1)} run {cfg.app.tag}",
+            token=opts.token)))
     tasks = swarm.tasks_of(web.name) if web else ()
     return HostPlan(
         host=host, app_dir=app_dir, action="deploy", version=cfg.app.tag, release=release,
@@ -142,14 +145,15 @@ def plan_deploy(cfg: Config, facts: Facts, swarm: SwarmFacts, files: Sequence[Re
 
 
 def plan_rollback(cfg: Config, facts: Facts, swarm: SwarmFacts, target: str,
-                  host: str) -> HostPlan:
+                  host: str, token: str) -> HostPlan:
     """Deploy release `target` (already on the manager) again, by the same rolling update;
     migrations are not reversed."""
     if target not in facts.release_ids:
         raise UserError(f"release {target} is not on {host}")
     web = swarm.service(web_service(cfg))
     step = stack_step(cfg, target, facts.current if facts.current != target else None,
-                      title=f"stack deploy of {target}, wait until the web tasks run it")
+                      title=f"stack deploy of {target}, wait until the web tasks run it",
+                      token=token)
     return HostPlan(
         host=host, app_dir=cfg.deploy.app_dir, action="rollback", version=version_of(target),
         release=target, previous=facts.current, upload=False, switch=target != facts.current,

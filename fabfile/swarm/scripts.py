@@ -21,11 +21,13 @@ body = SCRIPTS.body
 step = SCRIPTS.step
 
 
-def phase(title: str, lock_dir: str, name: str, *args: str, timeout: float | None = None) -> Step:
+def phase(title: str, lock: deploy_scripts.PhaseLock, name: str, *args: str,
+          timeout: float | None = None) -> Step:
     """A step running `scripts/<name>.sh` detached from the connection (the deploy's
-    `phase.sh`), so a dropped connection or an interrupt cannot stop it halfway."""
-    return script(title, deploy_scripts.body("phase"), lock_dir, name, body(name), *args,
-                  timeout=timeout)
+    `phase.sh`, only while `lock.token` holds the lock, with its heartbeat), so a dropped
+    connection or an interrupt cannot stop it halfway."""
+    return script(title, deploy_scripts.body("phase"), lock.path, lock.token, str(lock.beat),
+                  name, body(name), *args, timeout=timeout)
 
 
 def shown(argv: Sequence[str]) -> list[str]:

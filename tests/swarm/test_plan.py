@@ -63,10 +63,10 @@ def test_first_deploy_uploads_creates_secrets_migrates_then_deploys(cfg: Config)
     assert base64.b64encode(SECRETS["STRIPE_KEY"].encode()) in step.stdin
     assert SECRETS["STRIPE_KEY"] not in " ".join(step.argv)
     data = as_data(plan)
-    assert data["steps"][3]["argv"][:6] == ["sh", "-c", "<phase.sh>", "sh", "/srv/roster/lock",
-                                            "stack"]
-    assert data["steps"][3]["argv"][6] == "<stack.sh>"
-    assert data["steps"][3]["argv"][7:] == [
+    assert data["steps"][3]["argv"][:8] == ["sh", "-c", "<phase.sh>", "sh", "/srv/roster/lock",
+                                            "", "5", "stack"]
+    assert data["steps"][3]["argv"][8] == "<stack.sh>"
+    assert data["steps"][3]["argv"][9:] == [
         f"/srv/roster/releases/{RID}/stack.yml", "roster", "web", "3",
         str(converge_timeout(cfg)), "always", "/srv/roster", "8", ""]
 
@@ -100,7 +100,7 @@ def test_a_paused_update_or_missing_tasks_redeploy_the_same_release(cfg: Config)
 def test_rollback_deploys_the_target_release_again(cfg: Config) -> None:
     facts = deployed(cfg, current=RID)
     facts = Facts(**{**facts.__dict__, "releases": (Release(OLD, True), Release(RID, True))})
-    plan = plan_rollback(cfg, facts, running(cfg), OLD, "m")
+    plan = plan_rollback(cfg, facts, running(cfg), OLD, "m", "")
     assert kinds(plan) == ["stack"] and plan.switch and plan.version == "v0"
     assert plan.actions[0].step.argv[-1] == f"/srv/roster/releases/{RID}/stack.yml"
 

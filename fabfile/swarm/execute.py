@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from fabfile import ui
 from fabfile.config import Config
-from fabfile.deploy import execute, release, rollout
+from fabfile.deploy import execute, lock, release, rollout
 from fabfile.deploy import facts as host_facts
 from fabfile.deploy.execute import DeployOptions, Engine, HostRun, Report
 from fabfile.deploy.facts import Facts
@@ -45,9 +45,9 @@ def gather(cfg: Config, runs: Sequence[HostRun], *, take_lock: bool,
            holder: Holder | None = None, lock_wait: float = 0.0,
            image_refs: Sequence[str] = (), check: bool = True, take_over: bool = False) -> None:
     """The control manager's and the swarm's facts in one command (taking the lock when
-    `take_lock`); then one error when it cannot go ahead. The swarm's lock has no heartbeat
-    yet, so a stale one is never taken over here (`take_over` has no effect;
-    `inv lock.release` frees it)."""
+    `take_lock`); then one error when it cannot go ahead. The swarm's lock
+    is kept alive by the same heartbeat; a stale one is not taken over here (`take_over` has no
+    effect: the swarm has no recovery plan yet; `inv lock.release` frees it)."""
     for run in runs:
         assert isinstance(run, SwarmRun)
         step = swarm_facts.gather_step(
@@ -58,6 +58,8 @@ def gather(cfg: Config, runs: Sequence[HostRun], *, take_lock: bool,
         run.facts = host_facts.parse(result.stdout)
         run.swarm = swarm_facts.parse(result.stdout)
         run.locked = take_lock and run.facts.lock == "taken"
+        if run.locked and holder is not None:
+            lock.keep_alive(run.transport, rollout.lock_dir(cfg), holder, cfg.deploy.heartbeat)
         if not check:
             continue
         swarm_facts.require_ready(run.facts, run.swarm, cfg, run.host, _user(run))

@@ -24,7 +24,6 @@
 # 1 while another holds it, 2 when LOCK's directory cannot be written.
 lock_take() {
   _lock_deadline=$(($(date +%s) + ${4:-0}))
-  _lock_over=0
   while :; do
     if lock_ours "$1" "$3"; then
       return 0
@@ -32,14 +31,12 @@ lock_take() {
     if mkdir "$1" 2>/dev/null; then
       : > "$1/token.$3"
       printf '%s\n' "$2" > "$1/holder.json"
-      return $((_lock_over * 3))
+      return 0
     fi
     [ -w "$(dirname "$1")" ] || return 2
-    if [ -n "${5:-}" ] && lock_take_over "$1" "$5" "${6:-}"; then
-      _lock_over=1
-      continue
+    if [ -n "${5:-}" ] && lock_take_over "$1" "$5" "${6:-}" "$3" "$2"; then
+      return 3
     fi
-    _lock_over=0
     [ "$(date +%s)" -lt "$_lock_deadline" ] || return 1
     sleep 0.5
   done
@@ -153,11 +150,13 @@ lock_token() {
   return 0
 }
 
-# lock_take_over LOCK STALE_AFTER [AUDIT_LINE]: move LOCK aside to LOCK.dead (replacing an
-# older one) when it is stale and recoverable. One run only does it: the one that creates
-# LOCK/takeover while LOCK still has the token it judged stale. AUDIT_LINE, a JSON object,
-# is appended to the audit log beside LOCK with how long the lock was stale and its
-# holder. Returns 1 when it did not take it over.
+# lock_take_over LOCK STALE_AFTER AUDIT_LINE TOKEN HOLDER_JSON: take LOCK over for TOKEN
+# when it is stale and recoverable, in place: its contents move to LOCK.dead (replacing an
+# older one) and TOKEN's take their place, so LOCK never disappears and a run arriving then
+# cannot take it first. One run only does it: the one that creates LOCK/takeover while LOCK
+# still has the token it judged stale. AUDIT_LINE (a JSON object, may be empty) is appended
+# to the audit log beside LOCK with how long the lock was stale and its holder. Returns 1
+# when it did not take it over.
 lock_take_over() {
   _lock_seen=$(lock_token "$1")
   if ! lock_recoverable "$1" || ! lock_stale "$1" "$2"; then
@@ -169,9 +168,15 @@ lock_take_over() {
     rmdir "$1/takeover" 2>/dev/null
     return 1
   fi
-  echo "$_lock_stale_for" > "$1/stale_for"
   rm -rf "$1.dead"
-  mv "$1" "$1.dead" || return 1
+  mkdir "$1.dead" || { rmdir "$1/takeover"; return 1; }
+  for _lock_file in "$1"/*; do
+    [ "$_lock_file" = "$1/takeover" ] || [ ! -e "$_lock_file" ] || mv "$_lock_file" "$1.dead/"
+  done
+  echo "$_lock_stale_for" > "$1.dead/stale_for"
+  : > "$1/token.$4"
+  printf '%s\n' "$5" > "$1/holder.json"
+  rmdir "$1/takeover"
   [ -z "${3:-}" ] || lock_takeover_line "$1.dead" "$3" >> "$(dirname "$1")/audit.log"
 }
 

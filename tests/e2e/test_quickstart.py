@@ -86,6 +86,13 @@ class Bed:
     uid: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     database_url: str = ""
     bucket: str = ""
+    databases: list[str] = field(default_factory=list)
+
+    def new_database(self, prefix: str) -> str:
+        """A fresh database of the managed cluster (dropped after the test), TLS required."""
+        url = self.db.create_database(prefix)
+        self.databases.append(url)
+        return url + "?sslmode=require"
 
     @property
     def project(self) -> str:
@@ -231,7 +238,7 @@ def bed(ssh_host: SshHost, registry: Registry, s3_server: S3Server, managed_pg: 
     with tls_server(leaf, {}) as tls:
         b = Bed(work=tmp_path, ssh=ssh_host, registry=registry, s3=s3_server, db=managed_pg,
                 tls=tls, ca_file=ca.pem, tool_repo=tool, app_repo=app)
-        b.database_url = managed_pg.create_database("qs") + "?sslmode=require"
+        b.database_url = b.new_database("qs")
         b.bucket = f"qs-{b.uid}"
         s3_server.client().create_bucket(Bucket=b.bucket)
         try:
@@ -252,6 +259,8 @@ def cleanup(b: Bed) -> None:
                       b.image).split():
         docker("rmi", "-f", ref, check=False)
     shutil.rmtree(b.host_dir, ignore_errors=True)
+    for url in b.databases:
+        b.db.drop_database(url)
 
 
 def write_env(b: Bed, clone: Path) -> None:
@@ -278,7 +287,7 @@ def prepare_sqlite(b: Bed, session: Session, sha: str) -> str:
                             sqlite_path=substitute("/srv/roster-data/roster.db",
                                                    b.env_mapping()))
     path.write_text(yaml.safe_dump(data, sort_keys=False))
-    target = b.db.create_database("qsnew") + "?sslmode=require"
+    target = b.new_database("qsnew")
     dotenv = clone / ".env.prod"
     dotenv.write_text(dotenv.read_text().replace(b.database_url, target))
     session.run(f"inv deploy --env=prod --yes --version={sha}")

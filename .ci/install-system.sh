@@ -15,6 +15,9 @@ dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed'
   && /bin/busybox --list 2>/dev/null | grep -qx nc || need+=(busybox-static)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v iptables >/dev/null || need+=(iptables)
+# The Swarm test bed: network namespaces, veth pairs and a bridge (ip), nsenter and unshare.
+command -v ip >/dev/null || need+=(iproute2)
+command -v nsenter >/dev/null && command -v unshare >/dev/null || need+=(util-linux)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v pgloader >/dev/null || need+=(pgloader)
 # The test bed's container registry (distribution 2.8) and its htpasswd (bcrypt) file.

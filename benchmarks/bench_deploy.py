@@ -23,6 +23,14 @@ margin) and the graceful stop. `inv deploy` also smoke-tests through the front (
 0.2 s apart: a configured wait, shown apart). Overhead = wall - floor - smoke wait, and
 includes starting Python and Invoke. Failed requests are counted from the load through the
 front during each operation and the 4 s after it. Writes benchmarks/out/bench_deploy.json.
+
+Then the same on a two-node Docker Swarm (`tests/support/swarm.py`, unless `--no-swarm`),
+behind the stand-in for Traefik's Swarm provider (polling every 2 s): `inv deploy` rolling
+the same app with `deploy.engine: swarm`, and with nothing to change. Its floor is Swarm's
+own rolling update of the same service spec with plain `docker service update` (each task
+started until healthy, one after the other, then the update's monitor period) plus the wait
+until the provider's next poll routes to the new tasks (refresh + throttle + margin); the
+old tasks drain in the background.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -62,6 +71,10 @@ SMOKE_CHECKS = 2
 SMOKE_INTERVAL = 0.2
 ROLLING = "inv deploy: rolling (v1<->v2)"
 NO_CHANGE = "inv deploy: no change"
+SWARM_ROLLING = "inv deploy, swarm: rolling (v1<->v2)"
+SWARM_NO_CHANGE = "inv deploy, swarm: no change"
+SWARM_REFRESH = 2.0
+SWARM_THROTTLE = 1.0
 NAIVE_LOCAL = "compose up -d --wait (recreate)"
 NAIVE_SSH = "ssh tar x; ssh compose up -d --wait"
 
@@ -193,6 +206,106 @@ class Bench:
                     time.monotonic() - t, 2)
 
 
+def swarm_floor(node: Any, service: str, versions: list[str]) -> float:
+    """Seconds Swarm itself takes to roll `service` to each of `versions`, median: plain
+    `docker service update --image`, until the update completed and every task runs."""
+    took = []
+    deadline = time.monotonic() + 60
+    while True:
+        running, _, wanted = node.docker("service", "ls", "--filter", f"name={service}",
+                                         "--format", "{{.Replicas}}").partition("/")
+        if running == wanted and running not in ("", "0"):
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{service} never started")
+        time.sleep(0.2)
+    status = "{{if .UpdateStatus}}{{.UpdateStatus.StartedAt}}|{{.UpdateStatus.State}}{{end}}"
+    for version in versions:
+        before = node.docker("service", "inspect", "--format", status, service).split("|")[0]
+        t = time.monotonic()
+        node.docker("service", "update", "--detach", "--no-resolve-image", "--image",
+                    f"{APP}:{version}", service)
+        while True:
+            started, _, state = node.docker("service", "inspect", "--format", status,
+                                            service).partition("|")
+            if started != before and state == "completed":
+                break
+            if time.monotonic() - t > 120:
+                raise TimeoutError(f"{service} did not converge: {state}")
+            time.sleep(0.1)
+        took.append(time.monotonic() - t)
+    return median(took)
+
+
+def swarm_bench(runs: int, replicas: int, rate: float) -> tuple[Bench, float, dict[str, Any]]:
+    """`inv deploy` on a two-node swarm, rolling and no change; its floor."""
+    from tests.support.front import _UnixHTTPConnection
+    from tests.support.swarm import SwarmBed
+    from tests.support.swarm_front import SwarmFront
+    from tests.swarm.stack import SwarmStack
+
+    bed = SwarmBed.create(2, images=[f"{APP}:v1", f"{APP}:v2"])
+    work = Path(tempfile.mkdtemp(prefix="bench-swarm-"))
+    stack = SwarmStack.create(work, bed)
+    front: SwarmFront | None = None
+    cid = ""
+    try:
+        settings = {"app": {"migrate_command": [], "replicas": replicas, "healthcheck": HEALTH,
+                            "stop_grace_period": GRACE},
+                    "deploy": {"traefik_throttle": SWARM_THROTTLE, "drain_margin": MARGIN,
+                               "swarm": {"refresh_seconds": SWARM_REFRESH}}}
+        stack.write_env(overrides=settings)
+        for task in ("setup", "deploy"):
+            proc = stack.inv(task, *(["--yes", "--version=v1"] if task == "deploy" else []))
+            if proc.returncode != 0:
+                raise RuntimeError(f"swarm {task}: {proc.stdout}\n{proc.stderr}")
+        cid, netns = stack.manager.idle_container(stack.network, f"{APP}:v1")
+        front = SwarmFront(manager_socket=str(stack.manager.socket), dial_from=netns,
+                           project=stack.project, refresh=SWARM_REFRESH,
+                           throttle=SWARM_THROTTLE).start()
+        front.wait_for(lambda t: len(t.servers_for(DOMAIN)) == replicas, timeout=30)
+        smoke = {"urls": [f"{front.url}/health"], "host_header": DOMAIN,
+                 "checks": SMOKE_CHECKS, "interval": SMOKE_INTERVAL}
+        stack.write_env(overrides={**settings, "deploy": {**settings["deploy"],
+                                                           "smoke": smoke}})
+        with LoadGenerator(f"{front.url}/version", host=DOMAIN, rate=rate,
+                           max_seconds=3600) as load:
+            bench = Bench(stack, None, load, work)  # type: ignore[arg-type]
+            version = "v1"
+            for _ in range(runs):
+                version = "v2" if version == "v1" else "v1"
+                bench.inv_deploy(SWARM_ROLLING, version)
+                bench.inv_deploy(SWARM_NO_CHANGE, version)
+        # The floor, on a copy of the web service (same spec) beside the stack's.
+        spec = stack.manager.docker("service", "inspect", "--format",
+                                    "{{json .Spec}}", stack.web)
+        floor_service = f"{stack.project}_floor"
+        data = json.loads(spec)
+        data["Name"] = floor_service
+        data["Labels"] = {}
+        api = _UnixHTTPConnection(str(stack.manager.socket), 30)
+        api.request("POST", "/v1.41/services/create", json.dumps(data),
+                    {"Content-Type": "application/json"})
+        created = api.getresponse()
+        if created.status != 201:
+            raise RuntimeError(f"creating {floor_service}: {created.read()!r}")
+        api.close()
+        first = "v1" if data["TaskTemplate"]["ContainerSpec"]["Image"].endswith(":v2") else "v2"
+        other = {"v1": "v2", "v2": "v1"}
+        floor = swarm_floor(stack.manager, floor_service,
+                            [first if i % 2 == 0 else other[first] for i in range(runs)])
+        parts = {"update": floor, "settle": SWARM_REFRESH + SWARM_THROTTLE + MARGIN}
+    finally:
+        if front is not None:
+            front.stop()
+        if cid:
+            stack.manager.docker("rm", "-f", cid, check=False)
+        stack.cleanup()
+        bed.close()
+        shutil.rmtree(work, ignore_errors=True)
+    return bench, parts["update"] + parts["settle"], parts
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -202,6 +315,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--replicas", type=int, default=2)
     parser.add_argument("--rate", type=float, default=25.0)
+    parser.add_argument("--no-swarm", action="store_true",
+                        help="leave out the rows of the two-node swarm")
     args = parser.parse_args()
     console = Console(width=150)
 
@@ -235,6 +350,10 @@ def main() -> None:
                 bench.naive_ssh(version)
             total = load.results()
 
+    swarm_parts: dict[str, Any] = {}
+    if not args.no_swarm:
+        swarm, swarm_floor_s, swarm_parts = swarm_bench(args.runs, args.replicas, args.rate)
+        bench.rows.update(swarm.rows)
     floor = {k: median([f[k] for f in floors]) for k in floors[0]}
     rolling_floor = floor["healthy"] + floor["unhealthy"] + floor["settle"] + floor["stop"]
     recreate_floor = floor["stop"] + floor["healthy"]
@@ -245,7 +364,10 @@ def main() -> None:
         NAIVE_LOCAL: recreate_floor,
         NAIVE_SSH: recreate_floor,
     }
-    configured = {ROLLING: smoke_wait}
+    if swarm_parts:
+        floors_by_name[SWARM_ROLLING] = swarm_floor_s
+        floors_by_name[SWARM_NO_CHANGE] = 0.0
+    configured = {ROLLING: smoke_wait, SWARM_ROLLING: smoke_wait}
     ours = median([r["wall"] for r in bench.rows[ROLLING]])
     table = Table(title=f"deploy benchmark: median of {args.runs} runs, {args.replicas} web "
                         f"replicas, {args.rate:g} req/s through the Traefik stand-in")
@@ -272,6 +394,11 @@ def main() -> None:
         f"floor parts (median): healthy {floor['healthy']:.2f}s, drain until unhealthy "
         f"{floor['unhealthy']:.2f}s, throttle+margin {floor['settle']:.2f}s, graceful stop "
         f"{floor['stop']:.2f}s")
+    if swarm_parts:
+        console.print(f"swarm floor parts (median): Swarm's own rolling update "
+                      f"{swarm_parts['update']:.2f}s, until the provider's next poll "
+                      f"(refresh+throttle+margin) {swarm_parts['settle']:.2f}s")
+        summary["swarm_floor"] = swarm_parts
     steps: dict[str, list[float]] = {}
     for row in bench.rows[ROLLING]:
         for step, seconds in row["steps"].items():

@@ -2,14 +2,20 @@
 """Benchmark `inv db.migrate-from-sqlite` against pgloader on the bench roster database.
 
     .venv/bin/python benchmarks/bench_migrate.py [--scale 5] [--runs 3] [--jobs N]
+                                                 [--servers durable,tuned]
 
-Makes the roster database with the shared generator (cached under benchmarks/out/), starts a
-throwaway PostgreSQL cluster (tests/support/postgres.py: the same settings for both tools),
-and per run loads it with each tool into a fresh empty database, alternating which goes
-first. Both build indexes and foreign keys; this tool also verifies every row (checksums).
-Reports the median wall time, rows/s, peak RSS of the tool's process tree (sampled from
-/proc; the server's own memory is not counted), the ratio to pgloader, and a few fidelity
-checks on what each tool created. Writes benchmarks/out/bench_migrate.json too.
+Makes the roster database with the shared generator (cached under benchmarks/out/), starts two
+throwaway PostgreSQL clusters (tests/support/postgres.py): one with PostgreSQL's default,
+durable settings (fsync, synchronous_commit, full_page_writes on: what a managed database
+runs) and one tuned for loading (all three off). Per run, on each server, it loads the roster
+with each tool into a fresh empty database, alternating which tool goes first, after a
+CHECKPOINT. Both tools build indexes and foreign keys; this tool also verifies every row
+(checksums). Reports per server and tool the median wall time, rows/s, peak RSS of the
+tool's process tree (sampled from /proc; the server's own memory is not counted), the CPU
+seconds of the tool and of the server, the ratio to pgloader on the same server, and a few
+fidelity checks on what each tool created. Writes benchmarks/out/bench_migrate.json, and this
+tool's `--report` of each run as benchmarks/out/report-SERVER-RUN.json (its `timeline` says
+where the time went).
 """
 
 # ruff: noqa: S608 - SQL text here is built from quoted identifiers, never from values
@@ -180,12 +186,24 @@ def target_facts(pg: PgCluster, dbname: str, db: Path) -> dict[str, int]:
     return facts
 
 
+SERVERS = {
+    "durable": "PostgreSQL defaults: fsync, synchronous_commit, full_page_writes on",
+    "tuned": "fsync, synchronous_commit, full_page_writes off",
+}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scale", type=float, default=5.0, help="roster scale (5 = ~1.55M rows)")
     ap.add_argument("--runs", type=int, default=3, help="runs per tool; the median is reported")
     ap.add_argument("--jobs", type=int, default=0, help="this tool's --jobs (default: CPUs)")
+    ap.add_argument("--servers", default=",".join(SERVERS),
+                    help="which servers to run against: durable, tuned or both (default)")
     args = ap.parse_args()
+    servers = [x.strip() for x in args.servers.split(",") if x.strip()]
+    if not servers or any(x not in SERVERS for x in servers):
+        print(f"--servers: expected a list of {', '.join(SERVERS)}", file=sys.stderr)
+        return 2
     if not shutil.which("pgloader"):
         print("pgloader is not installed (apt-get install pgloader)", file=sys.stderr)
         return 2
@@ -194,7 +212,8 @@ def main() -> int:
     src = source_facts(db)
     console.print(f"roster scale {args.scale:g}: {db} ({db.stat().st_size / 1e6:.0f} MB, "
                   f"{src['rows']:,} rows)")
-    pg = start_cluster()
+    console.print(f"load before: {os.getloadavg()[0]:.2f} (1-minute average), "
+                  f"{os.cpu_count()} CPUs")
     inv = str(ROOT / ".venv" / "bin" / "inv")
     if not Path(inv).exists():
         inv = shutil.which("inv") or "inv"
@@ -202,70 +221,89 @@ def main() -> int:
         "pgloader": lambda url: ["pgloader", f"sqlite://{db}", url],
         "db.migrate-from-sqlite": lambda url: [
             inv, "db.migrate-from-sqlite", f"--sqlite={db}", f"--target-url={url}",
-            "--verify=checksums", *([f"--jobs={args.jobs}"] if args.jobs else [])],
+            "--verify=checksums", f"--report={OUT / 'report-last.json'}",
+            *([f"--jobs={args.jobs}"] if args.jobs else [])],
     }
-    results: dict[str, dict[str, list[float]]] = {
-        t: {"wall": [], "rss": [], "cpu": [], "server": []} for t in tools}
+    clusters = {name: start_cluster(durable=name == "durable") for name in servers}
+    results: dict[tuple[str, str], dict[str, list[float]]] = {
+        (srv, t): {"wall": [], "rss": [], "cpu": [], "server": []}
+        for srv in servers for t in tools}
     fidelity: dict[str, dict[str, int]] = {}
     try:
         for run in range(args.runs):
-            order = list(tools) if run % 2 == 0 else list(reversed(tools))
-            for tool in order:
-                url = pg.create_database("bench")
-                dbname = url.rsplit("/", 1)[1]
-                log = OUT / f"{tool}-{run}.log"
-                time.sleep(1)  # let the server settle (autovacuum of the last database)
-                cpu, server = children_cpu(), server_cpu(pg)
-                wall, rss, rc = measure(tools[tool](url), log)
-                time.sleep(0.3)  # the tool's backends exit after it does
-                cpu, server = children_cpu() - cpu, server_cpu(pg) - server
-                if rc != 0:
-                    console.print(f"[red]{tool} failed (exit {rc}); see {log}[/]")
-                    return 1
-                results[tool]["wall"].append(wall)
-                results[tool]["rss"].append(rss)
-                results[tool]["cpu"].append(cpu)
-                results[tool]["server"].append(server)
-                if tool not in fidelity:
-                    fidelity[tool] = target_facts(pg, dbname, db)
-                console.print(f"run {run + 1}/{args.runs} {tool}: {wall:.2f} s, "
-                              f"peak {rss / 1e6:.0f} MB, CPU {cpu:.2f} s + server {server:.2f} s")
-                pg.drop_database(url)
+            for srv in servers:
+                pg = clusters[srv]
+                order = list(tools) if run % 2 == 0 else list(reversed(tools))
+                for tool in order:
+                    url = pg.create_database("bench")
+                    dbname = url.rsplit("/", 1)[1]
+                    log = OUT / f"{tool}-{srv}-{run}.log"
+                    pg.psql("CHECKPOINT")  # each run starts with no dirty pages to write
+                    time.sleep(1)  # let the server settle (autovacuum of the last database)
+                    cpu, server = children_cpu(), server_cpu(pg)
+                    wall, rss, rc = measure(tools[tool](url), log)
+                    time.sleep(0.3)  # the tool's backends exit after it does
+                    cpu, server = children_cpu() - cpu, server_cpu(pg) - server
+                    if rc != 0:
+                        console.print(f"[red]{tool} failed on {srv} (exit {rc}); see {log}[/]")
+                        return 1
+                    r = results[(srv, tool)]
+                    r["wall"].append(wall)
+                    r["rss"].append(rss)
+                    r["cpu"].append(cpu)
+                    r["server"].append(server)
+                    if tool not in fidelity:
+                        fidelity[tool] = target_facts(pg, dbname, db)
+                    if tool != "pgloader":
+                        (OUT / f"report-{srv}-{run}.json").write_bytes(
+                            (OUT / "report-last.json").read_bytes())
+                    console.print(f"run {run + 1}/{args.runs} {srv:8s} {tool}: {wall:.2f} s, "
+                                  f"peak {rss / 1e6:.0f} MB, CPU {cpu:.2f} s + server "
+                                  f"{server:.2f} s")
+                    pg.drop_database(url)
     finally:
-        pg.stop()
-        shutil.rmtree(pg.datadir.parent, ignore_errors=True)
-    base = statistics.median(results["pgloader"]["wall"])
+        for pg in clusters.values():
+            pg.stop()
+            shutil.rmtree(pg.datadir.parent, ignore_errors=True)
+    console.print(f"load after: {os.getloadavg()[0]:.2f} (1-minute average)")
     table = Table(title=f"SQLite -> PostgreSQL, roster scale {args.scale:g} "
-                        f"({src['rows']:,} rows), "
-                        f"median of {args.runs}; indexes + foreign keys; ours verifies checksums")
-    for col in ("tool", "wall s", "min-max s", "rows/s", "peak RSS MB", "tool CPU s",
-                "server CPU s", "vs pgloader",
-                "rows", "NOT NULL", "varchar(n)", "naive DATETIME", "index names",
-                "INTEGER PK identity"):
-        table.add_column(col, justify="left" if col == "tool" else "right")
-    summary = {}
-    for tool, r in results.items():
+                        f"({src['rows']:,} rows), median of {args.runs}; indexes + foreign "
+                        "keys; ours verifies checksums")
+    for col in ("server", "tool", "wall s", "min-max s", "rows/s", "peak RSS MB", "tool CPU s",
+                "server CPU s", "vs pgloader", "rows", "NOT NULL", "varchar(n)",
+                "naive DATETIME", "index names", "INTEGER PK identity"):
+        table.add_column(col, justify="left" if col in ("server", "tool") else "right")
+    summary: dict[str, dict[str, object]] = {}
+    cpus = os.cpu_count() or 1
+    floors = []
+    for (srv, tool), r in results.items():
         med = statistics.median(r["wall"])
+        base = statistics.median(results[(srv, "pgloader")]["wall"])
         f = fidelity[tool]
         cpu, server = statistics.median(r["cpu"]), statistics.median(r["server"])
-        summary[tool] = {"wall_median": med, "wall": r["wall"], "peak_rss_mb": max(r["rss"]) / 1e6,
-                         "rows_per_s": src["rows"] / med, "ratio": med / base, "fidelity": f,
-                         "tool_cpu_s": cpu, "server_cpu_s": server}
+        summary[f"{srv}/{tool}"] = {
+            "server": srv, "tool": tool, "wall_median": med, "wall": r["wall"],
+            "peak_rss_mb": max(r["rss"]) / 1e6, "rows_per_s": src["rows"] / med,
+            "ratio": med / base, "fidelity": f, "tool_cpu_s": cpu, "server_cpu_s": server}
         table.add_row(
-            tool, f"{med:.2f}", f"{min(r['wall']):.2f}-{max(r['wall']):.2f}",
+            srv, tool, f"{med:.2f}", f"{min(r['wall']):.2f}-{max(r['wall']):.2f}",
             f"{src['rows'] / med:,.0f}", f"{max(r['rss']) / 1e6:.0f}", f"{cpu:.2f}",
             f"{server:.2f}", f"{med / base:.2f}x",
             f"{f['rows']:,}/{src['rows']:,}", f"{f['notnull']}/{src['notnull']}",
             f"{f['varchar']}/{src['varchar']}", f"{f['datetime']}/{src['datetime']}",
-            f"{f['indexes']}/{src['indexes']}", f"{f['int_pk']}/{src['int_pk']}")
+            f"{f['indexes']}/{src['indexes']}", f"{f['int_pk']}/{src['int_pk']}",
+            end_section=tool == list(tools)[-1])
+        floors.append(f"{srv} {tool}: (tool + server CPU) / {cpus} CPUs = "
+                      f"{(cpu + server) / cpus:.2f} s, the wall time that much work cannot "
+                      "beat on this machine")
     console.print(table)
-    cpus = os.cpu_count() or 1
-    for tool, r in summary.items():
-        console.print(f"{tool}: (tool + server CPU) / {cpus} CPUs = "
-                      f"{(r['tool_cpu_s'] + r['server_cpu_s']) / cpus:.2f} s, the wall time "
-                      "it could not beat on this machine")
+    for srv in servers:
+        console.print(f"{srv}: {SERVERS[srv]}")
+    for line in floors:
+        console.print(line)
     (OUT / "bench_migrate.json").write_text(json.dumps(
-        {"scale": args.scale, "runs": args.runs, "source": src, "results": summary}, indent=2))
+        {"scale": args.scale, "runs": args.runs, "servers": servers, "source": src,
+         "results": summary}, indent=2))
     return 0
 
 

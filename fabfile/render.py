@@ -113,6 +113,10 @@ def context(cfg: Config) -> dict[str, Any]:
 
 def render_release(cfg: Config) -> tuple[RenderedFile, ...]:
     """All files of a release for this environment, in a stable order."""
+    if cfg.deploy.engine == "swarm":
+        from fabfile.swarm.render import render_stack_release
+
+        return render_stack_release(cfg)
     ctx = context(cfg)
     files = [
         RenderedFile("compose.yml", render("compose.yml.j2", ctx)),

@@ -19,6 +19,8 @@ from tests.support.postgres import PgCluster, cluster_fixture
 from tests.support.registry import Registry, start_registry
 from tests.support.s3 import S3Server, start_s3_server
 from tests.support.sshd import SshHost, sshd_fixture
+from tests.support.swarm import SwarmBed
+from tests.support.swarm_front import SwarmFront
 
 
 @pytest.fixture(scope="session")
@@ -139,3 +141,34 @@ def make_front(docker_engine: DockerEngine) -> Iterator[Callable[..., Front]]:
     yield make
     for front in fronts:
         front.stop()
+
+
+@pytest.fixture(scope="session")
+def swarm_bed(test_images: ImageSet) -> Iterator[SwarmBed]:
+    """Three Docker engines, each in its own network namespace with its own sshd, on one
+    segment, the app's images loaded; not in a swarm yet (`tests/support/swarm.py`)."""
+    bed = SwarmBed.create(3, images=[test_images.app_v1, test_images.app_v2,
+                                     test_images.app_broken, test_images.app_slow])
+    yield bed
+    bed.close()
+
+
+@pytest.fixture
+def make_swarm_front(swarm_bed: SwarmBed) -> Iterator[Callable[..., SwarmFront]]:
+    """Factory: `make_swarm_front(network=NET, project=STACK, refresh=2, throttle=1)` starts the
+    stand-in for Traefik's Swarm provider (`tests/support/swarm_front.py`) on 127.0.0.1,
+    polling the bed's first node (a manager) and dialing tasks from an idle container it puts
+    on the overlay `network`; each is stopped and its container removed after the test."""
+    made: list[tuple[SwarmFront, str]] = []
+    manager = swarm_bed.nodes[0]
+
+    def make(*, network: str, **kwargs: Any) -> SwarmFront:
+        cid, netns = manager.idle_container(network, "shipyard-test/app:v1")
+        front = SwarmFront(manager_socket=str(manager.socket), dial_from=netns, **kwargs)
+        made.append((front, cid))
+        return front.start()
+
+    yield make
+    for front, cid in made:
+        front.stop()
+        manager.docker("rm", "-f", cid, check=False)

@@ -44,10 +44,13 @@ class BackupEnv:
 
     @property
     def host(self) -> Host:
-        """Backups run on the first host: its cache holds the recent dumps."""
+        """Backups run on the first host (on a swarm: the first manager, which holds the
+        deploy lock): its cache holds the recent dumps."""
         if not self.cfg.hosts:
             raise UserError(f"environment {self.cfg.env} lists no hosts")
-        return self.cfg.hosts[0]
+        from fabfile.swarm.topology import control
+
+        return control(self.cfg)
 
     @property
     def cache_dir(self) -> str:

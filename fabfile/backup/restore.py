@@ -175,6 +175,14 @@ def restore(cfg: Config, spec: DateSpec, *, target_url: str | None = None,
         if replace:
             raise UserError("--replace goes with --target-url: over the live database a "
                             "restore always drops what the backup does not hold")
+        if cfg.deploy.engine == "swarm":
+            raise UserError(
+                "a restore over the live database of a swarm environment is not done by this "
+                "tool yet (its maintenance page is the Compose engine's): restore into a new "
+                "database with --target-url=URL, set database.url to it and deploy; or stop "
+                f"the app first (`docker service scale {cfg.project}_{cfg.app.name}=0` on the "
+                "first manager), restore with --target-url=<the live URL> --replace, then "
+                "deploy again")
         from .live import restore_live
 
         return restore_live(env, entry, manifest, assume_yes=assume_yes)

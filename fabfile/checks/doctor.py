@@ -41,6 +41,7 @@ from fabfile.config.secrets import redact
 from fabfile.errors import UserError
 from fabfile.remote import Step, connect
 from fabfile.shell import Scripts
+from fabfile.swarm.topology import advertise, control
 
 MIN_DOCKER = (20, 10)
 MIN_COMPOSE = (2, 17)
@@ -379,6 +380,8 @@ def check_docker(facts: Facts, cfg: Config, hf: HostFacts | None) -> Outcome:
 
 
 def check_compose(facts: Facts, cfg: Config, hf: HostFacts | None) -> Outcome:
+    if cfg.deploy.engine == "swarm":
+        return skip("not needed: deploy.engine is swarm")
     host = _need(hf)
     problem = _docker_problem(_probe(host, "docker"), host.host.user)
     if problem:
@@ -425,6 +428,8 @@ def check_ports(facts: Facts, cfg: Config, hf: HostFacts | None) -> Outcome:
     if not cfg.traefik.enabled:
         return skip("Traefik is disabled in this environment")
     host = _need(hf)
+    if cfg.deploy.engine == "swarm" and host.host != control(cfg):
+        return skip(f"Traefik runs on the first manager, {control(cfg).label}")
     probe = _probe(host, "listeners")
     if probe is None or probe.rc != 0:
         text = probe.text if probe else "no answer"
@@ -445,6 +450,58 @@ def check_ports(facts: Facts, cfg: Config, hf: HostFacts | None) -> Outcome:
     if bad:
         return fail("; ".join(bad + parts))
     return ok("; ".join(parts))
+
+
+@dataclass(frozen=True)
+class SwarmState:
+    """A host's part in a swarm, from the `swarm` probe. A worker knows no cluster id, only
+    the addresses of the managers it reaches."""
+
+    state: str
+    manager: bool
+    cluster: str
+    addr: str
+    managers: tuple[str, ...]
+
+
+def _swarm_state(hf: HostFacts) -> SwarmState | None:
+    probe = _probe(hf, "swarm")
+    parts = probe.text.split() if probe and probe.rc == 0 else []
+    if len(parts) != 5:
+        return None
+    managers = tuple(a.rsplit(":", 1)[0] for a in parts[4].strip("-").split(",") if a)
+    return SwarmState(parts[0], parts[1] == "true", parts[2].strip("-"), parts[3].strip("-"),
+                      managers)
+
+
+def check_swarm(facts: Facts, cfg: Config, hf: HostFacts | None) -> Outcome:
+    if cfg.deploy.engine != "swarm":
+        return skip("deploy.engine is compose")
+    host = _need(hf)
+    found = _swarm_state(host)
+    if found is None:
+        return fail("cannot read the host's swarm state (`docker info` failed)")
+    if found.state != "active":
+        return fail(f"not in a swarm (state {found.state})",
+                    f"run `inv setup --env={cfg.env}` to form or join the swarm")
+    role = "manager" if found.manager else "worker"
+    want = host.host.role or "worker"
+    if want != role:
+        return fail(f"a {role} of the swarm, configured as a {want}",
+                    f"run `inv setup --env={cfg.env}` (it promotes or demotes)")
+    head = next((h for h in facts.hosts if h.host == control(cfg)), None)
+    lead = _swarm_state(head) if head is not None else None
+    same = lead is None or (found.cluster == lead.cluster if found.cluster and lead.cluster
+                            else advertise(control(cfg)) in found.managers)
+    if not same:
+        return fail(f"in another swarm than {control(cfg).label} (its managers: "
+                    f"{', '.join(found.managers) or 'none'})",
+                    "run `docker swarm leave --force` on it, then `inv setup`")
+    expected = advertise(host.host)
+    if found.addr and found.addr != expected:
+        return fail(f"advertises {found.addr}, configured as {expected}",
+                    "fix hosts[].advertise_address, or rejoin the node with that address")
+    return ok(f"{role} of the swarm of {control(cfg).label}, at {found.addr}")
 
 
 def _holders(port: int, listeners: list[Listener],
@@ -679,6 +736,8 @@ CHECKS: tuple[Check, ...] = (
           f"install or upgrade Docker Engine: {DOCKER_INSTALL}", remote=True),
     Check("compose", "host", check_compose,
           "upgrade the Docker Compose v2 plugin (docker-compose-plugin)", remote=True),
+    Check("swarm", "host", check_swarm, "run `inv setup` for the environment",
+          remote=True),
     Check("disk", "host", check_disk,
           "free space (docker system prune, old releases, backup cache) or grow the disk; "
           "the threshold is checks.min_free_disk_gb", remote=True),

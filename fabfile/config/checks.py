@@ -52,6 +52,26 @@ def host_address(value: object) -> str | None:
     return "a hostname or IP address such as 203.0.113.10 or vps1.example.com"
 
 
+def ip_address(value: object) -> str | None:
+    """An IP address (what `docker swarm init/join --advertise-addr` takes)."""
+    try:
+        ipaddress.ip_address(str(value))
+    except ValueError:
+        return "an IP address such as 10.0.0.5 (the host's address on the swarm's network)"
+    return None
+
+
+def labels(value: object) -> str | None:
+    """Docker node labels: dotted lowercase names, values without whitespace."""
+    assert isinstance(value, dict)
+    for key, item in value.items():
+        if not re.match(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$", str(key)):
+            return f"label names like region or acme.disk (got {key!r})"
+        if not isinstance(item, str) or re.search(r"\s", item):
+            return f"label values without whitespace ({key} has one)"
+    return None
+
+
 def name(value: object) -> str | None:
     return None if _NAME.match(str(value)) else "a lowercase name: letters, digits, '-' or '_'"
 

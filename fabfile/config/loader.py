@@ -298,6 +298,10 @@ def _cross_checks(cfg: Config, b: _Builder) -> None:
     local = [h for h in cfg.hosts if h.transport == "local"]
     if local and len(cfg.hosts) > 1:
         b.fail(("hosts",), "a single host when one uses transport: local")
+    from fabfile.swarm.topology import problems
+
+    for path, expected in problems(cfg):
+        b.fail(path, expected)
 
 
 def load_config(

@@ -86,6 +86,9 @@ class App:
     port: int = _check(checks.port, 8000)
     health_path: str = _check(checks.url_path, "/health")
     migrate_command: tuple[str, ...] = ()
+    command: tuple[str, ...] = ()
+    """The app's command as the image runs it (ENTRYPOINT + CMD); `deploy.engine: swarm` needs
+    it to run the app under its draining entrypoint (`fabfile/swarm/scripts/entrypoint.sh`)."""
     replicas: int = _check(checks.positive, 1)
     resources: Resources = field(default_factory=Resources)
     healthcheck: Healthcheck = field(default_factory=Healthcheck)
@@ -109,6 +112,12 @@ class Host:
     known_hosts: str = "~/.ssh/known_hosts"
     host_key_policy: Literal["strict", "accept-new"] = "strict"
     connect_timeout: int = _check(checks.positive, 10)
+    role: Literal["manager", "worker"] | None = None
+    """Its part in the swarm (`deploy.engine: swarm` only)."""
+    advertise_address: str | None = _check(checks.ip_address, None)
+    """The address other nodes reach it at (swarm only; default: `address` when it is an IP)."""
+    labels: dict[str, str] = _check(checks.labels, default_factory=dict)
+    """Extra Docker node labels (swarm only), for your own placement constraints."""
 
     @property
     def label(self) -> str:
@@ -141,6 +150,27 @@ class Verify:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Swarm:
+    """How `deploy.engine: swarm` updates services and how Traefik's Swarm provider routes.
+
+    `refresh_seconds` is the provider's poll interval (Traefik's `refreshSeconds`, 15 s by
+    default there): a task keeps serving that long, plus `deploy.traefik_throttle` and
+    `deploy.drain_margin`, after its SIGTERM. `retry_attempts` and `dial_timeout` send a
+    request whose server cannot be reached (a lost node) to the next one. `update_*` and
+    `monitor` are the services' `update_config`; `resolve_image: never` deploys images that
+    are in no registry (images loaded on every node by hand).
+    """
+
+    refresh_seconds: float = _check(checks.positive, 5.0)
+    retry_attempts: int = _check(checks.positive, 4)
+    dial_timeout: float = _check(checks.positive, 1.0)
+    update_parallelism: int = _check(checks.positive, 1)
+    update_delay: float = _check(checks.non_negative, 0.0)
+    monitor: float = _check(checks.positive, 10.0)
+    resolve_image: Literal["always", "changed", "never"] = "always"
+
+
+@dataclass(frozen=True, kw_only=True)
 class Deploy:
     """Where releases live on the host and how the rolling update paces itself."""
 
@@ -157,6 +187,8 @@ class Deploy:
     confirm: bool = False
     smoke: Smoke = field(default_factory=Smoke)
     verify: Verify = field(default_factory=Verify)
+    engine: Literal["compose", "swarm"] = "compose"
+    swarm: Swarm = field(default_factory=Swarm)
 
     @property
     def heartbeat(self) -> int:

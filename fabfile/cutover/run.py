@@ -37,7 +37,7 @@ from typing import Literal
 
 from fabfile import ui
 from fabfile.config import Config
-from fabfile.deploy import execute, facts, rollout, smoke
+from fabfile.deploy import execute, facts, release, rollout, smoke
 from fabfile.deploy.execute import DeployOptions, HostRun, finish, shielded, sigterm_as_interrupt
 from fabfile.deploy.lock import Holder, held_error, keep_alive, new_holder
 from fabfile.errors import UserError
@@ -211,6 +211,27 @@ def _put_back(cfg: Config, state: _State) -> list[str]:
     return problems
 
 
+def serving_config(cfg: Config, found: facts.Facts) -> Config:
+    """The environment after the cutover (`postgres_config`) at the version the host serves
+    now: the cutover changes the database, never the app's version (the YAML's `app.tag` may
+    be a default such as `latest` while CI deploys commit tags with `--version`)."""
+    prefix = f"{cfg.app.image}:"
+    tags = {c.image.removeprefix(prefix) for c in found.service(cfg.app.name)
+            if c.release == found.current and c.image.startswith(prefix)}
+    tag = tags.pop() if len(tags) == 1 else (
+        release.version_of(found.current) if found.current else cfg.app.tag)
+    return dataclasses.replace(postgres_config(cfg), app=dataclasses.replace(cfg.app, tag=tag))
+
+
+def _schema_made_by(cfg: Config, found: facts.Facts, schema: str) -> bool:
+    """Whether the image the deploy brings up is the one whose migrations just made the
+    target schema (`--schema=existing` from the current release running it): its migrate
+    step would find nothing to do, so the window skips it."""
+    return schema == "existing" and any(
+        c.image == cfg.image_ref for c in found.service(cfg.app.name)
+        if c.release == found.current and c.state == "running")
+
+
 def cutover(cfg: Config, opts: CutoverOptions) -> None:
     """Run the cutover (see the module docstring); raise UserError saying why it failed."""
     target = check_config(cfg)
@@ -268,8 +289,10 @@ def cutover(cfg: Config, opts: CutoverOptions) -> None:
                 state.marker = True
                 ui.ok(f"{host}: {steps.marker_path(cfg)} = postgres")
                 state.deployed = True
-                execute.deploy(postgres_config(cfg), DeployOptions(
-                    yes=True, holder=state.holder, during_maintenance=True))
+                serving = serving_config(cfg, found)
+                execute.deploy(serving, DeployOptions(
+                    yes=True, holder=state.holder, during_maintenance=True,
+                    skip_migrations=_schema_made_by(serving, found, opts.schema)))
                 state.drained = state.marker = False
                 state.deployed = False
     except (UserError, KeyboardInterrupt) as exc:

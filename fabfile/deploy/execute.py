@@ -303,8 +303,13 @@ def _health_missing(cfg: Config, host: str, result: Result) -> str:
             f"or add `{program}` to the image")
 
 
-def run_action(cfg: Config, run: HostRun, action: Action) -> Result:
-    """Run one step, one line of output; raise UserError with `explain`'s message."""
+Explain = Callable[[Config, HostRun, Action, Result], str]
+
+
+def run_action(cfg: Config, run: HostRun, action: Action,
+               explain_fn: Explain | None = None) -> Result:
+    """Run one step, one line of output (plus its `@warning` lines); raise UserError with
+    `explain_fn`'s message (the Compose engine's `explain` by default)."""
     started = time.monotonic()
     run.in_phase = action.kind not in ("upload", "pull")
     try:
@@ -314,11 +319,13 @@ def run_action(cfg: Config, run: HostRun, action: Action) -> Result:
         run.in_phase = False
     took = time.monotonic() - started
     m = rollout.markers(result.stdout)
+    for warning in m.get("warning", []):
+        ui.warn(f"{run.host}: {redact(warning)}")
     if not result.ok:
         ui.fail(f"{run.host}: {action.step.name} ({took:.1f}s)")
         if "removed" in m:
             run.new_ids = ()
-        raise UserError(explain(cfg, run, action, result))
+        raise UserError((explain_fn or explain)(cfg, run, action, result))
     if action.kind == "roll_up" and "new" in m:
         run.new_ids = tuple(m["new"][-1].split())
     for key in ("healthy", "unhealthy", "stopping", "stopped"):
@@ -402,12 +409,24 @@ def _watcher(cfg: Config, run: HostRun) -> None:
     """Install or restart the host's self-healing watcher when it needs it (after the lock is
     released: it would only defer to this run); its problems are warnings."""
     assert run.facts is not None
+    if cfg.deploy.engine == "swarm":
+        return  # Swarm replaces failed tasks itself (restart_policy).
     outcome = heal.ensure(cfg, run.transport, run.facts.watcher)
     if outcome is not None:
         (ui.warn if outcome.warning else ui.ok)(f"{run.host}: {outcome.text}")
 
 
-def _run_plan(cfg: Config, run: HostRun, holder: Holder, started: float) -> None:
+def _back_plan(cfg: Config, run: HostRun, back_to: str, token: str) -> HostPlan:
+    """The Compose engine's way back after a failed smoke test: the same rolling procedure,
+    replacing the containers the deploy just started."""
+    assert run.facts is not None
+    return plan_rollback(cfg, run.facts, back_to, run.host, token=token, web_ids=run.new_ids,
+                         skip_drain=rollout.unsafe_skip_drain())
+
+
+def _run_plan(cfg: Config, run: HostRun, holder: Holder, started: float, *,
+              explain_fn: Explain | None = None,
+              back_plan: Callable[[Config, HostRun, str, str], HostPlan] = _back_plan) -> None:
     """Run one host's plan to the end: steps, smoke test, rollback when it fails, finish,
     the self-healing watcher."""
     plan = run.plan
@@ -420,7 +439,7 @@ def _run_plan(cfg: Config, run: HostRun, holder: Holder, started: float) -> None
         _watcher(cfg, run)
         return
     for action in plan.actions:
-        run_action(cfg, run, action)
+        run_action(cfg, run, action, explain_fn)
     check = _smoke(cfg, run)
     if check.ok:
         run.result = "success"
@@ -439,10 +458,9 @@ def _run_plan(cfg: Config, run: HostRun, holder: Holder, started: float) -> None
         run.message = f"{why}; no earlier release to roll back to"
         raise UserError(f"{run.host}: {run.message}: the new version stays up, unverified")
     ui.warn(f"{run.host}: {why}; rolling back to {back_to}")
-    back = plan_rollback(cfg, run.facts, back_to, run.host, token=holder.token,
-                         web_ids=run.new_ids, skip_drain=rollout.unsafe_skip_drain())
+    back = back_plan(cfg, run, back_to, holder.token)
     for action in back.actions:
-        run_action(cfg, run, action)
+        run_action(cfg, run, action, explain_fn)
     run.result = "rolled-back"
     run.message = f"{why}; rolled back to {back_to}"
     finish(cfg, run, holder, action=plan.action, switch=None,
@@ -562,12 +580,25 @@ def _recover(cfg: Config, run: HostRun, holder: Holder, wanted: str | None,
     return True
 
 
+@dataclass(frozen=True)
+class Engine:
+    """What differs between engines in a run: facts, running a plan, showing it."""
+
+    gather: Callable[..., None]
+    run_plan: Callable[[Config, HostRun, Holder, float], None]
+    show: Callable[[HostPlan, Facts | None, Config], None] = show_plan
+    as_data: Callable[[HostPlan], dict[str, object]] = as_data
+    recover: Callable[[Config, HostRun, Holder, str | None, float], bool] | None = None
+
+
 def _run(cfg: Config, action: str, holder: Holder, runs: list[HostRun],
          planner: Callable[[HostRun], HostPlan], *, yes: bool, dry_run: bool,
          lock_wait: float, image_refs: Sequence[str], notify_what: str,
-         wanted: str | None, hook: hooks.Hooks | None = None) -> Report:
+         wanted: str | None = None, engine: Engine | None = None,
+         hook: hooks.Hooks | None = None) -> Report:
     started = time.monotonic()
     report = Report(action, runs)
+    engine = engine or Engine(gather, _run_plan, recover=_recover)
     ask = False if dry_run else _confirm_or_refuse(cfg, yes, action)
     current: HostRun | None = None
     error: BaseException | None = None
@@ -575,31 +606,32 @@ def _run(cfg: Config, action: str, holder: Holder, runs: list[HostRun],
     try:
         with sigterm_as_interrupt():
             if dry_run or ask:
-                gather(cfg, runs, take_lock=False, image_refs=image_refs)
+                engine.gather(cfg, runs, take_lock=False, image_refs=image_refs)
                 for run in runs:
                     run.plan = planner(run)
-                    show_plan(run.plan, run.facts, cfg)
+                    engine.show(run.plan, run.facts, cfg)
                     run.result = "planned"
                 if dry_run:
                     ui.ok("dry run: nothing was changed")
                     return report
                 if not ui.confirm(f"{action} {cfg.env} as planned above?", assume_yes=False):
                     raise UserError("cancelled: nothing was changed")
-                confirmed = [as_data(r.plan) for r in runs if r.plan]
-            gather(cfg, runs, take_lock=True, holder=holder, lock_wait=lock_wait,
-                   image_refs=image_refs, take_over=lock_wait > 0)
-            if confirmed and confirmed != [as_data(planner(r)) for r in runs]:
+                confirmed = [engine.as_data(r.plan) for r in runs if r.plan]
+            engine.gather(cfg, runs, take_lock=True, holder=holder, lock_wait=lock_wait,
+                          image_refs=image_refs, take_over=lock_wait > 0)
+            if confirmed and confirmed != [engine.as_data(planner(r)) for r in runs]:
                 raise UserError("the hosts changed between the plan you confirmed and taking "
                                 "the lock (another deploy?): nothing was changed; run again")
             for run in runs:
                 current = run
-                if _recover(cfg, run, holder, wanted, started):
-                    gather(cfg, [run], take_lock=True, holder=holder, image_refs=image_refs)
+                if engine.recover and engine.recover(cfg, run, holder, wanted, started):
+                    engine.gather(cfg, [run], take_lock=True, holder=holder,
+                                  image_refs=image_refs)
             current = None
             for run in runs:
                 run.plan = planner(run)
                 if not confirmed:
-                    show_plan(run.plan, run.facts, cfg)
+                    engine.show(run.plan, run.facts, cfg)
             if hook is not None:
                 planned = next(r.plan for r in runs if r.plan)
                 hook.version, hook.release = planned.version, planned.release
@@ -608,7 +640,7 @@ def _run(cfg: Config, action: str, holder: Holder, runs: list[HostRun],
                 current = run
                 t0 = time.monotonic()
                 try:
-                    _run_plan(cfg, run, holder, started)
+                    engine.run_plan(cfg, run, holder, started)
                 finally:
                     run.seconds = time.monotonic() - t0
                 current = None
@@ -709,7 +741,12 @@ def rollback(cfg: Config, *, to: str | None, yes: bool, lock_wait: float = 0.0,
 
 
 def read_facts(cfg: Config) -> list[HostRun]:
-    """Every host's facts, read-only (status, lock.status, plan); transports left open."""
+    """Every host's facts, read-only (status, lock.status, plan); transports left open. On a
+    swarm: the control manager's, with the swarm's."""
+    if cfg.deploy.engine == "swarm":
+        from fabfile.swarm.execute import read_facts as read_swarm
+
+        return read_swarm(cfg)
     runs = [HostRun(connect(h)) for h in cfg.hosts]
     gather(cfg, runs, take_lock=False, check=False)
     return runs

@@ -286,15 +286,16 @@ def _dotted(version: tuple[int, ...]) -> str:
     return ".".join(map(str, version))
 
 
-def docker_problem(facts: Facts, host: str, user: str) -> str | None:
-    """Why this host cannot run the stack's Docker commands, with the fix; None when it can."""
-    install = ("install Docker Engine (Debian/Ubuntu: `apt-get install docker.io`, or Docker's "
-               "own packages: https://docs.docker.com/engine/install/)")
-    compose_fix = ("install the Compose v2 plugin (`apt-get install docker-compose-plugin` from "
-                   "Docker's repository, or Debian 13's `docker-compose` package); the old "
-                   "Python `docker-compose` v1 does not work")
-    if facts.docker_error is not None:
-        err = facts.docker_error
+INSTALL_DOCKER = ("install Docker Engine (Debian/Ubuntu: `apt-get install docker.io`, or "
+                  "Docker's own packages: https://docs.docker.com/engine/install/)")
+
+
+def engine_problem(docker: str | None, docker_error: str | None, host: str,
+                   user: str) -> str | None:
+    """Why this host's Docker Engine cannot be used (missing, stopped, forbidden, too old),
+    with the fix; None when it can."""
+    if docker_error is not None:
+        err = docker_error
         if "permission denied" in err.lower():
             return (f"user {user} on {host} may not use Docker ({err.splitlines()[-1]}): add it "
                     f"to the docker group (`sudo usermod -aG docker {user}`) and reconnect")
@@ -302,12 +303,23 @@ def docker_problem(facts: Facts, host: str, user: str) -> str | None:
             return (f"the Docker daemon on {host} is not running: start it "
                     "(`sudo systemctl enable --now docker`)")
         return f"`docker version` fails on {host}: {err}"
-    if facts.docker is None:
-        return f"Docker is not installed on {host}: {install}"
-    docker = version_tuple(facts.docker)
-    if docker and docker < MIN_DOCKER:
-        return (f"Docker Engine {facts.docker} on {host} is too old (need "
-                f"{_dotted(MIN_DOCKER)} or newer): {install}")
+    if docker is None:
+        return f"Docker is not installed on {host}: {INSTALL_DOCKER}"
+    found = version_tuple(docker)
+    if found and found < MIN_DOCKER:
+        return (f"Docker Engine {docker} on {host} is too old (need "
+                f"{_dotted(MIN_DOCKER)} or newer): {INSTALL_DOCKER}")
+    return None
+
+
+def docker_problem(facts: Facts, host: str, user: str) -> str | None:
+    """Why this host cannot run the stack's Docker commands, with the fix; None when it can."""
+    compose_fix = ("install the Compose v2 plugin (`apt-get install docker-compose-plugin` from "
+                   "Docker's repository, or Debian 13's `docker-compose` package); the old "
+                   "Python `docker-compose` v1 does not work")
+    problem = engine_problem(facts.docker, facts.docker_error, host, user)
+    if problem:
+        return problem
     if facts.compose is None:
         return f"Docker Compose v2 (`docker compose`) is missing on {host}: {compose_fix}"
     compose = version_tuple(facts.compose)

@@ -32,7 +32,9 @@ from . import rollout, scripts
 from .facts import Container, Facts
 from .release import upload_step, version_of
 
-Kind = Literal["upload", "pull", "services", "migrate", "roll_up", "roll_drain"]
+Kind = Literal["upload", "pull", "services", "migrate", "roll_up", "roll_drain",
+               "secrets", "stack"]
+"""`secrets` and `stack` are the Swarm engine's (`fabfile/swarm/plan.py`)."""
 ChangeStatus = Literal["added", "changed", "removed", "unchanged"]
 
 

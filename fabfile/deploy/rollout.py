@@ -141,6 +141,10 @@ def drain_step(cfg: Config, ids: Sequence[str], *, token: str, skip_drain: bool 
 
 def abort_wait(cfg: Config) -> float:
     """How long `finish.sh` waits for an interrupted phase to undo or complete itself."""
+    if cfg.deploy.engine == "swarm":
+        from fabfile.swarm.plan import converge_timeout
+
+        return 2 * converge_timeout(cfg) + 30
     return 2 * drain_bound(cfg) + 30
 
 

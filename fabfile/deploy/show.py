@@ -70,12 +70,7 @@ def show_status(cfg: Config, host: str, facts: Facts) -> None:
     console.print(f"[bold]{host}[/]: Docker {facts.docker or 'missing'}, Compose "
                   f"{facts.compose or 'missing'}, {cfg.deploy.app_dir} "
                   f"{'present' if facts.app_dir else 'MISSING (run inv setup)'}")
-    running = {c.release for c in facts.service(cfg.app.name) if c.state == "running"}
-    rows = [[("* " if r.id == facts.current else "  ") + r.id,
-             ("live" if r.live else "staged (never live)")
-             + (", its containers run" if r.id in running and r.id != facts.current else "")]
-            for r in reversed(facts.releases)]
-    console.print(ui.table("releases (* = current)", ["release", "state"], rows or [["none", ""]]))
+    show_releases(cfg, facts)
     found = reconcile.mismatch(cfg, facts)
     if found is not None:
         ui.warn(f"{found}; the next `inv deploy` converges from it (`--lock-wait=SECONDS` also "
@@ -92,8 +87,24 @@ def show_status(cfg: Config, host: str, facts: Facts) -> None:
     if page:
         console.print(Text(redact(f"maintenance: {page}"),
                            style="bold yellow" if facts.in_maintenance else ""))
-    console.print(f"lock: {lock_line(cfg, facts)}")
-    console.print(f"last: {audit.summary(facts.last_audit)}")
+    show_lock(cfg, facts)
+
+
+def show_releases(cfg: Config, facts: Facts) -> None:
+    """The releases, newest first, the current one marked."""
+    running = {c.release for c in facts.service(cfg.app.name) if c.state == "running"}
+    rows = [[("* " if r.id == facts.current else "  ") + r.id,
+             ("live" if r.live else "staged (never live)")
+             + (", its containers run" if r.id in running and r.id != facts.current else "")]
+            for r in reversed(facts.releases)]
+    ui.console.print(ui.table("releases (* = current)", ["release", "state"],
+                              rows or [["none", ""]]))
+
+
+def show_lock(cfg: Config, facts: Facts) -> None:
+    """The lock's holder (and whether its run lives) and the last audit entry."""
+    ui.console.print(f"lock: {lock_line(cfg, facts)}")
+    ui.console.print(f"last: {audit.summary(facts.last_audit)}")
 
 
 def maintenance_line(facts: Facts) -> str | None:

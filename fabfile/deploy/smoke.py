@@ -10,7 +10,8 @@ rounds then, it fails too.
 Without a public URL (Traefik disabled and no `deploy.smoke.urls`, as in `local`), the same
 rounds run on the host (`scripts/smoke.sh`, one round trip) against each web container at
 its address on the Docker network; so do they while the site is in maintenance (`direct`),
-where every public URL answers the page.
+where every public URL answers the page. On a swarm (tasks on an overlay the host is not on)
+the host test is skipped.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def run(cfg: Config, *, transport: Transport | None = None,
     public URL, or `direct`, on the host through `transport` (skipped when there is none)."""
     smoke = cfg.deploy.smoke
     found = () if direct else targets(cfg)
-    if not found and transport is not None:
+    if not found and transport is not None and cfg.deploy.engine != "swarm":
         return parse_host(transport.probe(host_step(cfg)).stdout)
     if not found:
         return Result(ok=True, skipped="no public URL to check (traefik disabled and "

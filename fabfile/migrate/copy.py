@@ -15,17 +15,22 @@ import hashlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from operator import itemgetter
+from pathlib import Path
 
 import psycopg
 
+from .chunks import CopyChunk
 from .identifiers import quote_ident
 from .plan import PlanTable
-from .preflight import CopyChunk
 from .render import sq, sqlite_line
 
 BATCH_ROWS = 4000
+BATCH_BYTES = 8 << 20
+"""A batch holds at most BATCH_ROWS rows, fewer when rows are wide (`batches`), so memory
+stays bounded whatever the rows hold."""
 
 
 @dataclass
@@ -55,6 +60,39 @@ class CopyResult:
 
 def line_hash(line: bytes | memoryview) -> int:
     return int.from_bytes(hashlib.md5(line, usedforsecurity=False).digest()[:8], "big", signed=True)
+
+
+_first = itemgetter(0)
+
+
+class LineSink:
+    """Batches of rendered rows (1-tuples of one COPY line each) -> the bytes COPY is sent,
+    counted and hashed the way verification hashes the target (`SourceChecksum`)."""
+
+    def __init__(self, ordered: bool) -> None:
+        self.checksum = SourceChecksum(ordered)
+        self.bytes = 0
+        self._stream = hashlib.sha256()
+
+    def add(self, batch: list[tuple[bytes | None]]) -> bytes:
+        """The batch as COPY data; a RuntimeError if a row rendered to NULL."""
+        try:
+            data = b"\n".join(map(_first, batch)) + b"\n"
+        except TypeError:
+            raise RuntimeError("a row rendered to NULL (a value the preflight let through "
+                               "cannot be written)") from None
+        self.checksum.rows += len(batch)
+        self.bytes += len(data)
+        if self.checksum.ordered:
+            self._stream.update(data)
+        else:
+            self.checksum.total += sum(map(line_hash, map(_first, batch)))
+        return data
+
+    def finish(self) -> SourceChecksum:
+        if self.checksum.ordered:
+            self.checksum.sha256 = self._stream.hexdigest()
+        return self.checksum
 
 
 def source_query(t: PlanTable, *, excluded: str | None = None, where: str | None = None,
@@ -98,52 +136,82 @@ def source_queries(t: PlanTable, *, excluded: str | None = None,
     return out
 
 
+def batches(cur: sqlite3.Cursor) -> Iterator[list[tuple[bytes | None]]]:
+    """CUR's rows (1-tuples of a COPY line) in batches of about BATCH_BYTES: the batch size
+    follows the width of the rows seen so far."""
+    size = 64
+    while batch := cur.fetchmany(size):
+        yield batch
+        try:
+            width = sum(map(len, map(_first, batch))) // len(batch) + 1
+        except TypeError:  # a NULL line: the consumer stops here
+            continue
+        size = max(1, min(BATCH_ROWS, BATCH_BYTES // width))
+
+
 def _batches(src: sqlite3.Connection, queries: list[tuple[str, tuple[int, ...]]],
              ) -> Iterator[list[tuple[bytes | None]]]:
     for sql, params in queries:
-        cur = src.execute(sql, params)
-        while batch := cur.fetchmany(BATCH_ROWS):
-            yield batch
+        yield from batches(src.execute(sql, params))
 
 
-def copy_statement(t: PlanTable) -> str:
+def _copy_in(cur: psycopg.Cursor, t: PlanTable,
+             freeze: bool) -> AbstractContextManager[psycopg.Copy]:
+    if freeze:
+        cur.execute(f"TRUNCATE {quote_ident(t.name)}")
+    return cur.copy(copy_statement(t, freeze=freeze))
+
+
+def copy_statement(t: PlanTable, *, freeze: bool = False) -> str:
     cols = ", ".join(quote_ident(c.name) for c in t.columns)
-    return f"COPY {quote_ident(t.name)} ({cols}) FROM STDIN"
+    return f"COPY {quote_ident(t.name)} ({cols}) FROM STDIN" + (" (FREEZE)" if freeze else "")
 
 
 def copy_table(src: sqlite3.Connection, pg: psycopg.Connection, t: PlanTable, *,
                excluded: str | None = None, chunks: list[CopyChunk] | None = None,
+               freeze: bool = False,
                progress: Callable[[int, int], None] | None = None) -> CopyResult:
-    """Stream T into the (empty) target table in one transaction; return what was sent."""
+    """Render T from SQLite and stream it into the (empty) target table in one transaction;
+    return what was sent. FREEZE as in `copy_spilled`; PROGRESS gets (rows, bytes) sent so
+    far after each batch."""
     start = time.perf_counter()
-    checksum = SourceChecksum(t.order_key is not None)
-    first = itemgetter(0)
-    stream = hashlib.sha256()
-    rows = nbytes = 0
-    last_report = start
+    sink = LineSink(t.order_key is not None)
     queries = source_queries(t, excluded=excluded, chunks=chunks)
-    with pg.cursor() as pcur, pcur.copy(copy_statement(t)) as cp:
+    with pg.cursor() as pcur, _copy_in(pcur, t, freeze) as cp:
         for batch in _batches(src, queries):
             try:
-                data = b"\n".join(map(first, batch)) + b"\n"
-            except TypeError:
-                raise RuntimeError(
-                    f"{t.source}: a row rendered to NULL (a value the preflight let through "
-                    "cannot be written); nothing of this table was committed") from None
-            cp.write(data)
-            rows += len(batch)
-            nbytes += len(data)
-            if checksum.ordered:
-                stream.update(data)
-            else:
-                checksum.total += sum(map(line_hash, map(first, batch)))
-            now = time.perf_counter()
-            if progress and now - last_report > 0.2:
-                progress(rows, nbytes)
-                last_report = now
+                cp.write(sink.add(batch))
+            except RuntimeError as exc:
+                raise RuntimeError(f"{t.source}: {exc}; nothing of this table was "
+                                   "committed") from None
+            if progress:
+                progress(sink.checksum.rows, sink.bytes)
     pg.commit()
-    checksum.rows = rows
-    checksum.sha256 = stream.hexdigest() if checksum.ordered else ""
-    if progress:
-        progress(rows, nbytes)
-    return CopyResult(t.source, rows, nbytes, time.perf_counter() - start, checksum)
+    checksum = sink.finish()
+    return CopyResult(t.source, checksum.rows, sink.bytes, time.perf_counter() - start, checksum)
+
+
+SPILL_BLOCK = 1 << 20
+
+
+def copy_spilled(pg: psycopg.Connection, t: PlanTable, path: Path, checksum: SourceChecksum,
+                 nbytes: int, *, freeze: bool = False,
+                 progress: Callable[[int, int], None] | None = None) -> CopyResult:
+    """Stream T's COPY text, rendered and hashed by the preflight (`spill`: NBYTES at PATH),
+    into the (empty) target table in one transaction. With FREEZE (a table this run
+    created), the table is truncated first in the same transaction so COPY can write its
+    rows frozen: nothing rewrites their pages later to set hint bits or freeze them."""
+    start = time.perf_counter()
+    sent = 0
+    with pg.cursor() as pcur, _copy_in(pcur, t, freeze) as cp, path.open("rb") as fh:
+        while block := fh.read(SPILL_BLOCK):
+            cp.write(block)
+            sent += len(block)
+            if progress:
+                progress(checksum.rows * sent // max(1, nbytes), sent)
+    if sent != nbytes:
+        pg.rollback()
+        raise RuntimeError(f"{t.source}: the spill file holds {sent} bytes, the preflight "
+                           f"wrote {nbytes}; nothing of this table was committed")
+    pg.commit()
+    return CopyResult(t.source, checksum.rows, sent, time.perf_counter() - start, checksum)

@@ -12,10 +12,12 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +26,19 @@ import psycopg
 from fabfile.errors import UserError
 
 from . import ddl, target
+from .chunks import CopyChunk
 from .copy import CopyResult
 from .identifiers import quote_ident, quote_literal
 from .plan import NOCASE_COLLATION, Note, PlanTable, SchemaPlan, build_plan
-from .preflight import BadRow, CopyChunk
+from .preflight import BadRow
 from .report import MigrationReport, RunUI, TableReport, redact_url
+from .spill import Spill, Spilled
 from .sqlite_schema import SourceSchema, open_readonly, qi, read_schema
 from .verify import TableVerdict
 from .workers import Pool, Task, TaskFailed, connect_target
 
 SCHEMA_MODES = ("infer", "existing")
+ALEMBIC_VERSION = "alembic_version"
 VERIFY_MODES = ("counts", "checksums")
 BAD_ROW_MODES = ("fail", "quarantine")
 
@@ -111,10 +116,17 @@ def migrate(sqlite_path: Path, target_url: str, options: MigrateOptions | None =
     with _phase(report, "schema read"):
         schema = _read_source(sqlite_path)
         plan = build_plan(schema, utc_timestamps=options.utc_timestamps)
+        if plan.blockers and options.schema == "infer":
+            raise UserError("PostgreSQL cannot hold this SQLite schema as it is (nothing was "
+                            "written):\n  " + "\n  ".join(plan.blockers) + "\nRename these in "
+                            "the SQLite database (the app's own migrations), then run again")
         conn = target.connect(target_url)
+        filled: list[str] = []
         try:
             if options.schema == "existing":
-                plan = target.plan_existing(plan, conn)
+                plan, filled = target.plan_existing(plan, conn)
+            else:
+                plan = target.check_defaults(conn, plan)
             existing = target.relations(conn)
         finally:
             conn.close()
@@ -131,11 +143,16 @@ def migrate(sqlite_path: Path, target_url: str, options: MigrateOptions | None =
     report.renames = dict(plan.renames)
     ui.step(f"Source {sqlite_path}: {len(plan.tables)} tables, "
             f"{sum(t.row_count for t in plan.tables):,} rows; target {report.target}")
-    pool = Pool(min(options.jobs, max(1, len(plan.tables))), sqlite_path, target_url)
+    spill = None if options.dry_run else _spill(ui)
+    pool = Pool(min(options.jobs, max(1, len(plan.tables))), sqlite_path, target_url, spill)
     created: dict[str, Any] = {"tables": [], "views": [], "collation": None, "filled": []}
+    previous_sigterm = _sigterm_as_interrupt()
     try:
+        if filled:
+            with _phase(report, "compare filled tables"):
+                plan = _skip_equal(pool, plan, filled, sqlite_path, target_url, report)
         with _phase(report, "preflight"):
-            bad, sizes, chunks = _preflight(pool, plan, ui)
+            bad, sizes, chunks, spilled = _preflight(pool, plan, ui)
         skip: Keys = {}
         if bad:
             report.bad_rows = bad
@@ -158,7 +175,7 @@ def migrate(sqlite_path: Path, target_url: str, options: MigrateOptions | None =
                            quarantine=bool(skip), created=created)
         with _phase(report, "load + verify"):
             tables, verdicts = _load(pool, plan, options, skip, ui, report, created, sizes,
-                                     chunks)
+                                     chunks, spilled)
         report.tables = tables
         with _phase(report, "finish"):
             _finish(target_url, sqlite_path, plan, skip, bad, report, options)
@@ -186,6 +203,10 @@ def migrate(sqlite_path: Path, target_url: str, options: MigrateOptions | None =
         raise
     finally:
         pool.close()
+        if spill is not None:
+            spill.close()
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
         if pool.timeline:
             t0 = min(t[1] for t in pool.timeline)
             report.timeline = [(n, round(a - t0, 3), round(b - t0, 3), round(c, 3))
@@ -196,10 +217,32 @@ def migrate(sqlite_path: Path, target_url: str, options: MigrateOptions | None =
     return report
 
 
-def _preflight(pool: Pool, plan: SchemaPlan,
-               ui: RunUI) -> tuple[list[BadRow], dict[str, int], dict[str, list[CopyChunk]]]:
+def _spill(ui: RunUI) -> Spill | None:
+    try:
+        return Spill()
+    except OSError as exc:
+        ui.warn(f"no spill directory ({exc}): the copy reads the source a second time")
+        return None
+
+
+def _sigterm_as_interrupt() -> Any:
+    """SIGTERM unwinds the run like Ctrl-C (the target rolled back, the spill files removed);
+    the previous handler, to put back (None off the main thread, where nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    return signal.signal(signal.SIGTERM, interrupt)
+
+
+def _preflight(pool: Pool, plan: SchemaPlan, ui: RunUI,
+               ) -> tuple[list[BadRow], dict[str, int], dict[str, list[CopyChunk]],
+                          dict[str, Spilled]]:
     """Bad rows of every table and orphans of every foreign key; the tables' sizes on disk,
-    which the load uses to schedule its tasks; the chunks each table's copy can read."""
+    which the load uses to schedule its tasks; the chunks each table's copy can read, or
+    the COPY text the scan rendered into the pool's spill directory."""
     ui.step(f"Preflight: checking {sum(t.row_count for t in plan.tables):,} rows and "
             f"{len(plan.foreign_keys)} foreign keys")
     graph = [Task(f"scan:{t.source}", "scan", {"t": t}, priority=t.row_count * len(t.columns))
@@ -210,17 +253,22 @@ def _preflight(pool: Pool, plan: SchemaPlan,
                           {"child": plan.table(fk.source_table),
                            "parent": plan.table(fk.source_parent), "fk": fk},
                           priority=plan.table(fk.source_table).row_count))
-    results = pool.run(graph)
+    with ui.bars([(t.source, t.row_count) for t in plan.tables]) as update:
+        results = pool.run(graph, progress=update)
     bad: list[BadRow] = []
     chunks: dict[str, list[CopyChunk]] = {}
+    spilled: dict[str, Spilled] = {}
     for task in graph:
         if task.kind == "scan":
-            bad.extend(results[task.id]["bad"])
-            if results[task.id]["chunks"]:
-                chunks[task.kwargs["t"].source] = results[task.id]["chunks"]
+            result = results[task.id]
+            bad.extend(result["bad"])
+            if result["chunks"]:
+                chunks[task.kwargs["t"].source] = result["chunks"]
+            if result["spilled"]:
+                spilled[task.kwargs["t"].source] = result["spilled"]
         elif task.kind != "sizes":
             bad.extend(results[task.id])
-    return bad, results["sizes"], chunks
+    return bad, results["sizes"], chunks, spilled
 
 
 def _key(b: BadRow) -> tuple[Any, ...]:
@@ -326,8 +374,10 @@ def _setval_sql(t: PlanTable) -> str:
 
 def _load(pool: Pool, plan: SchemaPlan, options: MigrateOptions, skip: Keys, ui: RunUI,
           report: MigrationReport, created: dict[str, Any], sizes: dict[str, int],
-          chunks: dict[str, list[CopyChunk]]) -> tuple[list[TableReport], list[TableVerdict]]:
-    """Copy every table, then (per table, as soon as it can) verify, index, key and check it."""
+          chunks: dict[str, list[CopyChunk]],
+          spilled: dict[str, Spilled]) -> tuple[list[TableReport], list[TableVerdict]]:
+    """Copy every table (from its spill file when it has one), then (per table, as soon as it
+    can) verify, index, key and check it."""
     # Rough seconds of work per task, from rows and bytes on disk; the scheduler runs the
     # longest remaining chain first.
     size = {t.source: t.row_count / 400_000 + sizes.get(t.source, 0) / 60e6 for t in plan.tables}
@@ -366,27 +416,20 @@ def _load(pool: Pool, plan: SchemaPlan, options: MigrateOptions, skip: Keys, ui:
     for t in plan.tables:
         deps: set[str] = set()
         if existing_mode:
-            deps = {f"copy:{fk.source_parent}" for fk in plan.foreign_keys
-                    if fk.source_table == t.source and fk.source_parent != t.source
-                    and not _reaches(plan, fk.source_parent, t.source)}
-        graph.append(Task(f"copy:{t.source}", "copy", {"t": t, "excluded": skip.get(t.source),
-                                                        "chunks": chunks.get(t.source)},
+            deps = {f"copy:{parent}" for child, parent in plan.load_after
+                    if child == t.source and not _reaches(plan.load_after, parent, t.source)}
+        graph.append(Task(f"copy:{t.source}", "copy",
+                          {"t": t, "excluded": skip.get(t.source), "chunks": chunks.get(t.source),
+                           "spilled": spilled.get(t.source), "freeze": not existing_mode},
                           deps=deps, priority=size[t.source], on_done=copied(t)))
         graph.append(Task(f"verify:{t.source}", "verify",
                           {"t": t, "checksum": None, "mode": options.verify,
-                           "excluded": skip.get(t.source)},
+                           "excluded": skip.get(t.source), "in_order": not existing_mode},
                           deps={f"copy:{t.source}"}, priority=size[t.source] * 0.25,
                           on_done=verified(t)))
         if t.identity:
             graph.append(Task(f"identity:{t.source}", "sql", {"statements": [_setval_sql(t)]},
                               deps={f"copy:{t.source}"}, priority=0.001))
-    # Verification reads each table in key order: once the primary key's index exists that
-    # is an index scan, cheaper than sorting (the workers run with enable_sort off).
-    verify_task = {x.id: x for x in graph if x.kind == "verify"}
-    for ix in plan.indexes:
-        t = by_name[ix.table]
-        if ix.role == "pk" and ix.columns == (t.order_key,):
-            verify_task[f"verify:{t.source}"].deps.add(f"index:{ix.name}")
     table_work: dict[str, set[str]] = {t.name: {f"verify:{t.source}"} for t in plan.tables}
     for ix in plan.indexes:
         t = by_name[ix.table]
@@ -431,7 +474,7 @@ def _load(pool: Pool, plan: SchemaPlan, options: MigrateOptions, skip: Keys, ui:
     ui.step(f"Copying {len(plan.tables)} tables with {pool.jobs} workers"
             + ("" if existing_mode else "; indexes, keys and verification as each table lands"))
     bars = [(t.source, t.row_count - len(skip.get(t.source, []))) for t in plan.tables]
-    with ui.copying(bars) as update:
+    with ui.bars(bars) as update:
         pool.run(graph, progress=update)
     for label, error in soft_failures:
         report.notes.append(Note("warn", label, f"not kept: {error}"))
@@ -439,8 +482,8 @@ def _load(pool: Pool, plan: SchemaPlan, options: MigrateOptions, skip: Keys, ui:
     return sorted(reports.values(), key=lambda r: order[r.table]), verdicts
 
 
-def _reaches(plan: SchemaPlan, start: str, goal: str) -> bool:
-    """Whether GOAL is reachable from START along foreign keys (child -> parent)."""
+def _reaches(edges: tuple[tuple[str, str], ...], start: str, goal: str) -> bool:
+    """Whether GOAL is reachable from START along EDGES (child -> parent)."""
     seen: set[str] = set()
     stack = [start]
     while stack:
@@ -450,8 +493,64 @@ def _reaches(plan: SchemaPlan, start: str, goal: str) -> bool:
         if cur in seen:
             continue
         seen.add(cur)
-        stack.extend(fk.source_parent for fk in plan.foreign_keys if fk.source_table == cur)
+        stack.extend(parent for child, parent in edges if child == cur)
     return False
+
+
+def _skip_equal(pool: Pool, plan: SchemaPlan, filled: list[str], sqlite_path: Path,
+                url: str, report: MigrationReport) -> SchemaPlan:
+    """`existing` mode: FILLED tables already hold rows in the target. Those whose rows equal
+    the source's (checksums) are left as they are and out of the plan, with a note; any other
+    refuses the run before anything is written (target data is never deleted)."""
+    tables = [plan.table(name) for name in filled]
+    sums = pool.run([Task(f"sum:{t.source}", "source_checksum", {"t": t}, priority=t.row_count)
+                     for t in tables])
+    checked = pool.run([Task(f"verify:{t.source}", "verify",
+                             {"t": t, "checksum": sums[f"sum:{t.source}"], "mode": "checksums"},
+                             priority=t.row_count) for t in tables])
+    differ: list[str] = []
+    for t in tables:
+        verdict, _secs = checked[f"verify:{t.source}"]
+        if not verdict.ok:
+            differ.append(_difference(t, verdict, sqlite_path, url))
+            continue
+        report.notes.append(Note("info", f"table {t.source}", f"already in the target with the "
+                                 f"same {verdict.target_rows} row(s): left as it is, not copied"))
+    if differ:
+        alembic = any(t.name == ALEMBIC_VERSION for t in tables)
+        raise UserError(
+            "the target already holds rows that differ from the source's (nothing was "
+            "written):\n  " + "\n  ".join(differ) + "\n"
+            + ("Make both the same Alembic revision: migrate the SQLite database with the "
+               "release whose migrations made the target, or make the target with the "
+               "release the SQLite database is at; then run again" if alembic else
+               "--schema=existing fills empty tables only: start from a fresh database made "
+               "by the app's migrations (or empty these tables yourself), then run again"))
+    skip = set(filled)
+    return replace(plan, tables=tuple(t for t in plan.tables if t.source not in skip),
+                   load_after=tuple((c, p) for c, p in plan.load_after
+                                    if c not in skip and p not in skip))
+
+
+
+def _difference(t: PlanTable, verdict: TableVerdict, sqlite_path: Path, url: str) -> str:
+    """One line on how T differs; for Alembic's table, the revisions on each side."""
+    column = next((c.source for c in t.columns if c.name == "version_num"), None)
+    if t.name != ALEMBIC_VERSION or column is None:
+        return f"table {t.name}: {verdict.detail}"
+    src = open_readonly(sqlite_path)
+    try:
+        ours = sorted(str(r[0]) for r in src.execute(f"SELECT {qi(column)} FROM {qi(t.source)}"))
+    finally:
+        src.close()
+    conn = connect_target(url)
+    try:
+        theirs = sorted(str(r[0]) for r in conn.execute(
+            f"SELECT version_num FROM {quote_ident(t.name)}").fetchall())
+    finally:
+        conn.close()
+    return (f"{t.name}: the target is at revision {', '.join(theirs) or '(none)'}, the SQLite "
+            f"database at {', '.join(ours) or '(none)'}")
 
 
 def _finish(url: str, sqlite_path: Path, plan: SchemaPlan, skip: Keys, bad: list[BadRow],

@@ -8,8 +8,9 @@ no equivalent) becomes a `Note`, never a silent loss.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from . import defaults
 from .identifiers import fit_name, name_concerns, quote_ident
 from .sqlite_schema import Column, SourceSchema, Table, tokenize, unquote
 from .typemap import Kind, PgType, map_declared
@@ -36,6 +37,12 @@ class PlanColumn:
     identity: bool = False
     source_notnull: bool = False
     """SQLite itself guarantees no NULLs (NOT NULL, or the rowid alias)."""
+    default_expect: str | None = None
+    """What PostgreSQL must print for a constant DEFAULT (see `defaults`)."""
+    default_sqlite: str | None = None
+    """The SQLite DEFAULT text that `default` translates."""
+    identity_sequence: str | None = None
+    """The identity's sequence name, when PostgreSQL's own choice is a name the plan uses."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,12 @@ class SchemaPlan:
     notes: tuple[Note, ...] = ()
     renames: dict[str, str] = field(default_factory=dict)
     uses_nocase: bool = False
+    blockers: tuple[str, ...] = ()
+    """What PostgreSQL cannot hold as it is (a column named like a system column, an empty
+    name): the run refuses the schema up front, listing all of them."""
+    load_after: tuple[tuple[str, str], ...] = ()
+    """(child, parent) source tables, in `existing` mode: the target's own foreign keys, which
+    check rows as they land, so a child's copy starts once its parent's is committed."""
 
     def table(self, source: str) -> PlanTable:
         for t in self.tables:
@@ -124,72 +137,26 @@ class SchemaPlan:
         raise KeyError(source)
 
 
-_NUM = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$")
-_UTC_NOW = "(CURRENT_TIMESTAMP AT TIME ZONE 'UTC')"
-_NOW_WORDS = {
-    "CURRENT_TIMESTAMP": "ts", "(CURRENT_TIMESTAMP)": "ts",
-    "DATETIME('NOW')": "ts", "(DATETIME('NOW'))": "ts",
-    "CURRENT_DATE": "date", "(CURRENT_DATE)": "date",
-    "DATE('NOW')": "date", "(DATE('NOW'))": "date",
-    "CURRENT_TIME": "time", "(CURRENT_TIME)": "time",
-    "TIME('NOW')": "time", "(TIME('NOW'))": "time",
-    "STRFTIME('%S','NOW')": "epoch", "(STRFTIME('%S','NOW'))": "epoch",
-}
-
-
-def translate_default(raw: str | None, t: PgType) -> tuple[str | None, str | None]:
-    """(PostgreSQL DEFAULT expression, or None; a note when RAW could not be kept)."""
-    if raw is None:
-        return None, None
-    text = raw.strip()
-    key = re.sub(r"\s+", "", text).upper()
-    if key == "NULL":
-        return None, None
-    now = _NOW_WORDS.get(key)
-    if now:
-        if now == "epoch":
-            return "(extract(epoch from CURRENT_TIMESTAMP)::bigint)", None
-        if t.kind is Kind.TIMESTAMPTZ:
-            words = {"ts": "CURRENT_TIMESTAMP", "date": "CURRENT_DATE", "time": "CURRENT_TIME"}
-            return words[now], None
-        if t.kind is Kind.TEXT:
-            fmt = {"ts": "YYYY-MM-DD HH24:MI:SS", "date": "YYYY-MM-DD", "time": "HH24:MI:SS"}[now]
-            return f"to_char({_UTC_NOW}, '{fmt}')", None
-        return {"ts": _UTC_NOW, "date": f"({_UTC_NOW}::date)",
-                "time": f"({_UTC_NOW}::time(0))"}[now], None
-    if key in ("TRUE", "FALSE"):
-        return key.lower(), None
-    inner = text[1:-1].strip() if text.startswith("(") and text.endswith(")") else text
-    if _NUM.match(inner):
-        if t.kind is Kind.BOOL and inner in ("0", "1"):
-            return ("true" if inner == "1" else "false"), None
-        return (f"'{inner}'" if t.kind in (Kind.TEXT, Kind.NUMERIC) and inner.startswith(("+", "."))
-                else inner), None
-    if re.fullmatch(r"'(?:[^']|'')*'", inner):
-        if t.kind is Kind.BOOL and inner.lower() in ("'1'", "'0'", "'true'", "'false'"):
-            return ("true" if inner.lower() in ("'1'", "'true'") else "false"), None
-        return inner, None
-    m = re.fullmatch(r"[xX]'([0-9A-Fa-f]*)'", inner)
-    if m and t.kind is Kind.BYTEA:
-        return f"'\\x{m.group(1).lower()}'::bytea", None
-    return None, f"DEFAULT {raw} has no PostgreSQL equivalent here: not kept"
-
-
 def _plan_column(col: Column, *, utc: bool, identity: bool, notes: list[Note],
                  table: str) -> PlanColumn:
     t = map_declared(col.declared, utc_timestamps=utc)
     if identity:
         t = PgType(Kind.INT, "bigint")
     name = fit_name(col.name)
-    default, why = (None, None) if identity else translate_default(col.default, t)
-    if why:
-        notes.append(Note("warn", f"{table}.{col.name}", why))
+    d = defaults.translate(col.default, col.declared, t)
+    if identity and d.sql is not None:
+        d = defaults.Default(level="warn", why="the column becomes an identity, which numbers "
+                             "new rows")
+    if d.level:
+        shown = f"DEFAULT {col.default} -> {d.sql}" if d.sql is not None else \
+            f"DEFAULT {col.default} not kept"
+        notes.append(Note(d.level, f"{table}.{col.name}", f"{shown}: {d.why}"))
     collation = None
     if col.collation:
         coll = col.collation.upper()
-        if coll == "NOCASE":
+        if coll == "NOCASE" and t.kind is Kind.TEXT:
             collation = NOCASE_COLLATION
-        elif coll == "RTRIM":
+        elif coll == "RTRIM" and t.kind is Kind.TEXT:
             notes.append(Note("warn", f"{table}.{col.name}",
                               "COLLATE RTRIM has no PostgreSQL equivalent: compared as written"))
     if col.generated is not None:
@@ -197,8 +164,9 @@ def _plan_column(col: Column, *, utc: bool, identity: bool, notes: list[Note],
                           f"generated column AS ({col.generated}) copied as a plain column "
                           "holding its current values"))
     return PlanColumn(col.name, name, t, notnull=col.notnull or identity or bool(col.pk_order),
-                      default=default, collation=collation, identity=identity,
-                      source_notnull=col.notnull or identity)
+                      default=d.sql, collation=collation, identity=identity,
+                      source_notnull=col.notnull or identity, default_expect=d.expect,
+                      default_sqlite=col.default if d.sql is not None else None)
 
 
 def translate_expr(expr: str, columns: dict[str, PlanColumn]) -> str:
@@ -253,6 +221,7 @@ def build_plan(schema: SourceSchema, *, utc_timestamps: bool = False) -> SchemaP
         used_names.add(name)
         return name
 
+    blockers = _blockers(schema)
     for t in schema.tables:
         for ident in [t.name, *(c.name for c in t.columns)]:
             for concern in name_concerns(ident):
@@ -261,6 +230,7 @@ def build_plan(schema: SourceSchema, *, utc_timestamps: bool = False) -> SchemaP
                 if "renamed" in concern:
                     renames[subject] = fit_name(ident)
         used_names.add(fit_name(t.name))
+    used_names.update(fit_name(v.name) for v in schema.views)
     for t in schema.tables:
         pgname = fit_name(t.name)
         cols = tuple(_plan_column(c, utc=utc_timestamps, identity=c.name == t.rowid_alias,
@@ -293,15 +263,19 @@ def build_plan(schema: SourceSchema, *, utc_timestamps: bool = False) -> SchemaP
                 continue
             pcols = tuple(by_src[c].name for c in ix.columns)
             colls = tuple(NOCASE_COLLATION if (c or "").upper() == "NOCASE" and
+                          by_src[s].type.kind is Kind.TEXT and
                           by_src[s].collation != NOCASE_COLLATION else None
                           for c, s in zip(ix.collations, ix.columns, strict=False))
             if ix.origin == "u":
                 cname = unique_name(f"{pgname}_{'_'.join(pcols)}_key")
-                indexes.append(PlanIndex(cname, pgname, pcols, "unique", unique=True,
+                # a constraint takes its columns' collations: with another one it stays an index
+                role = "index" if any(colls) else "unique"
+                indexes.append(PlanIndex(cname, pgname, pcols, role, unique=True,
                                          collations=colls, source=ix.name))
             else:
                 where = translate_expr(ix.partial_where, by_src) if ix.partial_where else None
-                indexes.append(PlanIndex(unique_name(ix.name), pgname, pcols, "index",
+                name = ix.name or f"{pgname}_{'_'.join(pcols)}_idx"
+                indexes.append(PlanIndex(unique_name(name), pgname, pcols, "index",
                                          unique=ix.unique, descending=ix.descending,
                                          collations=colls, where=where, source=ix.name))
         for fk in t.foreign_keys:
@@ -320,6 +294,17 @@ def build_plan(schema: SourceSchema, *, utc_timestamps: bool = False) -> SchemaP
                 continue
             pcols = tuple(by_src[c].name for c in fk.columns)
             parent_cols = tuple(fit_name(c) for c in fk.parent_columns)
+            child_types = [by_src[c].type for c in fk.columns]
+            parent_types = [map_declared(parent.column(c).declared, utc_timestamps=utc_timestamps)
+                            if c != parent.rowid_alias else PgType(Kind.INT, "bigint")
+                            for c in fk.parent_columns]
+            if any(a.kind is not b.kind for a, b in zip(child_types, parent_types, strict=True)):
+                pairs = ", ".join(f"{a.sql} -> {b.sql}" for a, b in
+                                  zip(child_types, parent_types, strict=True))
+                notes.append(Note("warn", t.name, f"foreign key {fk.columns} -> {fk.parent}"
+                                  f"{fk.parent_columns}: PostgreSQL cannot compare the types "
+                                  f"({pairs}): not kept"))
+                continue
             fks.append(PlanForeignKey(
                 unique_name(f"{pgname}_{'_'.join(pcols)}_fkey"), pgname, pcols,
                 fit_name(parent.name), parent_cols, fk.on_delete.upper(), fk.on_update.upper(),
@@ -332,6 +317,7 @@ def build_plan(schema: SourceSchema, *, utc_timestamps: bool = False) -> SchemaP
         for expr in t.checks:
             n += 1
             checks.extend(_plan_check(pgname, n, expr, by_src, notes, t, unique_name))
+    tables = [_name_sequences(t, used_names, unique_name) for t in tables]
     views = tuple(PlanView(fit_name(v.name), v.select, v.name) for v in schema.views)
     for tr in schema.triggers:
         notes.append(Note("warn", f"trigger {tr.name}", f"on {tr.table}: SQLite trigger syntax has "
@@ -339,7 +325,38 @@ def build_plan(schema: SourceSchema, *, utc_timestamps: bool = False) -> SchemaP
     return SchemaPlan(tuple(tables), tuple(indexes), tuple(fks), tuple(checks), views,
                       tuple(notes), renames,
                       any(c.collation == NOCASE_COLLATION for t in tables for c in t.columns) or
-                      any(NOCASE_COLLATION in ix.collations for ix in indexes))
+                      any(NOCASE_COLLATION in ix.collations for ix in indexes),
+                      blockers=tuple(blockers))
+
+
+SYSTEM_COLUMNS = frozenset({"tableoid", "xmin", "cmin", "xmax", "cmax", "ctid"})
+
+
+def _blockers(schema: SourceSchema) -> list[str]:
+    out = []
+    for t in schema.tables:
+        if not t.name:
+            out.append('a table named "": PostgreSQL has no empty names')
+        for c in t.columns:
+            if not c.name:
+                out.append(f'{t.name}: a column named "": PostgreSQL has no empty names')
+            elif c.name in SYSTEM_COLUMNS:
+                out.append(f"{t.name}.{c.name}: PostgreSQL keeps this name for a system column")
+    return out
+
+
+def _name_sequences(t: PlanTable, used: set[str], unique_name: object) -> PlanTable:
+    """Name the identity's sequence when the name PostgreSQL would give it is taken by a
+    relation of the plan (created later, that relation would then fail)."""
+    col = next((c for c in t.columns if c.identity), None)
+    if col is None:
+        return t
+    wanted = f"{t.name}_{col.name}_seq"
+    if wanted not in used or len(wanted.encode()) > 63:
+        return t
+    assert callable(unique_name)
+    named = replace(col, identity_sequence=unique_name(wanted))
+    return replace(t, columns=tuple(named if c is col else c for c in t.columns))
 
 
 def _plan_check(table: str, n: int, expr: str, by_src: dict[str, PlanColumn], notes: list[Note],

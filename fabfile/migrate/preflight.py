@@ -9,15 +9,16 @@ keys are dense, which costs one pass and no lookups).
 
 from __future__ import annotations
 
-import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from . import chunks
+from .chunks import CopyChunk
+from .copy import LineSink, batches
 from .plan import PlanForeignKey, PlanTable
-from .render import ESCAPE_KINDS, UTF8_KINDS, sq, sqlite_check
+from .render import ESCAPE_KINDS, UTF8_KINDS, sq, sqlite_check, sqlite_emit_line
 
 EXCERPT = 60
 
@@ -76,13 +77,12 @@ def scan_table(conn: sqlite3.Connection, t: PlanTable,
     checks = [(c.source, sqlite_check(c.source, c.type)) for c in t.columns]
     checks += [(c.source,
                 f"CASE WHEN {sq(c.source)} IS NULL THEN 'NULL in a PRIMARY KEY column' END")
-               for c in t.columns if c.name in t.primary_key and not t.rowid_alias]
+               for c in t.columns if c.source in _key_columns(t)]
     if not checks:
         return []
     ident_sql, keycols = row_ident(t)
     nkey = len(keycols) or 1
-    if (t.without_rowid or not any(c.type.kind in UTF8_KINDS for c in t.columns)
-            or _shadows_rowid(t)):
+    if not _chunked(t):
         test = " OR ".join(f"({expr}) IS NOT NULL" for _c, expr in checks)
         with _text_keys(conn):
             bad_keys = conn.execute(
@@ -106,12 +106,10 @@ def scan_table(conn: sqlite3.Connection, t: PlanTable,
 CHUNK_ROWS = chunks.CHUNK_ROWS
 
 
-CopyChunk = tuple[int | None, int | None, frozenset[str]]
-"""Rowids (lo, hi] of a chunk (None: unbounded; the first chunk includes lo) and the columns
-to read without COPY escaping in it."""
 
-_SPECIAL = re.compile(rb"[\\\x08-\x0d]")
-"""What COPY text escapes: backslash, \\b \\t \\n \\v \\f \\r."""
+_SPECIAL = (b"\\", b"\x08", b"\t", b"\n", b"\x0b", b"\x0c", b"\r")
+"""What COPY text escapes: backslash, \\b \\t \\n \\v \\f \\r (looked for one byte at a
+time: `in` on bytes is a memchr, several times faster than a regex class)."""
 
 
 def _shadows_rowid(t: PlanTable) -> bool:
@@ -119,29 +117,50 @@ def _shadows_rowid(t: PlanTable) -> bool:
     return any(c.source.lower() in ("rowid", "oid", "_rowid_") for c in t.columns)
 
 
-def _bad_rowids(conn: sqlite3.Connection, t: PlanTable, checks: list[tuple[str, str]],
-                copy_chunks: list[CopyChunk] | None = None) -> list[tuple[int]]:
-    """The scan of a rowid table with text columns, chunk by chunk (`chunks.key_chunks`).
+def _chunked(t: PlanTable) -> bool:
+    """Whether T is walked in rowid chunks (`_chunk_walk`) rather than read in one query."""
+    return (not t.without_rowid and any(c.type.kind in UTF8_KINDS for c in t.columns)
+            and not _shadows_rowid(t))
 
-    Python tests each chunk's concatenated text columns for NUL and anything >= 0x80
-    (`isascii`, vectorised). A column that is clean in the chunk is tested without the
-    NUL/UTF-8 part, the one that costs a GLOB scan per value; that part cannot fire there
-    (it needs a NUL or a byte >= 0x80), so the rows found are exactly those of the full test.
-    The same bytes tell which columns hold nothing COPY escapes in the chunk (COPY_CHUNKS).
-    """
+
+def _key_columns(t: PlanTable) -> frozenset[str]:
+    """Source columns of T's primary key where NULL must be refused (SQLite lets a NULL into
+    a primary key that is not the rowid)."""
+    return frozenset(c.source for c in t.columns if c.name in t.primary_key and not t.rowid_alias)
+
+
+def _chunk_walk(conn: sqlite3.Connection, t: PlanTable,
+                ) -> Iterator[tuple[str, tuple[int, int], frozenset[str], frozenset[str]]]:
+    """T's rowid chunks (`chunks.key_chunks`): the WHERE condition and parameters of each,
+    its text columns that are clean (no NUL, nothing >= 0x80) and those holding nothing COPY
+    escapes (plain).
+
+    Python tests each chunk's concatenated text columns at once (`isascii`, vectorised). A
+    column clean in the chunk is checked without the NUL/UTF-8 part, the one that costs a
+    GLOB scan per value; that part cannot fire there (it needs a NUL or a byte >= 0x80), so
+    the rows found are exactly those of the full test. A plain column is rendered without
+    escaping, which gives the same bytes there."""
     texts = [c.source for c in t.columns if c.type.kind in UTF8_KINDS]
-    cheap = {c.source: sqlite_check(c.source, c.type, utf8=False)
-             for c in t.columns if c.type.kind in UTF8_KINDS}
     escapable = {c.source for c in t.columns if c.type.kind in ESCAPE_KINDS}
-    walked: list[CopyChunk] = []
-    out: list[tuple[int]] = []
     for where, params, joined in chunks.key_chunks(conn, t.source, "rowid", texts,
                                                    size=CHUNK_ROWS):
-        clean = {c for c, v in zip(texts, joined, strict=True)
-                 if v is None or (v.isascii() and b"\0" not in v)}
-        walked.append((params[0], params[1], frozenset(
-            c for c, v in zip(texts, joined, strict=True)
-            if c in escapable and (v is None or not _SPECIAL.search(v)))))
+        clean = frozenset(c for c, v in zip(texts, joined, strict=True)
+                          if v is None or (v.isascii() and b"\0" not in v))
+        plain = frozenset(c for c, v in zip(texts, joined, strict=True)
+                          if c in escapable and (v is None or not any(b in v for b in _SPECIAL)))
+        yield where, params, clean, plain
+
+
+def _bad_rowids(conn: sqlite3.Connection, t: PlanTable, checks: list[tuple[str, str]],
+                copy_chunks: list[CopyChunk] | None = None) -> list[tuple[int]]:
+    """The scan of a rowid table with text columns, chunk by chunk (`_chunk_walk`); the
+    chunks and their plain columns go to COPY_CHUNKS."""
+    cheap = {c.source: sqlite_check(c.source, c.type, utf8=False)
+             for c in t.columns if c.type.kind in UTF8_KINDS}
+    walked: list[CopyChunk] = []
+    out: list[tuple[int]] = []
+    for where, params, clean, plain in _chunk_walk(conn, t):
+        walked.append((params[0], params[1], plain))
         test = " OR ".join(f"({cheap[c] if c in clean else expr}) IS NOT NULL"
                            for c, expr in checks)
         out += conn.execute(f"SELECT rowid FROM {sq(t.source)} WHERE {where} AND ({test})",
@@ -152,6 +171,44 @@ def _bad_rowids(conn: sqlite3.Connection, t: PlanTable, checks: list[tuple[str, 
         walked[-1] = (walked[-1][0], None, walked[-1][2])
         copy_chunks.extend(walked)
     return out
+
+
+def scan_and_render(conn: sqlite3.Connection, t: PlanTable, sink: LineSink,
+                    write: Callable[[bytes], bool]) -> tuple[list[BadRow], bool]:
+    """The preflight of T (`scan_table`) and its COPY text in one pass over the source.
+
+    One query per chunk (`_chunk_walk`), or one for the table, renders every row checked
+    (`render.sqlite_emit_line`: NULL for a row holding a value that cannot move), in the order
+    the copy needs; SINK counts and hashes the lines and WRITE keeps them (False: it cannot
+    keep more). A NULL line makes this the slow path: the rest is not rendered, and
+    `scan_table` finds every bad row with its reasons. Returns the bad rows, and whether WRITE
+    has every line."""
+    kept = True
+    for sql, params in _render_queries(conn, t):
+        cur = conn.execute(sql, params)
+        for batch in batches(cur):
+            try:
+                data = sink.add(batch)
+            except RuntimeError:
+                cur.close()
+                return scan_table(conn, t), False
+            kept = kept and write(data)
+    return [], kept
+
+
+def _render_queries(conn: sqlite3.Connection,
+                    t: PlanTable) -> Iterator[tuple[str, tuple[int, ...]]]:
+    cols = [(c.source, c.type) for c in t.columns]
+    notnull = frozenset(c.source for c in t.columns if c.source_notnull)
+    keys = _key_columns(t)
+    order = ""
+    if t.order_key:
+        order = " ORDER BY " + sq(next(c.source for c in t.columns if c.name == t.order_key))
+    walk = _chunk_walk(conn, t) if _chunked(t) else [("", (), frozenset(), frozenset())]
+    for where, params, clean, plain in walk:
+        line = sqlite_emit_line(cols, notnull, plain, clean, keys)
+        cond = f" WHERE {where}" if where else ""
+        yield f"SELECT {line} FROM {sq(t.source)}{cond}{order}", params
 
 
 @contextmanager

@@ -98,6 +98,9 @@ def _text_checks(x: str, length: int | None, utf8: bool = True) -> str:
     return out
 
 
+BOOL_WORDS = "('true', 'false', 't', 'f')"
+"""Text a BOOLEAN column may hold besides 0 and 1 (any case): PostgreSQL reads it the same."""
+
 UTF8_KINDS = frozenset({Kind.TEXT, Kind.JSON, Kind.JSONB})
 """Kinds whose check looks for NUL bytes and invalid UTF-8."""
 
@@ -115,12 +118,14 @@ def sqlite_check(col: str, t: PgType, *, utf8: bool = True) -> str:
     elif k is Kind.FLOAT:
         body = f"WHEN {ty} NOT IN ('real','integer') THEN 'not a number: ' || {ty} "
     elif k is Kind.BOOL:
-        body = f"WHEN {ty} <> 'integer' OR {x} NOT IN (0, 1) THEN 'not a boolean (0 or 1)' "
+        body = (f"WHEN {ty} = 'integer' AND {x} IN (0, 1) THEN NULL "
+                f"WHEN {ty} = 'text' AND lower({x}) IN {BOOL_WORDS} THEN NULL "
+                f"ELSE 'not a boolean (0, 1, true, false, t or f)' ")
     elif k is Kind.NUMERIC:
         body = f"WHEN {ty} NOT IN ('real','integer') THEN 'not a number: ' || {ty} "
         if t.precision is not None:
             s = t.scale or 0
-            body += (f"WHEN abs({x}) >= 1e{t.precision - s} THEN "
+            body += (f"WHEN {x} >= 1e{t.precision - s} OR {x} <= -1e{t.precision - s} THEN "
                      f"'out of range for numeric({t.precision},{s})' "
                      f"WHEN {ty} = 'real' AND "
                      f"abs({x} - round({x}, {s})) > 1e-9 * max(1.0, abs({x})) "
@@ -133,17 +138,18 @@ def sqlite_check(col: str, t: PgType, *, utf8: bool = True) -> str:
                 f"AND {_day_ok(x)} "
                 f"THEN NULL ELSE 'not a date (YYYY-MM-DD)' END "
                 f"WHEN {ty} = 'integer' THEN CASE WHEN {x} % 86400 = 0 AND "
-                f"date({x}, 'unixepoch') IS NOT NULL THEN NULL ELSE "
-                f"'integer is not Unix time at midnight' END "
+                f"date({x}, 'unixepoch') >= '0001' THEN NULL ELSE "
+                f"'integer is not Unix time at midnight (year 1 or later)' END "
                 f"WHEN {ty} = 'real' THEN CASE WHEN {x} - 0.5 = CAST({x} - 0.5 AS INTEGER) AND "
-                f"date({x}) IS NOT NULL THEN NULL ELSE 'real is not a Julian day at midnight' END "
+                f"date({x}) >= '0001' THEN NULL ELSE "
+                f"'real is not a Julian day at midnight (year 1 or later)' END "
                 f"ELSE 'not a date: ' || {ty} ")
     elif k is Kind.TIME:
         body = (f"WHEN {ty} <> 'text' THEN 'not a time: ' || {ty} "
-                f"WHEN NOT (CASE length({x}) WHEN 8 THEN time({x}) = {x} "
+                f"WHEN NOT coalesce(CASE length({x}) WHEN 8 THEN time({x}) = {x} "
                 f"WHEN 5 THEN time({x}) = {x} || ':00' "
                 f"ELSE length({x}) BETWEEN 10 AND 15 AND substr({x},9,1) = '.' "
-                f"AND substr({x},10) NOT GLOB '*[^0-9]*' AND time({x}) = substr({x},1,8) END) "
+                f"AND substr({x},10) NOT GLOB '*[^0-9]*' AND time({x}) = substr({x},1,8) END, 0) "
                 f"THEN 'not a time (HH:MM[:SS[.ffffff]])' ")
     elif k in (Kind.TIMESTAMP, Kind.TIMESTAMPTZ):
         text_bad = ("tzx(" + x + ")" if k is Kind.TIMESTAMPTZ else
@@ -154,10 +160,10 @@ def sqlite_check(col: str, t: PgType, *, utf8: bool = True) -> str:
         body = (f"WHEN datetime({x}) = {x} AND {x} >= '0001' AND {_day_ok(x)} THEN NULL "
                 f"WHEN {ty} = 'text' THEN "
                 f"CASE WHEN {_naive_text_ok(x)} THEN NULL ELSE {text_bad} END "
-                f"WHEN {ty} = 'integer' THEN CASE WHEN datetime({x}, 'unixepoch') IS NULL "
-                f"THEN 'integer out of range for Unix time' END "
-                f"WHEN {ty} = 'real' THEN CASE WHEN datetime({x}) IS NULL "
-                f"THEN 'real out of range for a Julian day' END "
+                f"WHEN {ty} = 'integer' THEN CASE WHEN datetime({x}, 'unixepoch') >= '0001' "
+                f"THEN NULL ELSE 'integer out of range for Unix time (year 1 to 9999)' END "
+                f"WHEN {ty} = 'real' THEN CASE WHEN datetime({x}) >= '0001' "
+                f"THEN NULL ELSE 'real out of range for a Julian day (year 1 to 9999)' END "
                 f"ELSE 'not a date-time: ' || {ty} ")
     elif k in (Kind.JSONB, Kind.JSON):
         body = (f"WHEN {ty} <> 'text' THEN 'not JSON text: ' || {ty} "
@@ -198,14 +204,10 @@ def sqlite_render(col: str, t: PgType, *, notnull: bool = False, escape: bool = 
         e = x if k is Kind.INT else esc(x)
         return e if notnull else f"coalesce({e}, {NULL_TEXT})"
     if k is Kind.FLOAT:
-        # Integral values print as integers and the rest as Python's repr prints them; only
-        # zero (sign), |x| >= 1e15 (layouts differ) and infinities need the Python function.
-        r = f"CAST({x} AS REAL)"
-        e = (f"CASE WHEN {r} = 0 OR abs({r}) >= 1e15 THEN pf({r}) "
-             f"WHEN {r} = CAST({r} AS INTEGER) THEN CAST(CAST({r} AS INTEGER) AS TEXT) "
-             f"ELSE r({r}) END")
+        e = _float_text(f"CAST({x} AS REAL)")
     elif k is Kind.BOOL:
-        e = f"CASE {x} WHEN 1 THEN 't' WHEN 0 THEN 'f' END"
+        e = (f"CASE {x} WHEN 1 THEN 't' WHEN 0 THEN 'f' "
+             f"ELSE CASE WHEN lower({x}) IN ('true', 't') THEN 't' ELSE 'f' END END")
     elif k is Kind.NUMERIC:
         if t.precision is not None:
             s = t.scale or 0
@@ -250,6 +252,15 @@ def sqlite_render(col: str, t: PgType, *, notnull: bool = False, escape: bool = 
     return f"CASE WHEN {x} IS NULL THEN {NULL_TEXT} ELSE {e} END"
 
 
+def _float_text(r: str) -> str:
+    """The REAL R as float8 prints it. Integral values print as integers and the rest as
+    Python's repr prints them; only zero (sign), |x| >= 1e15 (layouts differ) and
+    infinities need the Python function."""
+    return (f"CASE WHEN {r} = 0 OR abs({r}) >= 1e15 THEN pf({r}) "
+            f"WHEN {r} = CAST({r} AS INTEGER) THEN CAST(CAST({r} AS INTEGER) AS TEXT) "
+            f"ELSE r({r}) END")
+
+
 def sqlite_line(cols: list[tuple[str, PgType]], notnull: frozenset[str] = frozenset(),
                 plain: frozenset[str] = frozenset()) -> str:
     """One COPY line per row; a NULL line means a value rendered to nothing (a bug, caught).
@@ -257,6 +268,56 @@ def sqlite_line(cols: list[tuple[str, PgType]], notnull: frozenset[str] = frozen
     escaping (`sqlite_render`'s `escape=False`)."""
     line = f" || {TAB} || ".join(sqlite_render(c, t, notnull=c in notnull, escape=c not in plain)
                                  for c, t in cols)
+    return f"CAST({line} AS TEXT)" if len(cols) == 1 else line
+
+
+def sqlite_emit(col: str, t: PgType, *, notnull: bool = False, escape: bool = True,
+                utf8: bool = True, key: bool = False) -> str:
+    """SQLite expression: COL as COPY text (`sqlite_render`) when the value can move unchanged
+    (`sqlite_check` finds nothing; with KEY, not NULL either), else NULL. The check and the
+    rendering in one pass; `escape` and `utf8` as there.
+
+    The kinds most columns have get a shorter form with the same result (`emit_generic` is
+    the reference, tests compare the two): integers and clean TEXT-affinity text test their
+    storage class once, a REAL skips the casts a column of mixed numbers needs, and a date
+    or date-time already in canonical form is its own rendering."""
+    x = sq(col)
+    null = "" if notnull or key else f" WHEN {x} IS NULL THEN {NULL_TEXT}"
+    if t.kind is Kind.INT:
+        return f"CASE WHEN typeof({x}) = 'integer' THEN {x}{null} END"
+    if t.kind is Kind.TEXT and t.text_only and not utf8:
+        fits = f" AND length({x}) <= {t.length}" if t.length is not None else ""
+        return f"CASE WHEN typeof({x}) = 'text'{fits} THEN {_esc(x) if escape else x}{null} END"
+    generic = emit_generic(col, t, notnull=notnull, escape=escape, utf8=utf8, key=key)
+    if t.kind is Kind.FLOAT:
+        return f"CASE WHEN typeof({x}) = 'real' THEN {_float_text(x)} ELSE {generic} END"
+    canonical = {Kind.TIMESTAMP: "datetime", Kind.DATE: "date"}.get(t.kind)
+    if canonical:
+        # a modifier makes SQLite normalise the day (Feb 30 is no longer itself), so one
+        # call checks the shape, the ranges and the calendar
+        return (f"CASE WHEN {canonical}({x}, '+0 days') = {x} AND {x} >= '0001' THEN {x} "
+                f"ELSE {generic} END")
+    return generic
+
+
+def emit_generic(col: str, t: PgType, *, notnull: bool = False, escape: bool = True,
+                 utf8: bool = True, key: bool = False) -> str:
+    """`sqlite_emit` spelt as the check and the rendering it stands for."""
+    ok = f"({sqlite_check(col, t, utf8=utf8)}) IS NULL"
+    if key:
+        ok += f" AND {sq(col)} IS NOT NULL"
+    return f"CASE WHEN {ok} THEN {sqlite_render(col, t, notnull=notnull, escape=escape)} END"
+
+
+def sqlite_emit_line(cols: list[tuple[str, PgType]], notnull: frozenset[str] = frozenset(),
+                     plain: frozenset[str] = frozenset(), clean: frozenset[str] = frozenset(),
+                     keys: frozenset[str] = frozenset()) -> str:
+    """One COPY line per row, NULL when any value of the row cannot move (`sqlite_emit`).
+    PLAIN: columns rendered without escaping; CLEAN: columns checked without the NUL/UTF-8
+    test; KEYS: primary-key columns, where NULL is refused (see `preflight.scan_table`)."""
+    line = f" || {TAB} || ".join(
+        sqlite_emit(c, t, notnull=c in notnull, escape=c not in plain, utf8=c not in clean,
+                    key=c in keys) for c, t in cols)
     return f"CAST({line} AS TEXT)" if len(cols) == 1 else line
 
 
@@ -271,6 +332,16 @@ def copy_escape(s: str) -> str:
     if "\\" in s or any(c in s for c in "\b\t\n\v\f\r"):
         return s.translate(_COPY_ESCAPES)
     return s
+
+
+_COPY_UNESCAPES = {"\\": "\\", "b": "\b", "t": "\t", "n": "\n", "v": "\v", "f": "\f",
+                   "r": "\r"}
+_COPY_ESCAPED = re.compile(r"\\(.)", re.S)
+
+
+def copy_unescape(s: str) -> str:
+    """The value a COPY text field stands for (the inverse of `copy_escape`)."""
+    return _COPY_ESCAPED.sub(lambda m: _COPY_UNESCAPES.get(m.group(1), m.group(1)), s)
 
 
 class _HasFloat(Exception):

@@ -91,7 +91,7 @@ class RunUI:
         self.console.print(f"[yellow]![/] {text}")
 
     @contextmanager
-    def copying(self, tables: list[tuple[str, int]]) -> Iterator[Any]:
+    def bars(self, tables: list[tuple[str, int]]) -> Iterator[Any]:
         progress = Progress(TextColumn("{task.description:<28}"), BarColumn(),
                             MofNCompleteColumn(), TimeElapsedColumn(), console=self.console,
                             transient=False, refresh_per_second=8)

@@ -208,7 +208,7 @@ def _split_top(toks: list[Tok]) -> list[list[Tok]]:
     return [p for p in parts if p]
 
 
-def _paren_span(toks: list[Tok], i: int) -> int:
+def paren_span(toks: list[Tok], i: int) -> int:
     """Index of the `)` matching the `(` at toks[i]."""
     depth = 0
     for j in range(i, len(toks)):
@@ -246,7 +246,7 @@ def parse_create_table(sql: str) -> ParsedTable:
     """Read what the PRAGMAs leave out from a `CREATE TABLE` statement."""
     toks = tokenize(sql)
     open_i = next(i for i, t in enumerate(toks) if t.text == "(")
-    close_i = _paren_span(toks, open_i)
+    close_i = paren_span(toks, open_i)
     tail = " ".join(t.upper for t in toks[close_i + 1:])
     without_rowid = bool(re.search(r"\bWITHOUT\s+ROWID\b", tail))
     columns: dict[str, ParsedColumn] = {}
@@ -258,7 +258,7 @@ def parse_create_table(sql: str) -> ParsedTable:
             if head == "CONSTRAINT":
                 i = 2
             if i < len(part) and part[i].upper == "CHECK":
-                j = _paren_span(part, i + 1)
+                j = paren_span(part, i + 1)
                 checks.append(sql[part[i + 1].end:part[j].start].strip())
             continue
         name = unquote(part[0])
@@ -270,7 +270,7 @@ def parse_create_table(sql: str) -> ParsedTable:
         i = 1
         while i < len(part) and not (part[i].kind == "word" and part[i].upper in _CONSTRAINT_WORDS):
             if part[i].text == "(":
-                i = _paren_span(part, i)
+                i = paren_span(part, i)
             i += 1
         while i < len(part):
             word = part[i].upper
@@ -279,12 +279,12 @@ def parse_create_table(sql: str) -> ParsedTable:
                 i += 2
                 continue
             if word == "CHECK" and i + 1 < len(part) and part[i + 1].text == "(":
-                j = _paren_span(part, i + 1)
+                j = paren_span(part, i + 1)
                 col_checks.append(sql[part[i + 1].end:part[j].start].strip())
                 i = j + 1
                 continue
             if word == "AS" and i + 1 < len(part) and part[i + 1].text == "(":
-                j = _paren_span(part, i + 1)
+                j = paren_span(part, i + 1)
                 generated = sql[part[i + 1].end:part[j].start].strip()
                 if j + 1 < len(part) and part[j + 1].upper == "STORED":
                     stored = True
@@ -293,7 +293,7 @@ def parse_create_table(sql: str) -> ParsedTable:
             if word == "AUTOINCREMENT":
                 autoinc = True
             if part[i].text == "(":
-                i = _paren_span(part, i)
+                i = paren_span(part, i)
             i += 1
         columns[name] = ParsedColumn(collation, tuple(col_checks), generated, stored, autoinc)
     return ParsedTable(columns, tuple(checks), without_rowid)

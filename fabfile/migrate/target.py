@@ -11,9 +11,10 @@ import psycopg
 from fabfile.errors import UserError
 
 from .identifiers import quote_ident
-from .plan import PlanColumn, PlanTable, SchemaPlan
+from .plan import Note, PlanColumn, PlanTable, SchemaPlan
 from .report import redact_url
 from .typemap import kind_of_pg
+from .workers import SESSION_SETTINGS
 
 QUARANTINE = "_quarantine"
 
@@ -67,15 +68,19 @@ def existing_columns(conn: psycopg.Connection, table: str) -> list[ExistingColum
             for r in rows]
 
 
-def plan_existing(plan: SchemaPlan, conn: psycopg.Connection) -> SchemaPlan:
-    """`--schema=existing`: copy into the app's own tables, by column name, typed by the target.
+def plan_existing(plan: SchemaPlan, conn: psycopg.Connection) -> tuple[SchemaPlan, list[str]]:
+    """`--schema=existing`: copy into the app's own tables, by column name, typed by the target;
+    also the source tables whose target table already holds rows (the engine copies them only
+    if they are found equal to the source's, see `engine._skip_equal`).
 
     Every source column must find a target column (else data would be lost); target columns
-    the source lacks must be nullable or have a default. Tables must be empty.
+    the source lacks must be nullable or have a default. No constraint is created: the
+    target's own foreign keys order the copies (`SchemaPlan.load_after`).
     """
     have = relations(conn)
     tables: list[PlanTable] = []
     problems: list[str] = []
+    filled: list[str] = []
     for t in plan.tables:
         name = t.name if t.name in have else next(
             (n for n in have if n.lower() == t.name.lower() and have[n] in "rp"), None)
@@ -107,8 +112,7 @@ def plan_existing(plan: SchemaPlan, conn: psycopg.Connection) -> SchemaPlan:
             got = cur.execute(f"SELECT EXISTS (SELECT 1 FROM {quote_ident(name)})").fetchone()
         conn.rollback()
         if got and got[0]:
-            problems.append(f"target table {name!r} is not empty (--schema=existing needs "
-                            "empty tables)")
+            filled.append(t.source)
         order_key = None
         if t.order_key:
             src = next(c.source for c in t.columns if c.name == t.order_key)
@@ -117,8 +121,23 @@ def plan_existing(plan: SchemaPlan, conn: psycopg.Connection) -> SchemaPlan:
                               identity=seq_col, existing=True))
     if problems:
         raise UserError("the target schema does not fit the source:\n  " + "\n  ".join(problems))
+    source_of = {t.name: t.source for t in tables}
+    load_after = tuple(sorted({(source_of[child], source_of[parent])
+                               for child, parent in foreign_keys(conn)
+                               if child in source_of and parent in source_of and child != parent}))
     return replace(plan, tables=tuple(tables), indexes=(), foreign_keys=(), checks=(), views=(),
-                   uses_nocase=False)
+                   uses_nocase=False, load_after=load_after), filled
+
+
+def foreign_keys(conn: psycopg.Connection) -> list[tuple[str, str]]:
+    """(child, parent) table of every foreign key in the current schema."""
+    rows = conn.execute(
+        "SELECT ch.relname, pa.relname FROM pg_constraint k "
+        "JOIN pg_class ch ON ch.oid = k.conrelid JOIN pg_class pa ON pa.oid = k.confrelid "
+        "JOIN pg_namespace n ON n.oid = ch.relnamespace "
+        "WHERE k.contype = 'f' AND n.nspname = current_schema()").fetchall()
+    conn.rollback()
+    return [(str(r[0]), str(r[1])) for r in rows]
 
 
 def drop_created(conn: psycopg.Connection, *, tables: list[str], views: list[str],
@@ -141,3 +160,73 @@ def truncate(conn: psycopg.Connection, tables: list[str]) -> None:
         names = ", ".join(quote_ident(t) for t in tables)
         conn.execute(f"TRUNCATE {names}")
     conn.commit()
+
+
+_ASSIGNABLE = (
+    "SELECT s.oid = d.oid OR d.typcategory = 'S' OR EXISTS (SELECT 1 FROM pg_cast c WHERE "
+    "c.castsource = s.oid AND c.casttarget = d.oid AND c.castcontext IN ('a', 'i')) "
+    "FROM pg_type s, pg_type d WHERE s.oid = pg_typeof({expr}) AND d.oid = '{type}'::regtype")
+"""True when a DEFAULT expression's type is one PostgreSQL assigns to the column's type
+(what CREATE TABLE requires); typcategory S: anything converts to a string type."""
+
+
+def check_defaults(conn: psycopg.Connection, plan: SchemaPlan) -> SchemaPlan:
+    """Try every DEFAULT of PLAN on the target, read-only, before anything is written: a
+    constant must print as the text SQLite's value renders to (`PlanColumn.default_expect`),
+    an expression must evaluate and have a type its column accepts. A default that fails is
+    left out of the plan with a note, like the defaults no translation fits."""
+    items = [(t, c) for t in plan.tables for c in t.columns if c.default is not None]
+    if not items:
+        return plan
+    failed: dict[tuple[str, str], str] = {}
+    conn.rollback()
+    conn.read_only = True
+    try:
+        with conn.cursor() as cur:
+            for stmt in SESSION_SETTINGS:
+                cur.execute(stmt)
+            for t, c in items:
+                why = _try_default(cur, c)
+                if why:
+                    failed[(t.name, c.name)] = why
+    finally:
+        conn.rollback()
+        conn.read_only = False
+    if not failed:
+        return plan
+    notes = list(plan.notes)
+    tables = []
+    for t in plan.tables:
+        cols = []
+        for c in t.columns:
+            why = failed.get((t.name, c.name))
+            if why:
+                notes.append(Note("warn", f"{t.source}.{c.source}",
+                                  f"DEFAULT {c.default_sqlite} not kept: {why}"))
+                c = replace(c, default=None, default_expect=None, default_sqlite=None)
+            cols.append(c)
+        tables.append(replace(t, columns=tuple(cols)))
+    return replace(plan, tables=tuple(tables), notes=tuple(notes))
+
+
+def _try_default(cur: psycopg.Cursor, c: PlanColumn) -> str | None:
+    """Why C's DEFAULT does not hold in PostgreSQL, or None."""
+    expr = c.default or ""
+    sql = f"SELECT ({expr})::{c.type.sql}"
+    if c.default_expect is None:
+        sql += ", (" + _ASSIGNABLE.format(expr=f"({expr})", type=c.type.sql) + ")"
+    cur.execute("SAVEPOINT default_check")
+    try:
+        cur.execute(sql, binary=False)
+    except psycopg.Error as exc:
+        cur.execute("ROLLBACK TO SAVEPOINT default_check")
+        return f"PostgreSQL refuses {expr} for {c.type.sql} ({str(exc).strip().splitlines()[0]})"
+    result = cur.pgresult
+    got = result.get_value(0, 0) if result is not None else None
+    if c.default_expect is None:
+        fits = result is not None and result.get_value(0, 1) == b"t"
+        return None if fits else f"{expr} is not of a type {c.type.sql} takes"
+    text = got.decode() if got is not None else None
+    if text != c.default_expect:
+        return f"PostgreSQL reads {expr} as {text!r}, not {c.default_expect!r}"
+    return None

@@ -41,6 +41,9 @@ class PgType:
     the preflight refuses), so rendering needs no type dispatch."""
 
 
+MAX_VARCHAR = 10_485_760
+"""PostgreSQL's limit for varchar(n); a longer limit means nothing more than text there."""
+
 _DECL = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_ ]*?)\s*(?:\(\s*(\d+)\s*(?:,\s*(-?\d+)\s*)?\))?\s*$")
 
 
@@ -64,7 +67,7 @@ def map_declared(declared: str, *, utc_timestamps: bool = False) -> PgType:
         return PgType(Kind.NUMERIC, "numeric")
     if base in ("VARCHAR", "NVARCHAR", "CHARACTER VARYING", "VARYING CHARACTER", "CHAR",
                 "CHARACTER", "NCHAR", "NATIVE CHARACTER", "VARCHAR2"):
-        if n is not None and n >= 1:
+        if n is not None and 1 <= n <= MAX_VARCHAR:
             return PgType(Kind.TEXT, f"varchar({n})", length=n, text_only=True)
         return PgType(Kind.TEXT, "text", text_only=True)
     if base in ("TEXT", "CLOB"):

@@ -22,10 +22,12 @@ from typing import Any
 
 import psycopg
 
-from .copy import copy_table
+from .chunks import CopyChunk
+from .copy import LineSink, copy_spilled, copy_table
 from .plan import PlanForeignKey, PlanTable
-from .preflight import CopyChunk, scan_orphans, scan_table
+from .preflight import scan_and_render, scan_orphans, scan_table
 from .render import register_functions
+from .spill import Spill, Spilled
 from .sqlite_schema import open_readonly
 from .verify import check_count, check_table, first_difference, source_checksum
 
@@ -76,6 +78,7 @@ class Context:
 
     sqlite_path: Path
     target_url: str
+    spill: Spill | None = None
     _src: sqlite3.Connection | None = None
     _pg: psycopg.Connection | None = None
     excluded: dict[str, str] = field(default_factory=dict)
@@ -113,10 +116,52 @@ class Context:
             self._src.close()
 
 
-def _scan(ctx: Context, t: PlanTable) -> Any:
-    """The table's bad rows, and the chunks its copy can read (see `scan_table`)."""
-    chunks: list[CopyChunk] = []
-    return {"bad": scan_table(ctx.src, t, chunks), "chunks": chunks or None}
+@dataclass
+class _Reporter:
+    """Posts (rows, bytes) of TABLE to the parent's progress bars, at most 5 times a second;
+    `done` always gets through."""
+
+    events: Any
+    table: str
+    last: float = 0.0
+
+    def __call__(self, rows: int, nbytes: int) -> None:
+        if time.perf_counter() - self.last > 0.2:
+            self.done(rows, nbytes)
+
+    def done(self, rows: int, nbytes: int) -> None:
+        if self.events is not None:
+            self.events.put(("progress", self.table, rows, nbytes))
+        self.last = time.perf_counter()
+
+
+def _scan(ctx: Context, t: PlanTable, events: Any = None) -> Any:
+    """The table's bad rows; and its COPY text in a spill file (`scan_and_render`) or, without
+    one, the chunks its copy can read (`scan_table`)."""
+    progress = _Reporter(events, t.source)
+    if ctx.spill is None:
+        chunks: list[CopyChunk] = []
+        bad = scan_table(ctx.src, t, chunks)
+        progress.done(t.row_count, 0)
+        return {"bad": bad, "chunks": chunks or None, "spilled": None}
+    sink = LineSink(t.order_key is not None)
+    writer = ctx.spill.writer(t.source)
+
+    def write(data: bytes) -> bool:
+        progress(sink.checksum.rows, sink.bytes)
+        return writer.write(data)
+
+    try:
+        bad, kept = scan_and_render(ctx.src, t, sink, write)
+        progress.done(sink.checksum.rows, sink.bytes)
+    except BaseException:
+        writer.abandon()
+        raise
+    if bad or not kept:
+        writer.abandon()
+    path = writer.close()
+    spilled = Spilled(path, sink.finish(), sink.bytes) if path else None
+    return {"bad": bad, "chunks": None, "spilled": spilled}
 
 
 def _orphans(ctx: Context, child: PlanTable, parent: PlanTable, fk: PlanForeignKey,
@@ -126,14 +171,21 @@ def _orphans(ctx: Context, child: PlanTable, parent: PlanTable, fk: PlanForeignK
 
 
 def _copy(ctx: Context, t: PlanTable, excluded: list[tuple[Any, ...]] | None = None,
-          events: Any = None, chunks: list[CopyChunk] | None = None) -> Any:
-    name = ctx.exclusion(t.source, excluded)
-
-    def progress(rows: int, nbytes: int) -> None:
-        if events is not None:
-            events.put(("progress", t.source, rows, nbytes))
-
-    return copy_table(ctx.src, ctx.pg, t, excluded=name, chunks=chunks, progress=progress)
+          events: Any = None, chunks: list[CopyChunk] | None = None,
+          spilled: Spilled | None = None, freeze: bool = False) -> Any:
+    """T into the target: from its spill file when the preflight left one (then the file
+    goes), else rendered from SQLite again."""
+    progress = _Reporter(events, t.source)
+    if spilled is not None and not excluded:
+        result = copy_spilled(ctx.pg, t, spilled.path, spilled.checksum, spilled.bytes,
+                              freeze=freeze, progress=progress)
+        spilled.path.unlink(missing_ok=True)
+    else:
+        name = ctx.exclusion(t.source, excluded)
+        result = copy_table(ctx.src, ctx.pg, t, excluded=name, chunks=chunks, freeze=freeze,
+                            progress=progress)
+    progress.done(result.rows, result.bytes)
+    return result
 
 
 def _sql(ctx: Context, statements: list[str], soft: bool = False) -> Any:
@@ -154,12 +206,12 @@ def _sql(ctx: Context, statements: list[str], soft: bool = False) -> Any:
 
 
 def _verify(ctx: Context, t: PlanTable, checksum: Any, mode: str,
-            excluded: list[tuple[Any, ...]] | None = None) -> Any:
+            excluded: list[tuple[Any, ...]] | None = None, in_order: bool = False) -> Any:
     start = time.perf_counter()
     if mode == "counts":
         verdict = check_count(ctx.pg, t, checksum.rows)
     else:
-        verdict = check_table(ctx.pg, t, checksum)
+        verdict = check_table(ctx.pg, t, checksum, in_order=in_order)
         if not verdict.ok and verdict.source_rows == verdict.target_rows:
             name = ctx.excluded.get(t.source) or ctx.exclusion(t.source, excluded)
             detail = first_difference(ctx.src, ctx.pg, t, excluded=name)
@@ -194,8 +246,9 @@ HANDLERS: dict[str, Callable[..., Any]] = {
 }
 
 
-def _worker_main(sqlite_path: Path, target_url: str, tasks: Any, events: Any) -> None:
-    ctx = Context(sqlite_path, target_url)
+def _worker_main(sqlite_path: Path, target_url: str, spill: Spill | None, tasks: Any,
+                 events: Any) -> None:
+    ctx = Context(sqlite_path, target_url, spill)
     try:
         while True:
             item = tasks.get()
@@ -203,7 +256,7 @@ def _worker_main(sqlite_path: Path, target_url: str, tasks: Any, events: Any) ->
                 break
             task_id, kind, kwargs = item
             try:
-                if kind == "copy":
+                if kind in ("copy", "scan"):
                     kwargs = {**kwargs, "events": events}
                 cpu = time.process_time()
                 result = HANDLERS[kind](ctx, **kwargs)
@@ -254,15 +307,17 @@ class TaskFailed(Exception):
 
 
 class Pool:
-    """JOBS forked workers running a dependency graph of tasks."""
+    """JOBS forked workers running a dependency graph of tasks; with SPILL, the preflight's
+    scans render COPY text into it."""
 
-    def __init__(self, jobs: int, sqlite_path: Path, target_url: str) -> None:
+    def __init__(self, jobs: int, sqlite_path: Path, target_url: str,
+                 spill: Spill | None = None) -> None:
         ctx = mp.get_context("fork")
         self.jobs = jobs
         self.tasks: Any = ctx.SimpleQueue()
         self.events: Any = ctx.Queue()
         self.procs = [ctx.Process(target=_worker_main, daemon=True,
-                                  args=(sqlite_path, target_url, self.tasks, self.events))
+                                  args=(sqlite_path, target_url, spill, self.tasks, self.events))
                       for _ in range(jobs)]
         for p in self.procs:
             p.start()

@@ -60,9 +60,16 @@ def lock_wait_seconds(value: int) -> float:
 def setup(c: Context, env: str, install: bool = False) -> None:
     """Prepare hosts: Docker (or --install it), dirs, network, the watcher."""
     from fabfile.config import load_config
+
+    cfg = load_config(env, placeholder_secrets=True)
+    if cfg.deploy.engine == "swarm":
+        from fabfile.swarm import setup as swarm_setup
+
+        swarm_setup.setup(load_config(env), install=install)
+        return
     from fabfile.deploy import bootstrap
 
-    bootstrap.setup(load_config(env, placeholder_secrets=True), install=install)
+    bootstrap.setup(cfg, install=install)
 
 
 @task(help={
@@ -84,9 +91,15 @@ def deploy(c: Context, env: str, version: str = "", yes: bool = False, dry_run: 
     from fabfile.deploy import execute
 
     cfg = with_version(load_config(env), version)
-    execute.deploy(cfg, execute.DeployOptions(
+    opts = execute.DeployOptions(
         version=version or None, yes=yes, dry_run=dry_run, lock_wait=lock_wait_seconds(lock_wait),
-        skip_migrations=skip_migrations, during_maintenance=during_maintenance))
+        skip_migrations=skip_migrations, during_maintenance=during_maintenance)
+    if cfg.deploy.engine == "swarm":
+        from fabfile.swarm import execute as swarm_execute
+
+        swarm_execute.deploy(cfg, opts)
+        return
+    execute.deploy(cfg, opts)
 
 
 @task(help={
@@ -109,26 +122,34 @@ def plan(c: Context, env: str, version: str = "", json: bool = False,
     from fabfile.render import render_release
 
     cfg = with_version(load_config(env), version)
-    files = render_release(cfg)
-    runs = [execute.HostRun(connect(h)) for h in cfg.hosts]
-    try:
-        execute.gather(cfg, runs, take_lock=False,
-                       image_refs=sorted(set(images(files).values())))
-        now = datetime.now(UTC)
-        plans = []
-        for run in runs:
-            assert run.facts is not None
-            rid = release.new_id(now, cfg.app.tag, run.facts.release_ids)
-            plans.append((run, plan_deploy(cfg, run.facts, files, run.host, Options(
-                release_id=rid, token="", skip_migrations=skip_migrations))))
-    finally:
-        for run in runs:
-            run.transport.close()
+    if cfg.deploy.engine == "swarm":
+        from fabfile.swarm import execute as swarm_execute
+        from fabfile.swarm.plan import as_data as swarm_data
+
+        plans = swarm_execute.plans(cfg, skip_migrations=skip_migrations)
+        to_data, show = swarm_data, swarm_execute.show
+    else:
+        files = render_release(cfg)
+        runs = [execute.HostRun(connect(h)) for h in cfg.hosts]
+        try:
+            execute.gather(cfg, runs, take_lock=False,
+                           image_refs=sorted(set(images(files).values())))
+            now = datetime.now(UTC)
+            plans = []
+            for run in runs:
+                assert run.facts is not None
+                rid = release.new_id(now, cfg.app.tag, run.facts.release_ids)
+                plans.append((run, plan_deploy(cfg, run.facts, files, run.host, Options(
+                    release_id=rid, token="", skip_migrations=skip_migrations))))
+        finally:
+            for run in runs:
+                run.transport.close()
+        to_data, show = as_data, show_plan
     if json:
-        print(redact(_json.dumps([as_data(p) for _, p in plans], indent=2)))
+        print(redact(_json.dumps([to_data(p) for _, p in plans], indent=2)))
         return
     for run, p in plans:
-        show_plan(p, run.facts, cfg, diffs=True)
+        show(p, run.facts, cfg, diffs=True)
         if run.facts is not None and run.facts.lock == "held":
             ui.warn(f"{run.host}: lock {lock_line(cfg, run.facts)}")
 
@@ -147,7 +168,14 @@ def rollback(c: Context, env: str, to: str = "", yes: bool = False, dry_run: boo
     from fabfile.config import load_config
     from fabfile.deploy import execute
 
-    execute.rollback(load_config(env), to=to or None, yes=yes, dry_run=dry_run,
+    cfg = load_config(env)
+    if cfg.deploy.engine == "swarm":
+        from fabfile.swarm import execute as swarm_execute
+
+        swarm_execute.rollback(cfg, to=to or None, yes=yes, dry_run=dry_run,
+                               lock_wait=lock_wait_seconds(lock_wait))
+        return
+    execute.rollback(cfg, to=to or None, yes=yes, dry_run=dry_run,
                      lock_wait=lock_wait_seconds(lock_wait))
 
 
@@ -166,15 +194,28 @@ def status(c: Context, env: str, json: bool = False) -> None:
         run.transport.close()
     if json:
         data = [{"host": r.host, **dataclasses.asdict(r.facts)} for r in runs if r.facts]
-        for item in data:
+        for item, run in zip(data, runs, strict=True):
             item.pop("contents", None)
             item.pop("env_lines", None)
-        print(redact(_json.dumps(data, indent=2, default=str)))
+            swarm = getattr(run, "swarm", None)
+            if swarm is not None:
+                item["swarm"] = dataclasses.asdict(swarm)
+        print(redact(_json.dumps(data, indent=2, default=_jsonable)))
         return
     for run in runs:
         assert run.facts is not None
-        show_status(cfg, run.host, run.facts)
+        swarm = getattr(run, "swarm", None)
+        if swarm is not None:
+            from fabfile.swarm.show import show_status as show_swarm
+
+            show_swarm(cfg, run.host, run.facts, swarm)
+        else:
+            show_status(cfg, run.host, run.facts)
     _warn_on_backup_age(cfg)
+
+
+def _jsonable(value: object) -> object:
+    return sorted(value) if isinstance(value, set | frozenset) else str(value)
 
 
 def backup_age_line(age: timedelta | None, stale_after: timedelta) -> tuple[bool, str]:
@@ -209,7 +250,8 @@ def _warn_on_backup_age(cfg: Config) -> None:
 
 @task(help={
     "env": ENV_HELP,
-    "service": "only this Compose service (default: all of them)",
+    "service": "only this service (default: all of them; on a swarm with --follow: the web "
+               "service)",
     "since": "only lines since this time: 10m, 2h or an RFC 3339 date",
     "tail": "lines per container to show (default 200; 0 for all)",
     "follow": "keep streaming new lines until Ctrl-C (one host only)",
@@ -226,14 +268,20 @@ def logs(c: Context, env: str, service: str = "", since: str = "", tail: int = 2
     from fabfile.remote import Step, connect
 
     cfg = load_config(env)
+    if service and config_checks.name(service) is not None:
+        raise UserError(f"--service={service!r}: expected a service name")
+    if cfg.deploy.engine == "swarm":
+        from fabfile.swarm.logs import logs as swarm_logs
+
+        swarm_logs(cfg, service=service, since=since, tail=tail, follow=follow, host=host,
+                   clean=_clean)
+        return
     hosts = [h for h in cfg.hosts if not host or h.address == host]
     if not hosts:
         raise UserError(f"--host={host}: not a host of {env} "
                         f"({', '.join(h.address for h in cfg.hosts)})")
     if follow and len(hosts) > 1:
         raise UserError("--follow streams one host: pick it with --host=ADDRESS")
-    if service and config_checks.name(service) is not None:
-        raise UserError(f"--service={service!r}: expected a Compose service name")
     argv = ["docker", "compose", "-f", f"{cfg.deploy.app_dir}/current/compose.yml", "logs",
             "--no-color", "--tail", str(tail) if tail > 0 else "all"]
     if since:

@@ -93,7 +93,7 @@ def report(cfg: Config, results: list[checks.Result], *, command: str, json: boo
 
 @task(help={
     "env": ENV_HELP + "; when any check fails, its Slack webhook gets one alert naming them",
-    "only": "comma-separated checks to run: ssh, docker, compose, disk, ports, dns, "
+    "only": "comma-separated checks to run: ssh, docker, compose, swarm, disk, ports, dns, "
             "healthcheck, database, bucket, registry, backup-age, certificates",
     "skip": "comma-separated checks to leave out (the same names)",
     "ca_file": "PEM file of extra CAs to trust for the certificate check "

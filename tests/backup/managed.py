@@ -34,6 +34,7 @@ CREATE TABLE teams (id serial PRIMARY KEY, name text UNIQUE NOT NULL);
 ALTER TABLE people ADD COLUMN team_id int REFERENCES teams (id);
 CREATE TYPE level AS ENUM ('junior', 'senior');
 CREATE SEQUENCE ticket_seq;
+CREATE SEQUENCE ticket_numbers_for_each_team_s;  -- its DROP ... CASCADE: over 63 bytes
 CREATE VIEW team_sizes AS SELECT team_id, count(*) AS n FROM people GROUP BY team_id;
 CREATE FUNCTION team_count() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM teams';
 CREATE SCHEMA reporting;

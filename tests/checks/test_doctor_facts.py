@@ -409,7 +409,8 @@ def test_every_failure_carries_a_fix(cfg: Config) -> None:
                                     backup_age=BackupAgeFact()),
                               dataclasses.replace(cfg, hosts=cfg.hosts[:1]))
     failed = [r for r in results if r.status == "fail"]
-    assert [r.check for r in failed] == [c for c in doctor.CHECK_NAMES if c != "ssh"]
+    assert [r.check for r in failed] == [c for c in doctor.CHECK_NAMES
+                                         if c not in ("ssh", "swarm")]
     assert all(r.fix for r in failed)
     assert all(r.fix is None for r in results if r.status != "fail")
 
@@ -438,14 +439,14 @@ def test_only_option_names_are_checked(tmp_path: Path) -> None:
     root = env_tree(tmp_path)
     proc = run_inv("doctor", "--env=prod", "--only=docker,dsn", env_dir=root)
     assert proc.returncode == 1
-    assert "--only takes check names from: ssh, docker, compose, disk, ports, dns, " \
+    assert "--only takes check names from: ssh, docker, compose, swarm, disk, ports, dns, " \
            "healthcheck, database, bucket, registry, backup-age, certificates (got dsn)" \
            in proc.stderr
 
 
 @pytest.mark.parametrize(("only", "skip", "expected"), [
     ("", "", doctor.CHECK_NAMES),
-    ("", "certificates,backup-age", doctor.CHECK_NAMES[:10]),
+    ("", "certificates,backup-age", doctor.CHECK_NAMES[:11]),
     ("disk,ssh", "", ("ssh", "disk")),
     ("disk,ssh,dns", "ssh", ("disk", "dns")),
 ])

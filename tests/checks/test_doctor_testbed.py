@@ -200,7 +200,7 @@ def lines(stdout: str) -> dict[str, str]:
 
 def test_a_healthy_environment_passes(tmp_path: Path, bed: Bed, web_ports: None) -> None:
     root = make_env(tmp_path, bed)
-    checks = [c for c in doctor.CHECK_NAMES if c not in ("backup-age", "registry")]
+    checks = [c for c in doctor.CHECK_NAMES if c not in ("backup-age", "registry", "swarm")]
     with hostbed.fake_traefik(bed.good) as pid:
         proc = run_doctor_in_namespace(tmp_path, root, bed, f"127.0.0.1 {DOMAIN}",
                                        f"--only={','.join(checks)}")
@@ -414,8 +414,7 @@ def test_the_facts_take_one_remote_command(tmp_path: Path, bed: Bed) -> None:
     assert transport.round_trips == 1
     probes = doctor.parse_probes(result.stdout)
     assert list(probes) == ["docker", "compose", "disk", "listeners", "containers", "addresses",
-                            "healthcheck",
-                            "database"]
+                            "swarm", "healthcheck", "database"]
     assert all(p.rc == 0 for p in probes.values()), probes
     assert probes["database"].text.startswith("t|TLSv1.")
 

@@ -180,3 +180,22 @@ def test_env_and_sqlite_together_is_one_clear_error() -> None:
     assert proc.returncode == 1
     assert "--env takes the SQLite file from the environment's host: leave out --sqlite" in \
         proc.stderr
+
+
+def _web(c: Config, image: str, release: str) -> facts.Container:
+    return facts.Container(id=f"id-{release}", service=c.app.name, oneoff=False, state="running",
+                           health="healthy", started_at="", name=f"web-{release}", image=image,
+                           config_file=f"{c.deploy.app_dir}/releases/{release}/compose.yml")
+
+
+def test_the_cutover_deploys_the_version_the_host_serves_not_the_yaml_tag(
+        tmp_path: Path) -> None:
+    c = cfg(tmp_path, SQLITE)
+    current = "20261205T100000Z-0123abc-2"
+    found = facts.Facts(current=current, containers=(
+        _web(c, f"{c.app.image}:0123abc", current),
+        _web(c, f"{c.app.image}:old", "20261204T100000Z-old")))
+    serving = run.serving_config(c, found)
+    assert serving.app.tag == "0123abc" and serving.database.backend == "postgres"
+    bare = run.serving_config(c, facts.Facts(current="20261205T100000Z-v7"))
+    assert bare.app.tag == "v7"

@@ -8,6 +8,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -62,12 +63,25 @@ def quiet_ui() -> RunUI:
 
 
 @pytest.fixture
-def run() -> Callable[..., MigrationReport]:
-    """Run the migration engine with a silent console."""
+def spill_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """TMPDIR of the engine (where its spill directory goes) for this test."""
+    root = tmp_path / "tmp"
+    root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(root))
+    return root
+
+
+@pytest.fixture
+def run(spill_root: Path) -> Callable[..., MigrationReport]:
+    """Run the migration engine with a silent console; every run, however it ends, must
+    leave no spill directory behind."""
 
     def go(path: Path, url: str, **options: Any) -> MigrationReport:
         options.setdefault("jobs", 2)
-        return migrate(path, url, MigrateOptions(**options), ui=quiet_ui())
+        try:
+            return migrate(path, url, MigrateOptions(**options), ui=quiet_ui())
+        finally:
+            assert list(spill_root.iterdir()) == []
 
     return go
 

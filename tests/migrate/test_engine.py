@@ -206,6 +206,8 @@ BAD_ROWS = [
      2, "not a boolean"),
     ("CREATE TABLE t (id INTEGER PRIMARY KEY, p NUMERIC(5,2))", "INSERT INTO t (p) VALUES (?)",
      1.005, "decimal places"),
+    ("CREATE TABLE t (id INTEGER PRIMARY KEY, p NUMERIC(5,2))", "INSERT INTO t (p) VALUES (?)",
+     -2**63, "out of range for"),
 ]
 
 
@@ -307,8 +309,89 @@ def test_existing_schema_copies_by_column_name(make_db: Make, pg_db: str, run: R
     assert query(pg_db, "SELECT id, email, note FROM users ORDER BY id") == [
         (1, "a@x", "n/a"), (2, "b@x", "n/a")]
     assert query(pg_db, "INSERT INTO users (email) VALUES ('c@x') RETURNING id") == [(3,)]
-    with pytest.raises(UserError, match="not empty"):
+    with pytest.raises(UserError, match=r"differ from the source's \(nothing was written\):"
+                                        r"\n  table users: row count differs: source 2, target 3"):
         run(path, pg_db, schema="existing")
+    assert query(pg_db, "SELECT count(*) FROM users") == [(3,)]
+
+
+PARENT_CHILD = """
+    CREATE TABLE a_child (id INTEGER PRIMARY KEY, parent_id INTEGER, note TEXT);
+    CREATE TABLE z_parent (id INTEGER PRIMARY KEY, name TEXT);
+    CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY);
+    INSERT INTO alembic_version VALUES ('0001');
+    INSERT INTO z_parent VALUES (1, 'p1'), (2, 'p2');
+"""
+"""No foreign key in the source: only the target's own key says which table goes first."""
+
+TARGET_PARENT_CHILD = [
+    "CREATE TABLE z_parent (id serial PRIMARY KEY, name text)",
+    "CREATE TABLE a_child (id serial PRIMARY KEY, parent_id int NOT NULL REFERENCES z_parent, "
+    "note text)",
+    "CREATE TABLE alembic_version (version_num varchar(32) NOT NULL PRIMARY KEY)",
+]
+
+
+def parent_child(make_db: Make, pg_db: str, revision: str | None, orphan: bool = False) -> Path:
+    for stmt in TARGET_PARENT_CHILD:
+        query(pg_db, stmt)
+    if revision:
+        query(pg_db, "INSERT INTO alembic_version VALUES (%s)", (revision,))
+    children = [(i, 99 if orphan and i == 500 else 1 + i % 2, f"n{i}") for i in range(1, 2001)]
+    return make_db(PARENT_CHILD, {"INSERT INTO a_child VALUES (?, ?, ?)": children})
+
+
+def test_existing_schema_copies_parents_before_children_by_the_targets_keys(
+        make_db: Make, pg_db: str, run: Run) -> None:
+    """One worker, the child table first by size and by name: its copy still waits for the
+    parent's, which the target's foreign key needs committed."""
+    path = parent_child(make_db, pg_db, revision=None)
+    report = run(path, pg_db, schema="existing", jobs=1)
+    assert report.ok and {t.table: t.rows for t in report.tables} == {
+        "a_child": 2000, "z_parent": 2, "alembic_version": 1}
+    assert query(pg_db, "SELECT count(*) FROM pg_constraint WHERE contype = 'f'") == [(1,)]
+    assert report.timeline[0][0] != "copy:a_child"
+    starts = {name: start for name, start, *_ in report.timeline}
+    assert starts["copy:z_parent"] < starts["copy:a_child"]
+
+
+def test_existing_schema_leaves_a_table_equal_to_the_source_as_it_is(
+        make_db: Make, pg_db: str, run: Run) -> None:
+    path = parent_child(make_db, pg_db, revision="0001")
+    report = run(path, pg_db, schema="existing")
+    assert report.ok and [t.table for t in report.tables] == ["a_child", "z_parent"]
+    assert any(n.subject == "table alembic_version" and "same 1 row(s): left as it is" in
+               n.message for n in report.notes), report.notes
+    assert query(pg_db, "SELECT version_num FROM alembic_version") == [("0001",)]
+    assert query(pg_db, "SELECT count(*) FROM a_child") == [(2000,)]
+
+
+def test_existing_schema_refuses_another_alembic_revision_and_writes_nothing(
+        make_db: Make, pg_db: str, run: Run) -> None:
+    path = parent_child(make_db, pg_db, revision="0002")
+    for dry_run in (True, False):
+        with pytest.raises(UserError) as err:
+            run(path, pg_db, schema="existing", dry_run=dry_run)
+        assert err.value.message.splitlines()[1:] == [
+            "  alembic_version: the target is at revision 0002, the SQLite database at 0001",
+            "Make both the same Alembic revision: migrate the SQLite database with the release "
+            "whose migrations made the target, or make the target with the release the SQLite "
+            "database is at; then run again"]
+    assert query(pg_db, "SELECT version_num FROM alembic_version") == [("0002",)]
+    assert query(pg_db, "SELECT (SELECT count(*) FROM a_child) + (SELECT count(*) FROM z_parent)"
+                 ) == [(0,)]
+
+
+def test_existing_schema_failure_empties_what_it_filled_and_keeps_what_it_skipped(
+        make_db: Make, pg_db: str, run: Run) -> None:
+    """A row the target's own key refuses (the source declares none, so no preflight sees
+    it): the run rolls back the tables it filled, never the equal one it left alone."""
+    path = parent_child(make_db, pg_db, revision="0001", orphan=True)
+    with pytest.raises(MigrationFailed, match="rolled back"):
+        run(path, pg_db, schema="existing")
+    assert query(pg_db, "SELECT version_num FROM alembic_version") == [("0001",)]
+    assert query(pg_db, "SELECT (SELECT count(*) FROM a_child) + (SELECT count(*) FROM z_parent)"
+                 ) == [(0,)]
 
 
 def test_existing_schema_missing_column_is_refused(make_db: Make, pg_db: str, run: Run) -> None:
@@ -400,3 +483,27 @@ def test_odd_names_empty_tables_and_quarantine_by_primary_key(make_db: Make, pg_
     assert query(pg_db, "SELECT table_name, row_key FROM _quarantine") == [("tags", "name='bad'")]
     assert {t.table: t.verification for t in report.tables} == {
         "my table": "checksums ok", "empty": "checksums ok", "tags": "checksums ok"}
+
+
+def test_boolean_words_move_as_booleans(make_db: Make, pg_db: str, run: Run) -> None:
+    path = make_db("CREATE TABLE b (id INTEGER PRIMARY KEY, on_ BOOLEAN)",
+                   {"INSERT INTO b (on_) VALUES (?)": [(1,), (0,), ("true",), ("FALSE",), ("t",),
+                                                       ("F",), (None,)]})
+    report = run(path, pg_db)
+    assert report.ok and report.tables[0].verification == "checksums ok"
+    assert [r[0] for r in query(pg_db, "SELECT on_ FROM b ORDER BY id")] == [
+        True, False, True, False, True, False, None]
+    refused = make_db("CREATE TABLE b (id INTEGER PRIMARY KEY, on_ BOOLEAN)",
+                      {"INSERT INTO b (on_) VALUES (?)": [("yes",)]})
+    with pytest.raises(MigrationFailed, match="cannot move"):
+        run(refused, pg_db, drop_existing=True)
+
+
+def test_time_text_that_is_no_time_is_a_bad_row(make_db: Make, pg_db: str, run: Run) -> None:
+    path = make_db("CREATE TABLE t (id INTEGER PRIMARY KEY, at TIME)",
+                   {"INSERT INTO t (at) VALUES (?)": [("12:30:00",), ("536bb4ec",), ("12:30",)]})
+    with pytest.raises(MigrationFailed, match="cannot move") as err:
+        run(path, pg_db)
+    assert [(b.key, b.reason) for b in err.value.report.bad_rows] == [
+        ("rowid=2", "not a time (HH:MM[:SS[.ffffff]])")]
+    assert tables(pg_db) == []

@@ -6,13 +6,10 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from fabfile.migrate import ddl
 from fabfile.migrate.identifiers import fit_name
-from fabfile.migrate.plan import build_plan, translate_default
+from fabfile.migrate.plan import build_plan
 from fabfile.migrate.sqlite_schema import open_readonly, read_schema
-from fabfile.migrate.typemap import map_declared
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -83,22 +80,3 @@ def test_long_names_are_shortened_stably() -> None:
     assert len(short.encode()) <= 63 and short == fit_name(long) and short != fit_name("y" * 70)
     assert fit_name("é" * 40).encode().decode()  # cut on a character boundary
     assert fit_name("short") == "short"
-
-
-@pytest.mark.parametrize(("raw", "declared", "expected"), [
-    ("CURRENT_TIMESTAMP", "DATETIME", "(CURRENT_TIMESTAMP AT TIME ZONE 'UTC')"),
-    ("CURRENT_TIMESTAMP", "TIMESTAMPTZ", "CURRENT_TIMESTAMP"),
-    ("(datetime('now'))", "DATETIME", "(CURRENT_TIMESTAMP AT TIME ZONE 'UTC')"),
-    ("1", "BOOLEAN", "true"),
-    ("'en'", "VARCHAR(8)", "'en'"),
-    ("NULL", "TEXT", None),
-    ("-1.5", "REAL", "-1.5"),
-    ("x'00FF'", "BLOB", "'\\x00ff'::bytea"),
-])
-def test_defaults(raw: str, declared: str, expected: str | None) -> None:
-    assert translate_default(raw, map_declared(declared))[0] == expected
-
-
-def test_untranslatable_default_is_reported_not_dropped_silently() -> None:
-    sql, note = translate_default("(lower(hex(randomblob(4))))", map_declared("TEXT"))
-    assert sql is None and note and "not kept" in note

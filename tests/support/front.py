@@ -31,7 +31,11 @@ The rules modelled, each as Traefik applies them:
   `retries` times. Each change then goes through the provider throttle
   (`providersThrottleDuration`, 2 s): see `ThrottleMode`.
 - **Proxying.** Round-robin over the servers of the matched router's service (Traefik's
-  weighted round-robin with equal weights). No retries. A refused or broken upstream
+  weighted round-robin with equal weights). No retries, unless `retry_attempts` > 1: then
+  Traefik's `retry` middleware (`pkg/middlewares/retry/retry.go`): a request whose connection
+  to a server could not be made (nothing was written to it) goes through the load balancer
+  again, so to the next server, up to `retry_attempts` tries in all; once the request was
+  written, a failure is final. A refused or broken upstream
   connection answers 502, an upstream timeout 504 (a connection to the IP of a container
   that has exited hangs until `connect_timeout`, Traefik's 30 s `dialTimeout`), a Host no
   router matches 404 (`404 page not found`). Among routers matching a Host the highest
@@ -109,6 +113,10 @@ class ThrottleMode(StrEnum):
 
     TRAILING = "trailing"
     TRAEFIK = "traefik"
+
+
+class DialError(OSError):
+    """The connection to a server could not be made: nothing was sent, a retry is safe."""
 
 
 class RuleError(ValueError):
@@ -455,6 +463,7 @@ class Front:
         response_timeout: float = 60.0,
         port: int = 0,
         docker_socket: str = DOCKER_SOCK,
+        retry_attempts: int = 1,
     ) -> None:
         self.project = project
         self.throttle = throttle
@@ -464,7 +473,9 @@ class Front:
         self.connect_timeout = connect_timeout
         self.response_timeout = response_timeout
         self.docker = DockerAPI(docker_socket)
+        self.retry_attempts = max(1, retry_attempts)
         self.routed: Counter[str] = Counter()
+        self.retried: Counter[str] = Counter()
         self.statuses: Counter[int] = Counter()
         self.events: list[Event] = []
         self.refreshes: list[Refresh] = []
@@ -537,7 +548,7 @@ class Front:
         if self._server is not None:
             return self
         self._stopping.clear()
-        self._stream = self.docker.events(self._label_filters())
+        self._subscribe()
         initial = self._build()
         if self.mode is ThrottleMode.TRAEFIK:
             self._ring = (initial, "initial")
@@ -546,7 +557,7 @@ class Front:
         else:
             self._apply(initial, "initial")
             self._spawn(self._trailing_loop, "throttle")
-        self._spawn(self._event_loop, "events")
+        self._spawn(self._watch, "events")
         self._server = _ProxyServer(("127.0.0.1", self._requested_port), self)
         self._spawn(self._server.serve_forever, "http")
         if self.mode is ThrottleMode.TRAEFIK:
@@ -635,6 +646,14 @@ class Front:
         thread = threading.Thread(target=target, name=f"front-{name}", daemon=True)
         thread.start()
         self._threads.append(thread)
+
+    def _subscribe(self) -> None:
+        """Start watching for changes (the Docker provider: the event stream)."""
+        self._stream = self.docker.events(self._label_filters())
+
+    def _watch(self) -> None:
+        """The thread that turns changes into tables (the Docker provider: events)."""
+        self._event_loop()
 
     def _event_loop(self) -> None:
         """Read events; when the stream breaks (dockerd restarted), reconnect and relist.
@@ -744,31 +763,54 @@ class Front:
         host = request_host(handler.headers.get("Host"))
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else None
-        router, server = self._next_server(host)
-        if router is None:
-            self._reply(handler, 404, b"404 page not found\n")
+        for attempt in range(1, self.retry_attempts + 1):
+            router, server = self._next_server(host)
+            if router is None:
+                self._reply(handler, 404, b"404 page not found\n")
+                return
+            if server is None:
+                self._reply(handler, 503, b"no available server\n")
+                return
+            with self._lock:
+                self.routed[server.container_name] += 1
+            try:
+                status, headers, data = self._forward(handler, server, body)
+            except DialError as exc:
+                if attempt < self.retry_attempts:
+                    with self._lock:
+                        self.retried[server.container_name] += 1
+                    continue
+                self._reply(handler, 504 if isinstance(exc.__cause__, TimeoutError) else 502,
+                            b"Bad Gateway")
+                return
+            except TimeoutError:
+                self._reply(handler, 504, b"Gateway Timeout")
+                return
+            except (OSError, http.client.HTTPException):
+                self._reply(handler, 502, b"Bad Gateway")
+                return
+            self._reply(handler, status, data, headers)
             return
-        if server is None:
-            self._reply(handler, 503, b"no available server\n")
-            return
-        with self._lock:
-            self.routed[server.container_name] += 1
+
+    def _new_connection(self, server: Server) -> http.client.HTTPConnection:
+        """An upstream connection, not yet connected."""
+        return http.client.HTTPConnection(server.ip, server.port, timeout=self.connect_timeout)
+
+    def _connection(self, server: Server) -> http.client.HTTPConnection:
+        """A connected upstream connection; DialError when it cannot be made (nothing sent)."""
+        conn = self._new_connection(server)
         try:
-            status, headers, data = self._forward(handler, server, body)
-        except TimeoutError:
-            self._reply(handler, 504, b"Gateway Timeout")
-            return
-        except (OSError, http.client.HTTPException):
-            self._reply(handler, 502, b"Bad Gateway")
-            return
-        self._reply(handler, status, data, headers)
+            conn.connect()
+        except OSError as exc:
+            conn.close()
+            raise DialError(str(exc)) from exc
+        return conn
 
     def _forward(
         self, handler: _ProxyHandler, server: Server, body: bytes | None
     ) -> tuple[int, list[tuple[str, str]], bytes]:
-        conn = http.client.HTTPConnection(server.ip, server.port, timeout=self.connect_timeout)
+        conn = self._connection(server)
         try:
-            conn.connect()
             assert conn.sock is not None
             conn.sock.settimeout(self.response_timeout)
             conn.putrequest(handler.command, handler.path, skip_host=True,

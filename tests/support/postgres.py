@@ -97,14 +97,15 @@ def _self_signed_certificate(datadir: Path) -> None:
 
 
 def start_cluster(base: Path | None = None, *, tls: bool = False,
-                  remote: bool = False) -> PgCluster:
+                  remote: bool = False, durable: bool = False) -> PgCluster:
     """initdb + pg_ctl start in a fresh directory; returns once the server accepts connections.
 
     With `tls`, the server also speaks TLS with a self-signed certificate, as a managed
     database does (clients use `sslmode=require`). With `remote`, it listens in a network
     namespace of its own (`netns.py`), at an address both this machine and its containers
     reach (through the host's routing, as they reach a managed database), with trust for
-    every client.
+    every client. Without `durable` (tests), fsync, synchronous_commit and full_page_writes
+    are off; with it they keep PostgreSQL's defaults, as a managed database runs (benchmarks).
     """
     root = Path(tempfile.mkdtemp(prefix="pgtest-", dir=base))
     datadir = root / "data"
@@ -122,8 +123,9 @@ def start_cluster(base: Path | None = None, *, tls: bool = False,
     ns = netns.create("sypg") if remote else None
     host = ns.address if ns else "127.0.0.1"
     port = 5432 if ns else free_port()
-    opts = (f"-p {port} -k {datadir} -c listen_addresses={host} -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100")
+    opts = f"-p {port} -k {datadir} -c listen_addresses={host} -c max_connections=100"
+    if not durable:
+        opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     if ns is not None:
         with (datadir / "pg_hba.conf").open("a") as hba:
             hba.write("host all all 0.0.0.0/0 trust\n")

@@ -34,7 +34,7 @@ class SshHost:
         return {"key_filename": str(self.key_file), "look_for_keys": False, "allow_agent": False}
 
 
-def _keygen(path: Path, comment: str) -> str:
+def keygen(path: Path, comment: str) -> str:
     """Create an ed25519 key pair at `path`; returns the public key line (`type base64 comment`)."""
     subprocess.run(
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
@@ -53,15 +53,16 @@ def known_hosts_line(address: str, port: int, public_key: str) -> str:
 def write_wrong_known_hosts(host: SshHost, path: Path) -> Path:
     """Write a known_hosts file at `path` pinning a fresh key (not the server's) for `host`."""
     with tempfile.TemporaryDirectory(prefix="wrongkey-") as tmp:
-        public = _keygen(Path(tmp, "key"), "wrong-host-key")
+        public = keygen(Path(tmp, "key"), "wrong-host-key")
     path.write_text(known_hosts_line(host.address, host.port, public))
     return path
 
 
-def _config(base: Path, port: int) -> str:
+def _config(base: Path, port: int, address: str = "127.0.0.1",
+            extra: tuple[str, ...] = ()) -> str:
     return "\n".join([
         f"Port {port}",
-        "ListenAddress 127.0.0.1",
+        f"ListenAddress {address}",
         f"HostKey {base / 'ssh_host_ed25519_key'}",
         f"PidFile {base / 'sshd.pid'}",
         f"AuthorizedKeysFile {base / 'authorized_keys'}",
@@ -79,6 +80,7 @@ def _config(base: Path, port: int) -> str:
         "PrintMotd no",
         "Subsystem sftp internal-sftp",
         "AcceptEnv LANG LC_*",
+        *extra,
         "",
     ])
 
@@ -106,33 +108,44 @@ class SshServer:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-def start_sshd(user: str = "root") -> SshServer:
-    """Start sshd on a free port of 127.0.0.1 with fresh keys; returns once it accepts TCP."""
+def start_sshd(user: str = "root", *, address: str = "127.0.0.1", port: int | None = None,
+               wrap: tuple[str, ...] = (), extra: tuple[str, ...] = (),
+               user_key: Path | None = None) -> SshServer:
+    """Start sshd with a fresh host key; returns once it accepts TCP.
+
+    By default on a free port of 127.0.0.1 with a fresh user key. `wrap` prefixes the command
+    (e.g. `nsenter --net=...` to serve inside a network namespace, then `address` is one of that
+    namespace's), `extra` adds sshd_config lines and `user_key` lets in an existing key pair.
+    """
     if not SSHD.exists():
         raise RuntimeError(f"{SSHD} not found: run .ci/install-system.sh")
     Path("/run/sshd").mkdir(mode=0o755, parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="sshd-"))
     base.chmod(0o755)
-    host_public = _keygen(base / "ssh_host_ed25519_key", "testbed-host")
-    user_public = _keygen(base / "id_ed25519", "testbed-user")
+    host_public = keygen(base / "ssh_host_ed25519_key", "testbed-host")
+    if user_key is None:
+        user_key = base / "id_ed25519"
+        user_public = keygen(user_key, "testbed-user")
+    else:
+        user_public = user_key.with_name(user_key.name + ".pub").read_text().strip()
     (base / "authorized_keys").write_text(user_public + "\n")
-    port = free_port()
+    port = port or free_port()
     config = base / "sshd_config"
-    config.write_text(_config(base, port))
+    config.write_text(_config(base, port, address, extra))
     known_hosts = base / "known_hosts"
-    known_hosts.write_text(known_hosts_line("127.0.0.1", port, host_public))
+    known_hosts.write_text(known_hosts_line(address, port, host_public))
     with (base / "sshd.log").open("wb") as log:
         process = subprocess.Popen(
-            [str(SSHD), "-D", "-e", "-f", str(config)],
+            [*wrap, str(SSHD), "-D", "-e", "-f", str(config)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
         )
     server = SshServer(
-        host=SshHost(address="127.0.0.1", port=port, user=user,
-                     key_file=base / "id_ed25519", known_hosts=known_hosts),
+        host=SshHost(address=address, port=port, user=user,
+                     key_file=user_key, known_hosts=known_hosts),
         process=process, base=base,
     )
     try:
-        wait_for_port(port, timeout=15)
+        wait_for_port(port, host=address, timeout=15)
     except TimeoutError as exc:
         log_text = server.log_file.read_text(errors="replace")
         server.stop()

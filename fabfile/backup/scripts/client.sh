@@ -122,7 +122,7 @@ UNION ALL
 SELECT CASE WHEN o.owned OR n.mine THEN 'drop' ELSE 'foreign' END, i.type, i.identity,
        CASE WHEN o.owned OR n.mine
             THEN format('DROP %s IF EXISTS %s CASCADE', upper(i.type), i.identity)
-            ELSE pg_get_userbyid(o.owner) END, o.rank
+            ELSE pg_get_userbyid(o.owner)::text END, o.rank
   FROM obj o JOIN app n ON n.oid = o.nsp
  CROSS JOIN LATERAL pg_identify_object(o.classid, o.objid, 0) i
  WHERE o.nsp NOT IN (SELECT oid FROM gone)

@@ -1,6 +1,7 @@
 # The doctor's one command per host: Docker and Compose versions, free disk, listeners,
-# published container ports, the host's addresses, whether the web healthcheck can run in the
-# image the host runs, and a `psql` probe of the database from the host. Each probe's output
+# published container ports, the host's addresses, its part in a swarm (state, manager or not,
+# cluster, advertised address, the managers it knows), whether the web healthcheck can run in
+# the image the host runs, and a `psql` probe of the database from the host. Each probe's output
 # goes between `@@begin NAME` and `@@end NAME RC` lines (`doctor.parse_probes`). Stdin feeds
 # only the database probe (a libpq service file); every other command reads /dev/null.
 # Usage: facts.sh APP_DIR CACHE_DIR PG_IMAGE PG_PROBE PROJECT SERVICE IMAGE PROBE_CACHE
@@ -42,6 +43,11 @@ probe listeners ss -Hltnp
 probe containers docker ps --format \
   '{"Names":{{json .Names}},"Image":{{json .Image}},"Ports":{{json .Ports}}}'
 probe addresses addresses
+cluster='{{if .Swarm.Cluster}}{{.Swarm.Cluster.ID}}{{else}}-{{end}}'
+node_addr='{{if .Swarm.NodeAddr}}{{.Swarm.NodeAddr}}{{else}}-{{end}}'
+managers='{{range .Swarm.RemoteManagers}}{{.Addr}},{{end}}-'
+probe swarm docker info --format \
+  "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}} $cluster $node_addr $managers"
 # health: the web healthcheck against the image the web containers run (else IMAGE).
 health() {
   running=$(docker ps --filter "label=com.docker.compose.project=$project" \

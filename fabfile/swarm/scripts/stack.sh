@@ -1,0 +1,136 @@
+# Deploys a release's stack file and waits until the swarm converged on it: the web service's
+# update completed (its tasks are replaced one batch at a time, each new task `running`, i.e.
+# healthy, before the old one is told to stop), REPLICAS of its tasks running the new spec.
+# Swarm rolls a failing update back by itself (failure_action: rollback). On any failure
+# (rolled back, paused, not converged within TIMEOUT seconds), PREVIOUS (the previous
+# release's stack file, if any) is deployed again and waited for, so every service runs one
+# release. A node marked down during the update is reported, and the update is forced to
+# start again, since Swarm's updater would wait for that node's task forever. Once converged it waits SETTLE seconds,
+# until Traefik's Swarm provider, which polls, routes to the new tasks (the smoke test comes
+# next), then removes the stack's secrets and configs that no release on this host uses any
+# more (Swarm refuses those in use). Interrupts are ignored: the phase is bounded and
+# stopping halfway would leave two releases running.
+# Usage: stack.sh STACK_FILE STACK SERVICE REPLICAS TIMEOUT RESOLVE_IMAGE APP_DIR SETTLE
+#                 [PREVIOUS]
+# shellcheck shell=sh
+set -u
+trap '' TERM INT HUP
+file=$1 stack=$2 service=$3 replicas=$4 timeout=$5 resolve=$6 app_dir=$7 settle=$8
+previous=${9:-}
+svc="${stack}_${service}"
+down_seen=" "
+
+now() { date +%s.%N; }
+since() { echo "$(now) $1" | awk '{printf "%.2f", $1 - $2}'; }
+field() { docker service inspect --format "$1" "$svc" 2>/dev/null; }
+
+# report_down: one `@node-down HOST STATUS` per node newly seen down; returns 0 when one was.
+report_down() {
+  found=1
+  for node in $(docker node ls --format '{{.Hostname}}={{.Status}}' 2>/dev/null); do
+    case $node in
+      *=Down) case $down_seen in *" ${node%%=*} "*) ;; *)
+           down_seen="$down_seen${node%%=*} "
+           echo "@node-down ${node%%=*}"
+           found=0 ;;
+         esac ;;
+    esac
+  done
+  return "$found"
+}
+
+# What makes a task the current spec's (the API renders a few other fields differently for a
+# service's template and for its tasks, e.g. an empty DNSConfig), for services and for tasks.
+parts='{{json .ContainerSpec.Image}} {{json .ContainerSpec.Command}} {{json .ContainerSpec.Args}} {{json .ContainerSpec.Env}} {{json .ContainerSpec.Secrets}} {{json .ContainerSpec.Configs}} {{json .ContainerSpec.Healthcheck}} {{json .ContainerSpec.StopGracePeriod}} {{json .ContainerSpec.Mounts}} {{json .Resources}} {{json .Placement}} {{json .Networks}} {{json .ForceUpdate}}'
+service_spec=$(printf '%s' "$parts" | sed 's/{{json \./{{json .Spec.TaskTemplate./g')
+task_spec=$(printf '%s' "$parts" | sed 's/{{json \./{{json .Spec./g')
+
+# tasks_ok: REPLICAS tasks with desired state running, all running and made from the service's
+# current spec.
+tasks_ok() {
+  want=$(field "$service_spec")
+  ids=$(docker service ps -q --no-trunc --filter desired-state=running "$svc" 2>/dev/null)
+  [ -n "$want" ] && [ -n "$ids" ] || return 1
+  # shellcheck disable=SC2086  # task ids split on purpose
+  states=$(docker inspect --format "{{.Status.State}} $task_spec" $ids 2>/dev/null) || return 1
+  [ "$(printf '%s\n' "$states" | grep -c .)" -eq "$replicas" ] || return 1
+  ! printf '%s\n' "$states" | grep -qvxF "running $want"
+}
+
+# converge FILE: deploy it and wait; 0 when converged, 3 rolled back, 4 paused, 5 timed out.
+converge() {
+  started_before=$(field '{{if .UpdateStatus}}{{.UpdateStatus.StartedAt}}{{end}}')
+  if ! out=$(cd "$(dirname "$1")" && docker stack deploy --with-registry-auth \
+      --resolve-image "$resolve" -c "$(basename "$1")" "$stack" 2>&1); then
+    printf '%s\n' "$out" | tail -n 15
+    echo "@error stack-deploy"
+    return 1
+  fi
+  deadline=$(($(date +%s) + timeout))
+  while :; do
+    state=$(field '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}')
+    if report_down && [ "$state" = updating ]; then
+      # Swarm's updater waits without end for a task on a node that is gone: start the update
+      # again (a forced one), on the nodes left.
+      if docker service update --detach --force "$svc" >/dev/null 2>&1; then
+        echo "@warning node${down_seen% } went down during the update: Swarm moved its" \
+          "tasks to the nodes left and the update started again there"
+      fi
+      continue
+    fi
+    fresh=
+    [ "$(field '{{if .UpdateStatus}}{{.UpdateStatus.StartedAt}}{{end}}')" != "$started_before" ] && fresh=1
+    case $state in
+      updating | rollback_started) ;;
+      rollback_completed | paused | rollback_paused)
+        if [ -n "$fresh" ]; then
+          message=$(field '{{.UpdateStatus.Message}}')
+          if [ "$state" = rollback_completed ]; then
+            echo "@error rolled-back $message"
+            return 3
+          fi
+          echo "@error paused $state $message"
+          return 4
+        fi
+        tasks_ok && return 0 ;;
+      *) tasks_ok && return 0 ;;
+    esac
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "@error timeout $timeout ${state:-no-update}"
+      docker service ps --no-trunc --filter desired-state=running \
+        --format '@task {{.Name}} {{.Node}} {{.CurrentState}} {{.Error}}' "$svc" 2>/dev/null
+      return 5
+    fi
+    sleep 0.5
+  done
+}
+
+# prune: the stack's secrets and configs named in no release's stack files on this host.
+prune() {
+  for kind in secret config; do
+    for name in $(docker "$kind" ls --filter "label=com.docker.stack.namespace=$stack" --format '{{.Name}}' 2>/dev/null); do
+      if ! cat "$app_dir"/releases/*/*.yml 2>/dev/null | grep -qF "\"$name\""; then
+        docker "$kind" rm "$name" >/dev/null 2>&1 && echo "@pruned $kind $name"
+      fi
+    done
+  done
+}
+
+t0=$(now)
+converge "$file"
+code=$?
+if [ "$code" -eq 0 ]; then
+  echo "@converged $(since "$t0")"
+  sleep "$settle"
+  prune
+  exit 0
+fi
+if [ -n "$previous" ]; then
+  echo "@restoring $previous"
+  if converge "$previous"; then
+    echo "@restored $(since "$t0")"
+  else
+    echo "@restore-failed"
+  fi
+fi
+exit "$code"

@@ -274,15 +274,14 @@ def write_env(b: Bed, clone: Path) -> None:
 
 def prepare_sqlite(b: Bed, session: Session, sha: str) -> str:
     """What "Coming from SQLite" starts from: the app deployed on SQLite (the template's
-    commented lines, uncommented) holding rows, an empty database to move to, and `app.tag`
-    naming the commit that runs (`db.cutover` deploys `app.tag`; it has no `--version`)."""
+    commented lines, uncommented) holding rows and an empty database to move to; the YAML's
+    `app.tag` stays the template's, so the cutover must keep the version the host serves."""
     clone = session.cwd
     template = TEMPLATE.read_text()
     for line in ("  # backend: sqlite\n", "  # sqlite_path: /srv/roster-data/roster.db\n"):
         assert line in template, f"the template no longer shows {line.strip()!r}"
     path = clone / "environments" / "prod.yaml"
     data = yaml.safe_load(path.read_text())
-    data["app"]["tag"] = sha
     data["database"].update(backend="sqlite",
                             sqlite_path=substitute("/srv/roster-data/roster.db",
                                                    b.env_mapping()))

@@ -35,7 +35,7 @@ from . import netns
 from .aptproxy import AptProxy
 from .images import vps_rootfs_tarball
 from .net import wait_for_port
-from .sshd import SshHost, _keygen, known_hosts_line
+from .sshd import SshHost, keygen, known_hosts_line
 
 USER = "deploy"
 MIRROR = "http://deb.debian.org/debian"
@@ -135,7 +135,7 @@ def start() -> Vps:
         systemctl.chmod(0o755)
         keys = base / "keys"
         keys.mkdir()
-        user_public = _keygen(keys / "id_ed25519", "vps-user")
+        user_public = keygen(keys / "id_ed25519", "vps-user")
         setup = (f"useradd -m -s /bin/sh -p '*' {USER} && mkdir -p /home/{USER}/.ssh /run/sshd && "
                  f"printf '%s\\n' \"$1\" > /home/{USER}/.ssh/authorized_keys && "
                  f"chown -R {USER}: /home/{USER}/.ssh && chmod 700 /home/{USER}/.ssh && "

@@ -26,7 +26,7 @@ def watcher_args(cfg: Config) -> tuple[str, ...]:
     hc = cfg.app.healthcheck
     return (cfg.deploy.app_dir, cfg.project, cfg.app.name, cfg.env, cfg.app.drain_file,
             str(hc.restart_after), str(hc.restart_grace), str(hc.max_restarts),
-            str(hc.restart_window), str(SWEEP_SECONDS))
+            str(hc.restart_window), str(SWEEP_SECONDS), str(cfg.deploy.lock_stale_after))
 
 
 def webhook(cfg: Config) -> str:

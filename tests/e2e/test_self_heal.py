@@ -13,6 +13,7 @@ cannot save either (it has no retries by default). Every other request must succ
 from __future__ import annotations
 
 import json
+import os
 import stat
 import threading
 import time
@@ -178,3 +179,25 @@ def test_a_container_that_hangs_after_every_restart_is_left_after_n_with_one_ale
         if path.is_file() and path != stored:
             assert hook.url not in path.read_text(errors="replace"), path
     assert hook.url not in deployed and hook.url not in output(status)
+
+
+def test_a_lock_left_by_a_run_that_died_does_not_stop_the_healing(
+        served: tuple[Stack, Front]) -> None:
+    """A deploy SIGKILLed at night leaves its lock: once that lock is stale (no heartbeat for
+    `deploy.lock_stale_after`), a hung container is healed as without it."""
+    stack, front = served
+    lock = stack.app_dir / "lock"
+    lock.mkdir()
+    (lock / "token.dead-run").touch()
+    (lock / "holder.json").write_text(json.dumps({"command": "deploy", "version": "v9",
+                                                  "who": "ci@runner", "pid": 4242}) + "\n")
+    long_ago = time.time() - 600
+    for path in (lock / "token.dead-run", lock / "holder.json", lock):
+        os.utime(path, (long_ago, long_ago))
+    first = sorted(c["id"] for c in stack.containers())[0]
+    hung = recover(front, DOMAIN, first, hang)
+    assert hung.after(hung.back) < TARGET
+    assert [(a["result"], a["id"]) for a in heal_audit(stack)] == [("restarted", first[:12])]
+    assert (lock / "token.dead-run").exists(), "the watcher leaves the dead run's lock alone"
+    status = stack.inv("status")
+    assert "lock: stale: " in status.stdout, output(status)

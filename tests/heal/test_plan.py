@@ -39,7 +39,7 @@ def test_install_step_passes_every_value_as_an_argument(tmp_path: Path) -> None:
     assert step.argv[4:9] == ("install", "/srv/unit", plan.fingerprint(cfg),
                               scripts.body("watch"), scripts.body("ensure"))
     assert step.argv[9:] == ("/srv/unit", "unit", "web", "unit", "/tmp/drain", "7", "3", "3",
-                             "600", str(plan.SWEEP_SECONDS))
+                             "600", str(plan.SWEEP_SECONDS), "60")
     assert step.stdin == b""
 
 

@@ -3,10 +3,13 @@
 #
 # It restarts (`docker restart -t GRACE`, same container id) a web container of PROJECT that
 # Docker has reported unhealthy for RESTART_AFTER seconds, except:
-# - while the host's deploy lock APP_DIR/lock is held (`lock_held`, from the deploy's
-#   lock.sh, prepended to this file): every web container counts as in the rollout, so it
-#   waits until the lock is gone (and the container still unhealthy);
-# - when DRAIN_FILE exists in the container: a deploy or a cutover is draining it;
+# - while the host's deploy lock APP_DIR/lock is held by a run that lives (`lock_held`,
+#   `lock_stale` with STALE_AFTER, from the deploy's lock.sh, prepended to this file): every
+#   web container counts as in the rollout, so it waits until the lock is gone (and the
+#   container still unhealthy). A stale lock (its run died) defers nothing: the hung app
+#   is healed while the next deploy is awaited;
+# - when DRAIN_FILE exists in the container: a deploy or a cutover is draining it; when
+#   DRAIN_FILE.hold exists: a deploy holds it out of the pool until it is verified;
 # - after MAX_RESTARTS restarts of the container within WINDOW seconds: it gives up, records
 #   it and alerts Slack once (the URL in APP_DIR/heal/slack_webhook, mode 600), and leaves
 #   the container to a person until it is healthy again.
@@ -19,7 +22,7 @@
 # catches what the events missed. One watcher per app (flock on APP_DIR/heal/watch.lock); it
 # stops when APP_DIR/heal/watch.sh is removed or replaced by another install.
 # Usage: watch.sh APP_DIR PROJECT SERVICE ENV DRAIN_FILE RESTART_AFTER GRACE MAX_RESTARTS
-#                 WINDOW SWEEP
+#                 WINDOW SWEEP STALE_AFTER
 # shellcheck disable=SC2086  # the fields of one `docker inspect` line split on purpose
 set -u
 # Its own process group, so that stopping it (`kill -- -PID`) and its own `kill 0` reach its
@@ -28,7 +31,7 @@ if [ "$(awk '{print $5}' "/proc/$$/stat")" != "$$" ]; then
   exec setsid sh "$0" "$@"
 fi
 app_dir=$1 project=$2 service=$3 env=$4 drain_file=$5 after=$6 grace=$7 max=$8 window=$9
-sweep_every=${10}
+sweep_every=${10} stale_after=${11:-60}
 dir="$app_dir/heal"
 run="$dir/run"
 lock="$app_dir/lock"
@@ -109,9 +112,14 @@ alert() {
 
 # consider ID: restart the container, leave it alone, or give up on it (see the top). One left
 # alone (draining, given up, a failed restart) loses its deadline: the next sweep sets one.
+# deploying: whether a run that lives holds the deploy lock.
+deploying() {
+  lock_held "$lock" && ! lock_stale "$lock" "$stale_after"
+}
+
 consider() {
   id=$1
-  if lock_held "$lock"; then
+  if deploying; then
     note "$id" "deferred $(echo "$id" | cut -c1-12): the deploy lock is held ($(lock_holder "$lock" | sed -n 's/.*"who": *"\([^"]*\)".*/\1/p'))"
     return 0
   fi
@@ -130,6 +138,11 @@ consider() {
     rm -f "$run/since.$id"
     return 0
   fi
+  if docker cp "$id:$drain_file.hold" - >/dev/null 2>&1; then
+    note "$id" "left $name alone: a deploy holds it out of the pool ($drain_file.hold exists)"
+    rm -f "$run/since.$id"
+    return 0
+  fi
   if [ -e "$dir/gave-up/$id" ]; then
     alert "$id" "$name"
     rm -f "$run/since.$id"
@@ -145,7 +158,7 @@ consider() {
     rm -f "$run/since.$id"
     return 0
   fi
-  lock_held "$lock" && return 0
+  deploying && return 0
   started=$(now)
   if ! out=$(docker restart -t "$grace" "$id" 2>&1); then
     note "$id" "restarting $name failed: $(printf '%s' "$out" | tail -n 1)"

@@ -11,7 +11,9 @@ that holds the tables or cannot be reached stop the run before any downtime), th
 5. switch: write `{app_dir}/database-backend` = postgres, then deploy the release rendered
    with `database.backend: postgres` under the same lock (`execute.deploy`, its rolling
    update and smoke test): new web containers on PostgreSQL replace the drained ones;
-6. maintenance off (drain the page, remove it) and a final smoke test.
+6. maintenance off: the page goes at once (the deploy's new web containers have been routed
+   for a while, and their routers outrank the page's, so it gets no request), then a final
+   smoke test.
 
 Any failure up to and including the switch's deploy puts things back: the marker is removed,
 the web containers still on SQLite are undrained (they turn healthy and take traffic
@@ -321,8 +323,11 @@ def cutover(cfg: Config, opts: CutoverOptions) -> None:
     try:
         with window.phase("page removal"):
             _relock(cfg, state, run)
-            _run(state, steps.maintenance_off(cfg))
+            out = _run(state, steps.remove_outranked_page(cfg))
         state.page = False
+        if "@kept-manual" in out:
+            ui.warn("an operator's maintenance page is up (`inv maintenance.on`) and stays: "
+                    f"`inv maintenance.off --env={cfg.env}` takes it down")
         _show_window(window, opts.report)
         with ui.console.status(f"{host}: smoke test"):
             check = smoke.run(postgres_config(cfg), transport=state.transport)

@@ -194,6 +194,15 @@ def maintenance_off(cfg: Config) -> Step:
                     str(rollout.unhealthy_timeout(cfg)), timeout=rollout.drain_bound(cfg) + 60)
 
 
+def remove_outranked_page(cfg: Config) -> Step:
+    """Remove the cutover's page without draining it: only once the web containers have been
+    healthy for `rollout.settle` (the deploy's retirement of the old ones waits that long), when
+    the proxy routes to their routers, which outrank the page's (priority 1), so it gets no
+    request. An operator's page (`inv maintenance.on`) outranks them and is kept."""
+    return _site("maintenance off: remove the page (the app's routers outrank it)",
+                 "maint-remove", maintenance_name(cfg), timeout=60)
+
+
 def target_schema(cfg: Config, target_url: str) -> Step:
     """`app.migrate_command` against the target, in a one-off container of the current
     release (`--schema=existing`: the app's own migrations make the schema the data goes

@@ -16,6 +16,11 @@
 #                                                    drain the web containers, wait
 #                                                    unhealthy + SETTLE, stop, remove them
 #   maint-down NAME SETTLE TIMEOUT                   drain the page, wait SETTLE, remove it
+#   maint-remove NAME                                remove the page at once: only once web
+#                                                    containers have been healthy for SETTLE,
+#                                                    when their routers outrank its (priority 1)
+#                                                    and it gets no request (an operator's
+#                                                    page, which outranks them, is kept)
 # A page already up and healthy (left by a run that died) is kept: removing it would leave
 # the site without an answer until the new one is up.
 # shellcheck disable=SC2086,SC2046  # lists of container ids split on purpose
@@ -106,6 +111,16 @@ case $action in
     ids=$(docker ps -aq --no-trunc --filter "name=^$name\$")
     [ -n "$ids" ] || { echo "@removed"; exit 0; }
     retire /tmp/maintenance-drain "$settle" 10 "$limit" $ids ;;
+  maint-remove)
+    name=$1
+    ids=$(docker ps -aq --no-trunc --filter "name=^$name\$" --filter label=shipyard.role=maintenance)
+    [ -n "$ids" ] || { echo "@removed"; exit 0; }
+    if [ -n "$(docker ps -aq --filter "id=$ids" --filter label=shipyard.maintenance=manual)" ]; then
+      echo "@kept-manual $ids"
+      exit 0
+    fi
+    docker rm -f $ids >/dev/null 2>&1 || { echo "@error maint-remove"; exit 1; }
+    echo "@removed $ids" ;;
   *)
     echo "@error unknown-action $action"
     exit 2 ;;

@@ -25,7 +25,7 @@ import psycopg
 
 from fabfile.errors import UserError
 
-from . import ddl, target
+from . import aside, ddl, target
 from .chunks import CopyChunk
 from .copy import CopyResult
 from .identifiers import quote_ident, quote_literal
@@ -124,6 +124,7 @@ def migrate(sqlite_path: Path, target_url: str, options: MigrateOptions | None =
         filled: list[str] = []
         try:
             if options.schema == "existing":
+                _restore_recorded(conn, report, dry_run=options.dry_run)
                 plan, filled = target.plan_existing(plan, conn)
             else:
                 plan = target.check_defaults(conn, plan)
@@ -139,13 +140,14 @@ def migrate(sqlite_path: Path, target_url: str, options: MigrateOptions | None =
                             "them, or migrate into an empty database")
     elif quarantine and target.QUARANTINE in existing and not options.dry_run:
         raise UserError(f"the target already holds {target.QUARANTINE}: drop it first")
-    report.notes = list(plan.notes)
+    report.notes.extend(plan.notes)
     report.renames = dict(plan.renames)
     ui.step(f"Source {sqlite_path}: {len(plan.tables)} tables, "
             f"{sum(t.row_count for t in plan.tables):,} rows; target {report.target}")
     spill = None if options.dry_run else _spill(ui)
     pool = Pool(min(options.jobs, max(1, len(plan.tables))), sqlite_path, target_url, spill)
-    created: dict[str, Any] = {"tables": [], "views": [], "collation": None, "filled": []}
+    created: dict[str, Any] = {"tables": [], "views": [], "collation": None, "filled": [],
+                               "aside": []}
     previous_sigterm = _sigterm_as_interrupt()
     try:
         if filled:
@@ -171,14 +173,15 @@ def migrate(sqlite_path: Path, target_url: str, options: MigrateOptions | None =
             report.seconds = round(time.perf_counter() - start, 3)
             return report
         with _phase(report, "create schema"):
-            _create_schema(target_url, plan, options, clash_drop=options.drop_existing,
-                           quarantine=bool(skip), created=created)
+            plan = _create_schema(target_url, plan, options, clash_drop=options.drop_existing,
+                                  quarantine=bool(skip), created=created)
         with _phase(report, "load + verify"):
             tables, verdicts = _load(pool, plan, options, skip, ui, report, created, sizes,
                                      chunks, spilled)
         report.tables = tables
         with _phase(report, "finish"):
             _finish(target_url, sqlite_path, plan, skip, bad, report, options)
+            created["aside"] = []
         failed = [v for v in verdicts if not v.ok]
         report.seconds = round(time.perf_counter() - start, 3)
         if failed:
@@ -194,7 +197,11 @@ def migrate(sqlite_path: Path, target_url: str, options: MigrateOptions | None =
         report.ok = False
         report.error = str(exc)
         report.seconds = round(time.perf_counter() - start, 3)
-        _undo(target_url, created)
+        problems = _undo(target_url, created)
+        if problems:
+            ui.warn("putting back the target's own indexes and foreign keys failed: "
+                    + "; ".join(problems) + f"; {aside.RECORD} in the target lists them, and "
+                    "the next run with --schema=existing makes them again first")
         if report.tables:
             ui.summary(report)
         if isinstance(exc, TaskFailed):
@@ -302,12 +309,21 @@ def _quarantine_closure(pool: Pool, plan: SchemaPlan, bad: list[BadRow]) -> Keys
 
 
 def _create_schema(url: str, plan: SchemaPlan, options: MigrateOptions, *, clash_drop: bool,
-                   quarantine: bool, created: dict[str, Any]) -> None:
-    """All DDL before the data, in one transaction: it happens entirely or not at all."""
+                   quarantine: bool, created: dict[str, Any]) -> SchemaPlan:
+    """All DDL before the data, in one transaction: it happens entirely or not at all. In
+    `existing` mode, the target's own indexes and foreign keys are set aside (`aside`) and the
+    copies wait only for the parents of the keys left in place: the plan returned says so."""
     conn = target.connect(url)
+    set_aside: list[aside.Aside] = []
     try:
         with conn.cursor() as cur:
             cur.execute("SET standard_conforming_strings = on")
+            if options.schema == "existing":
+                set_aside = aside.set_aside(cur, [t.name for t in plan.tables])
+                left = aside.key_pairs(cur)
+                name_of = {t.source: t.name for t in plan.tables}
+                plan = replace(plan, load_after=tuple(
+                    (c, p) for c, p in plan.load_after if (name_of[c], name_of[p]) in left))
             if options.schema == "infer":
                 if clash_drop:
                     existing = target.relations(conn)
@@ -345,22 +361,51 @@ def _create_schema(url: str, plan: SchemaPlan, options: MigrateOptions, *, clash
         conn.close()
     if options.schema == "existing":
         created["filled"] = [t.name for t in plan.tables]
+        created["aside"] = set_aside
+    return plan
 
 
-def _undo(url: str, created: dict[str, Any]) -> None:
-    if not (created["tables"] or created["views"] or created["collation"] or created["filled"]):
-        return
+def _undo(url: str, created: dict[str, Any]) -> list[str]:
+    """Put the target back as the run found it; what could not be (the set-aside objects
+    that failed to come back)."""
+    if not (created["tables"] or created["views"] or created["collation"] or created["filled"]
+            or created["aside"]):
+        return []
     try:
         conn = target.connect(url)
     except UserError:
-        return
+        return [f"cannot connect to put back {len(created['aside'])} index(es) and key(s)"
+                ] if created["aside"] else []
     try:
         if created["filled"]:
             target.truncate(conn, created["filled"])
+        problems = aside.restore(conn, created["aside"]) if created["aside"] else []
         target.drop_created(conn, tables=created["tables"], views=created["views"],
                             collation=created["collation"])
     finally:
         conn.close()
+    return problems
+
+
+def _restore_recorded(conn: psycopg.Connection, report: MigrationReport, *,
+                      dry_run: bool) -> None:
+    """Put back what a run that died had set aside (its record in the target), before this
+    run reads the target's schema; a dry run, which writes nothing, says so instead."""
+    found = aside.recorded(conn)
+    if not found:
+        return
+    names = ", ".join(f"{a.kind} {a.name}" for a in found)
+    if dry_run:
+        raise UserError(f"a run that died had set aside the target's {names} ({aside.RECORD} "
+                        "lists them): run `inv db.migrate-from-sqlite --schema=existing` once "
+                        "without --dry-run, which makes them again first")
+    problems = aside.restore(conn, found)
+    if problems:
+        raise UserError(f"a run that died had set aside the target's {names}; making them "
+                        "again failed: " + "; ".join(problems) + f". {aside.RECORD} in the "
+                        "target lists their definitions")
+    report.notes.append(Note("warn", "target", f"a run that died had set aside {names}: "
+                             "made again"))
 
 
 def _setval_sql(t: PlanTable) -> str:
@@ -459,6 +504,7 @@ def _load(pool: Pool, plan: SchemaPlan, options: MigrateOptions, skip: Keys, ui:
                                           ddl.validate_constraint(fk.table, fk.name)]},
                           deps=deps, priority=plan.table(fk.source_table).row_count / 3e6))
         previous[fk.table] = previous[fk.parent] = f"fk:{fk.name}"
+    _made_again(graph, plan, created["aside"], previous)
     for ck in plan.checks:
         t = by_name[ck.table]
         deps = set(ready_tables[ck.table])
@@ -480,6 +526,35 @@ def _load(pool: Pool, plan: SchemaPlan, options: MigrateOptions, skip: Keys, ui:
         report.notes.append(Note("warn", label, f"not kept: {error}"))
     order = {t.source: i for i, t in enumerate(plan.tables)}
     return sorted(reports.values(), key=lambda r: order[r.table]), verdicts
+
+
+def _made_again(graph: list[Task], plan: SchemaPlan, found: list[aside.Aside],
+                previous: dict[str, str]) -> None:
+    """Tasks making the set-aside indexes and keys again (`existing` mode): an index once its
+    table is in, a key once both its tables and their indexes are, keys sharing a table one
+    after the other (as `_load` orders its own)."""
+    source_of = {t.name: t for t in plan.tables}
+    made: dict[str, set[str]] = {}
+    for a in found:
+        if a.kind == "index":
+            t = source_of[a.table]
+            graph.append(Task(f"index:{a.name}", "sql", {"statements": a.statements()},
+                              deps={f"copy:{t.source}"}, priority=t.row_count / 2e6))
+            made.setdefault(a.table, set()).add(f"index:{a.name}")
+    for a in found:
+        if a.kind != "key":
+            continue
+        deps: set[str] = set()
+        for name in (a.table, a.parent or ""):
+            if name in source_of:
+                deps |= {f"copy:{source_of[name].source}"} | made.get(name, set())
+            if name in previous:
+                deps.add(previous[name])
+        graph.append(Task(f"fk:{a.name}", "sql", {"statements": a.statements()}, deps=deps,
+                          priority=source_of[a.table].row_count / 3e6))
+        previous[a.table] = f"fk:{a.name}"
+        if a.parent:
+            previous[a.parent] = f"fk:{a.name}"
 
 
 def _reaches(edges: tuple[tuple[str, str], ...], start: str, goal: str) -> bool:
@@ -555,7 +630,8 @@ def _difference(t: PlanTable, verdict: TableVerdict, sqlite_path: Path, url: str
 
 def _finish(url: str, sqlite_path: Path, plan: SchemaPlan, skip: Keys, bad: list[BadRow],
             report: MigrationReport, options: MigrateOptions) -> None:
-    """Views (kept when PostgreSQL accepts their SQL) and the quarantined rows."""
+    """Views (kept when PostgreSQL accepts their SQL) and the quarantined rows; in `existing`
+    mode, the record of what was set aside goes (everything is back by now)."""
     conn = connect_target(url)
     try:
         if options.schema == "infer":
@@ -563,6 +639,8 @@ def _finish(url: str, sqlite_path: Path, plan: SchemaPlan, skip: Keys, bad: list
                 for t in plan.tables:
                     cur.execute(ddl.enable_autovacuum(t))
             conn.commit()
+        else:
+            aside.drop_record(conn)
         for v in plan.views:
             try:
                 with conn.transaction():

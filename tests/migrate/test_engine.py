@@ -341,18 +341,26 @@ def parent_child(make_db: Make, pg_db: str, revision: str | None, orphan: bool =
     return make_db(PARENT_CHILD, {"INSERT INTO a_child VALUES (?, ?, ?)": children})
 
 
-def test_existing_schema_copies_parents_before_children_by_the_targets_keys(
+def test_existing_schema_copies_with_the_targets_key_set_aside_and_makes_it_again(
         make_db: Make, pg_db: str, run: Run) -> None:
-    """One worker, the child table first by size and by name: its copy still waits for the
-    parent's, which the target's foreign key needs committed."""
+    """One worker, the child table first by size and by name: its copy need not wait for the
+    parent's, because the target's foreign key is set aside during the copies; it comes back
+    with the same definition, validated, after both are in."""
     path = parent_child(make_db, pg_db, revision=None)
+    before = query(pg_db, "SELECT conname, pg_get_constraintdef(oid), convalidated "
+                          "FROM pg_constraint WHERE contype = 'f'")
     report = run(path, pg_db, schema="existing", jobs=1)
     assert report.ok and {t.table: t.rows for t in report.tables} == {
         "a_child": 2000, "z_parent": 2, "alembic_version": 1}
-    assert query(pg_db, "SELECT count(*) FROM pg_constraint WHERE contype = 'f'") == [(1,)]
-    assert report.timeline[0][0] != "copy:a_child"
+    assert query(pg_db, "SELECT conname, pg_get_constraintdef(oid), convalidated "
+                        "FROM pg_constraint WHERE contype = 'f'") == before
+    copies = [name for name, *_ in report.timeline if name.startswith("copy:")]
+    assert copies[0] == "copy:a_child"
+    ends = {name: end for name, _start, end, _cpu in report.timeline}
     starts = {name: start for name, start, *_ in report.timeline}
-    assert starts["copy:z_parent"] < starts["copy:a_child"]
+    key = next(n for n in starts if n.startswith("fk:"))
+    assert starts[key] >= max(ends["copy:a_child"], ends["copy:z_parent"])
+    assert "_shipyard_set_aside" not in tables(pg_db)
 
 
 def test_existing_schema_leaves_a_table_equal_to_the_source_as_it_is(
@@ -387,11 +395,15 @@ def test_existing_schema_failure_empties_what_it_filled_and_keeps_what_it_skippe
     """A row the target's own key refuses (the source declares none, so no preflight sees
     it): the run rolls back the tables it filled, never the equal one it left alone."""
     path = parent_child(make_db, pg_db, revision="0001", orphan=True)
-    with pytest.raises(MigrationFailed, match="rolled back"):
+    with pytest.raises(MigrationFailed, match=r"(?s)fk:a_child_parent_id_fkey failed: .*"
+                                              r"violates foreign key.*rolled back"):
         run(path, pg_db, schema="existing")
     assert query(pg_db, "SELECT version_num FROM alembic_version") == [("0001",)]
     assert query(pg_db, "SELECT (SELECT count(*) FROM a_child) + (SELECT count(*) FROM z_parent)"
                  ) == [(0,)]
+    assert query(pg_db, "SELECT conname, convalidated FROM pg_constraint WHERE contype = 'f'"
+                 ) == [("a_child_parent_id_fkey", True)]
+    assert "_shipyard_set_aside" not in tables(pg_db)
 
 
 def test_existing_schema_missing_column_is_refused(make_db: Make, pg_db: str, run: Run) -> None:

@@ -199,9 +199,10 @@ def migrate(sqlite_path: Path, target_url: str, options: MigrateOptions | None =
         report.seconds = round(time.perf_counter() - start, 3)
         problems = _undo(target_url, created)
         if problems:
-            ui.warn("putting back the target's own indexes and foreign keys failed: "
-                    + "; ".join(problems) + f"; {aside.RECORD} in the target lists them, and "
-                    "the next run with --schema=existing makes them again first")
+            ui.warn("putting the target back did not fully work: " + "; ".join(problems)
+                    + (f". {aside.RECORD} in the target lists the indexes and keys set aside; "
+                       "the next run with --schema=existing makes them again first"
+                       if created["aside"] else ""))
         if report.tables:
             ui.summary(report)
         if isinstance(exc, TaskFailed):
@@ -376,10 +377,17 @@ def _undo(url: str, created: dict[str, Any]) -> list[str]:
     except UserError:
         return [f"cannot connect to put back {len(created['aside'])} index(es) and key(s)"
                 ] if created["aside"] else []
+    problems: list[str] = []
     try:
         if created["filled"]:
-            target.truncate(conn, created["filled"])
-        problems = aside.restore(conn, created["aside"]) if created["aside"] else []
+            try:
+                target.truncate(conn, created["filled"])
+            except psycopg.Error as exc:
+                conn.rollback()
+                problems.append("emptying the tables it filled: "
+                                + str(exc).strip().splitlines()[0])
+        if created["aside"]:
+            problems += aside.restore(conn, created["aside"])
         target.drop_created(conn, tables=created["tables"], views=created["views"],
                             collation=created["collation"])
     finally:

@@ -101,6 +101,26 @@ def test_a_unique_index_the_data_breaks_fails_the_run_and_comes_back(
     assert aside.RECORD not in tables(pg_db)
 
 
+def test_a_failed_run_empties_a_table_another_table_references_and_puts_all_back(
+        make_db: Make, pg_db: str, run: Run) -> None:
+    """A table of the app's schema the source lacks references one the run fills: TRUNCATE
+    refuses that table (even with nothing referencing its rows), so undoing deletes them."""
+    path = _roster_like(make_db, pg_db)
+    query(pg_db, "CREATE TABLE audit (id serial PRIMARY KEY, person_id int REFERENCES people)")
+    indexes, keys = query(pg_db, INDEXES), query(pg_db, KEYS)
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE people SET email = 'P1@x.org' WHERE id = 2")
+    conn.commit()
+    conn.close()
+    with pytest.raises(UserError, match="rolled back"):
+        run(path, pg_db, schema="existing")
+    assert query(pg_db, "SELECT (SELECT count(*) FROM orgs) + (SELECT count(*) FROM people) "
+                        "+ (SELECT count(*) FROM notes)") == [(0,)]
+    assert query(pg_db, INDEXES) == indexes
+    assert query(pg_db, KEYS) == keys
+    assert aside.RECORD not in tables(pg_db)
+
+
 def test_what_a_dead_run_set_aside_is_made_again_by_the_next(make_db: Make, pg_db: str,
                                                               run: Run) -> None:
     """A run killed between the set-aside and its end: the record it committed with the drops

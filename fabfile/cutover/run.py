@@ -2,7 +2,9 @@
 
 Show the plan, confirm, take the host's deploy lock, rehearse (a snapshot of the live file
 through the migration's preflight and target checks, with the site up: bad rows, a target
-that holds the tables or cannot be reached stop the run before any downtime), then:
+that holds the tables or cannot be reached stop the run before any downtime; the COPY text
+its preflight renders is kept, and the window's migration checks again only the tables whose
+pages changed since: `fabfile.migrate.engine.Reuse`), then:
 
 1. maintenance on: start the page, wait until it is healthy and the proxy routes to it;
 2. drain the web containers (their routers leave; all traffic gets the page, 503);
@@ -43,9 +45,10 @@ from fabfile.deploy import execute, facts, release, rollout, smoke
 from fabfile.deploy.execute import DeployOptions, HostRun, finish, shielded, sigterm_as_interrupt
 from fabfile.deploy.lock import Holder, held_error, keep_alive, new_holder
 from fabfile.errors import UserError
-from fabfile.migrate.engine import MigrateOptions, MigrationFailed
+from fabfile.migrate.engine import MigrateOptions, MigrationFailed, Reuse
 from fabfile.migrate.engine import migrate as run_migration
 from fabfile.migrate.report import RunUI, redact_url
+from fabfile.migrate.spill import Spill
 from fabfile.remote import Step, Transport, connect
 
 from . import snapshot, steps
@@ -180,19 +183,32 @@ class _RehearsalUI(RunUI):
         self.step(f"the schema to create: {len(statements)} statements")
 
 
-def _rehearse(cfg: Config, transport: Transport, target: str, opts: CutoverOptions) -> None:
-    """Snapshot the live file and dry-run the migration, with the site still up."""
+def _rehearse(cfg: Config, transport: Transport, target: str, opts: CutoverOptions,
+              reuse: Reuse | None) -> None:
+    """Snapshot the live file and dry-run the migration, with the site still up; its
+    preflight is kept in REUSE for the tables the final snapshot finds unchanged."""
     ui.step("rehearsal: snapshot and preflight with the site up")
     with tempfile.TemporaryDirectory(prefix="shipyard-rehearsal-") as tmp:
         snap = snapshot.take(cfg, transport, Path(tmp))
         try:
             run_migration(snap.path, target,
                           MigrateOptions(jobs=opts.jobs, dry_run=True, schema=opts.schema,
-                                         drop_existing=opts.drop_existing), _RehearsalUI())
+                                         drop_existing=opts.drop_existing), _RehearsalUI(),
+                          reuse=reuse)
         except UserError as exc:
             raise UserError(f"the rehearsal found a problem, so the site was not taken down: "
                             f"{exc.message}") from None
     ui.ok("rehearsal passed: every row can move, the target is ready")
+
+
+def _reuse() -> Reuse | None:
+    """Where the rehearsal renders the COPY text the final run reuses for the tables that did
+    not change in between (`Reuse`); None without a spill directory (each run reads the
+    snapshot itself then)."""
+    try:
+        return Reuse(Spill())
+    except OSError:
+        return None
 
 
 def _put_back(cfg: Config, state: _State) -> list[str]:
@@ -257,6 +273,7 @@ def cutover(cfg: Config, opts: CutoverOptions) -> None:
     user = host_cfg.user if host_cfg.transport == "ssh" else "this user"
     started = time.monotonic()
     run = HostRun(state.transport)
+    reuse = _reuse()
     try:
         with sigterm_as_interrupt():
             with ui.console.status(f"{host}: take the lock and gather facts"):
@@ -266,7 +283,7 @@ def cutover(cfg: Config, opts: CutoverOptions) -> None:
             ui.ok(f"{host}: lock taken")
             if opts.schema == "existing":
                 _run(state, steps.target_schema(cfg, target))
-            _rehearse(cfg, state.transport, target, opts)
+            _rehearse(cfg, state.transport, target, opts, reuse)
             state.page = True
             _run(state, steps.maintenance_on(cfg))
             state.drained = True
@@ -280,11 +297,15 @@ def cutover(cfg: Config, opts: CutoverOptions) -> None:
                         report = run_migration(
                             snap.path, target,
                             MigrateOptions(jobs=opts.jobs, verify="checksums",
-                                           schema=opts.schema, drop_existing=opts.drop_existing))
+                                           schema=opts.schema, drop_existing=opts.drop_existing),
+                            reuse=reuse)
                     window.migration = dict(report.phases)
                     window.rows = sum(t.rows for t in report.tables)
                 except MigrationFailed as exc:
                     raise UserError(f"the migration failed: {exc.message}") from None
+                finally:
+                    if reuse is not None:
+                        reuse.spill.close()
             with window.phase("deploy on PostgreSQL"):
                 state.transport.put(b"postgres\n", steps.marker_path(cfg), 0o644,
                                     name="switch: write the database-backend marker")
@@ -299,6 +320,8 @@ def cutover(cfg: Config, opts: CutoverOptions) -> None:
                 state.deployed = False
     except (UserError, KeyboardInterrupt) as exc:
         why = exc.message if isinstance(exc, UserError) else "interrupted"
+        if reuse is not None:
+            reuse.spill.close()
         with shielded():
             if state.page or state.drained or state.marker:
                 ui.warn(f"cutover failed ({why.splitlines()[0]}); putting SQLite back")

@@ -25,7 +25,7 @@ import psycopg
 
 from fabfile.errors import UserError
 
-from . import aside, ddl, target
+from . import aside, ddl, fingerprint, target
 from .chunks import CopyChunk
 from .copy import CopyResult
 from .identifiers import quote_ident, quote_literal
@@ -100,13 +100,30 @@ def _phase(report: MigrationReport, name: str) -> Iterator[None]:
         report.phases[name] = round(time.perf_counter() - start, 3)
 
 
+@dataclass
+class Reuse:
+    """A rehearsal's preflight, kept for the real run on a later snapshot of the same file.
+
+    Pass one to a dry run: its scans render their COPY text into SPILL (which the caller owns
+    and closes) and each table is kept with its plan and its fingerprint (`fingerprint`).
+    Pass it again to the real run: a table whose plan and fingerprint are unchanged is not
+    scanned again; its kept text, hashed as the first scan hashed it, is what the copy sends
+    and what verification compares the target with. Only runs that stop at the first bad
+    row reuse (a rehearsal that passed found none in what it kept)."""
+
+    spill: Spill
+    kept: dict[str, tuple[PlanTable, str, Spilled]] = field(default_factory=dict)
+    reused: list[str] = field(default_factory=list)
+    """The tables the real run took from the rehearsal."""
+
+
 def migrate(sqlite_path: Path, target_url: str, options: MigrateOptions | None = None,
-            ui: RunUI | None = None) -> MigrationReport:
+            ui: RunUI | None = None, reuse: Reuse | None = None) -> MigrationReport:
     """Move the SQLite database at SQLITE_PATH into TARGET_URL; raise MigrationFailed if not.
 
     The source is opened read-only and checked unchanged at the end; on any failure the
     objects this run created are dropped again (tables filled in `existing` mode are
-    truncated), so a re-run starts from the same place.
+    truncated), so a re-run starts from the same place. REUSE: see `Reuse`.
     """
     options = options or MigrateOptions()
     ui = ui or RunUI()
@@ -144,7 +161,9 @@ def migrate(sqlite_path: Path, target_url: str, options: MigrateOptions | None =
     report.renames = dict(plan.renames)
     ui.step(f"Source {sqlite_path}: {len(plan.tables)} tables, "
             f"{sum(t.row_count for t in plan.tables):,} rows; target {report.target}")
-    spill = None if options.dry_run else _spill(ui)
+    if options.on_bad_rows != "fail":
+        reuse = None
+    spill = reuse.spill if reuse else None if options.dry_run else _spill(ui)
     pool = Pool(min(options.jobs, max(1, len(plan.tables))), sqlite_path, target_url, spill)
     created: dict[str, Any] = {"tables": [], "views": [], "collation": None, "filled": [],
                                "aside": []}
@@ -154,7 +173,14 @@ def migrate(sqlite_path: Path, target_url: str, options: MigrateOptions | None =
             with _phase(report, "compare filled tables"):
                 plan = _skip_equal(pool, plan, filled, sqlite_path, target_url, report)
         with _phase(report, "preflight"):
-            bad, sizes, chunks, spilled = _preflight(pool, plan, ui)
+            ready = _reusable(reuse, plan, sqlite_path, options.dry_run)
+            bad, sizes, chunks, spilled = _preflight(pool, plan, ui, ready)
+            if reuse is not None and options.dry_run and not bad:
+                _keep(reuse, plan, sqlite_path, spilled)
+            if ready:
+                report.notes.append(Note("info", "preflight", f"{len(ready)} unchanged "
+                                         "table(s) kept from the rehearsal: "
+                                         + ", ".join(sorted(ready))))
         skip: Keys = {}
         if bad:
             report.bad_rows = bad
@@ -211,7 +237,7 @@ def migrate(sqlite_path: Path, target_url: str, options: MigrateOptions | None =
         raise
     finally:
         pool.close()
-        if spill is not None:
+        if spill is not None and reuse is None:
             spill.close()
         if previous_sigterm is not None:
             signal.signal(signal.SIGTERM, previous_sigterm)
@@ -245,27 +271,61 @@ def _sigterm_as_interrupt() -> Any:
     return signal.signal(signal.SIGTERM, interrupt)
 
 
+def _reusable(reuse: Reuse | None, plan: SchemaPlan, sqlite_path: Path,
+              dry_run: bool) -> dict[str, Spilled]:
+    """The tables a real run takes from the rehearsal (`Reuse`): same plan, same pages, the
+    text still on disk. The other kept texts are removed (their tables are scanned again)."""
+    if reuse is None or dry_run or not reuse.kept:
+        return {}
+    now = fingerprint.tables(sqlite_path)
+    ready: dict[str, Spilled] = {}
+    for source, (kept_table, pages, spilled) in reuse.kept.items():
+        same = any(t == kept_table for t in plan.tables) and now.get(source) == pages
+        if same and spilled.path.exists():
+            ready[source] = spilled
+        else:
+            reuse.spill.discard(spilled)
+    reuse.kept = {}
+    reuse.reused = sorted(ready)
+    return ready
+
+
+def _keep(reuse: Reuse, plan: SchemaPlan, sqlite_path: Path,
+          spilled: dict[str, Spilled]) -> None:
+    pages = fingerprint.tables(sqlite_path)
+    for t in plan.tables:
+        if t.source in spilled and t.source in pages:
+            reuse.kept[t.source] = (t, pages[t.source], spilled[t.source])
+        elif t.source in spilled:
+            reuse.spill.discard(spilled[t.source])
+
+
 def _preflight(pool: Pool, plan: SchemaPlan, ui: RunUI,
+               ready: dict[str, Spilled] | None = None,
                ) -> tuple[list[BadRow], dict[str, int], dict[str, list[CopyChunk]],
                           dict[str, Spilled]]:
     """Bad rows of every table and orphans of every foreign key; the tables' sizes on disk,
     which the load uses to schedule its tasks; the chunks each table's copy can read, or
-    the COPY text the scan rendered into the pool's spill directory."""
+    the COPY text the scan rendered into the pool's spill directory. READY: tables not
+    scanned again, with the text an earlier scan rendered (`Reuse`)."""
+    ready = ready or {}
     ui.step(f"Preflight: checking {sum(t.row_count for t in plan.tables):,} rows and "
-            f"{len(plan.foreign_keys)} foreign keys")
+            f"{len(plan.foreign_keys)} foreign keys"
+            + (f" ({len(ready)} unchanged table(s) checked by the rehearsal)" if ready else ""))
     graph = [Task(f"scan:{t.source}", "scan", {"t": t}, priority=t.row_count * len(t.columns))
-             for t in plan.tables]
+             for t in plan.tables if t.source not in ready]
     graph.append(Task("sizes", "sizes", {}, priority=0))
     for fk in plan.foreign_keys:
         graph.append(Task(f"orphans:{fk.name}", "orphans",
                           {"child": plan.table(fk.source_table),
                            "parent": plan.table(fk.source_parent), "fk": fk},
                           priority=plan.table(fk.source_table).row_count))
-    with ui.bars([(t.source, t.row_count) for t in plan.tables]) as update:
+    with ui.bars([(t.source, t.row_count) for t in plan.tables
+                  if t.source not in ready]) as update:
         results = pool.run(graph, progress=update)
     bad: list[BadRow] = []
     chunks: dict[str, list[CopyChunk]] = {}
-    spilled: dict[str, Spilled] = {}
+    spilled: dict[str, Spilled] = dict(ready)
     for task in graph:
         if task.kind == "scan":
             result = results[task.id]

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import multiprocessing as mp
 import os
+import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -59,8 +60,15 @@ class Spill:
             self._left.value += n
 
     def writer(self, table: str) -> SpillWriter:
+        """A new file for TABLE (a table may be rendered again, by a later run sharing this
+        spill: `engine.Reuse`)."""
         name = hashlib.sha1(table.encode(), usedforsecurity=False).hexdigest()[:16]
-        return SpillWriter(self, self.path / f"{name}.copy")
+        return SpillWriter(self, self.path / f"{name}-{secrets.token_hex(4)}.copy")
+
+    def discard(self, spilled: Spilled) -> None:
+        """Remove a finished file and give its bytes back to the budget."""
+        spilled.path.unlink(missing_ok=True)
+        self.give_back(spilled.bytes)
 
     def close(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)

@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from fabfile import ui
 from fabfile.config import Config
@@ -52,6 +52,7 @@ from fabfile.migrate.spill import Spill
 from fabfile.remote import Step, Transport, connect
 
 from . import snapshot, steps
+from .gated import GatedDeploy
 from .site import run_site_step
 
 
@@ -289,35 +290,19 @@ def cutover(cfg: Config, opts: CutoverOptions) -> None:
             state.drained = True
             with window.phase("drain the web containers"):
                 _run(state, steps.drain_web(cfg))
-            with tempfile.TemporaryDirectory(prefix="shipyard-cutover-") as tmp:
-                with window.phase("snapshot"):
-                    snap = snapshot.take(cfg, state.transport, Path(tmp))
-                try:
-                    with window.phase("migrate + verify"):
-                        report = run_migration(
-                            snap.path, target,
-                            MigrateOptions(jobs=opts.jobs, verify="checksums",
-                                           schema=opts.schema, drop_existing=opts.drop_existing),
-                            reuse=reuse)
-                    window.migration = dict(report.phases)
-                    window.rows = sum(t.rows for t in report.tables)
-                except MigrationFailed as exc:
-                    raise UserError(f"the migration failed: {exc.message}") from None
-                finally:
-                    if reuse is not None:
-                        reuse.spill.close()
-            with window.phase("deploy on PostgreSQL"):
-                state.transport.put(b"postgres\n", steps.marker_path(cfg), 0o644,
-                                    name="switch: write the database-backend marker")
-                state.marker = True
-                ui.ok(f"{host}: {steps.marker_path(cfg)} = postgres")
-                state.deployed = True
-                serving = serving_config(cfg, found)
-                execute.deploy(serving, DeployOptions(
-                    yes=True, holder=state.holder, during_maintenance=True,
-                    skip_migrations=_schema_made_by(serving, found, opts.schema)))
-                state.drained = state.marker = False
-                state.deployed = False
+            serving = serving_config(cfg, found)
+            skip = _schema_made_by(serving, found, opts.schema)
+            state.deployed = True
+            deploy = _start_deploy(serving, state, skip)
+            try:
+                healthy_at = _migrate_and_switch(cfg, state, opts, window, target, reuse,
+                                                 deploy, serving, skip)
+            except (UserError, KeyboardInterrupt) as exc:
+                if deploy is not None:
+                    with shielded():
+                        deploy.settle(exc.message if isinstance(exc, UserError)
+                                      else "interrupted")
+                raise
     except (UserError, KeyboardInterrupt) as exc:
         why = exc.message if isinstance(exc, UserError) else "interrupted"
         if reuse is not None:
@@ -346,6 +331,7 @@ def cutover(cfg: Config, opts: CutoverOptions) -> None:
     try:
         with window.phase("page removal"):
             _relock(cfg, state, run)
+            _until_routed(cfg, healthy_at)
             out = _run(state, steps.remove_outranked_page(cfg))
         state.page = False
         if "@kept-manual" in out:
@@ -370,6 +356,76 @@ def cutover(cfg: Config, opts: CutoverOptions) -> None:
     ui.ok(f"cutover of {cfg.env} done in {time.monotonic() - started:.0f}s: the app runs on "
           f"PostgreSQL. Now set database.backend: postgres in environments/{cfg.env}.yaml "
           "(deploys refuse the sqlite backend from now on)")
+
+
+def _until_routed(cfg: Config, healthy_at: float | None) -> None:
+    """Sleep until the proxy routes to the new web containers (`rollout.settle` after they
+    turned healthy): the page goes without a drain only once their routers outrank it."""
+    waited = time.monotonic() - healthy_at if healthy_at is not None else 0.0
+    time.sleep(max(0.0, rollout.settle(cfg) - waited))
+
+
+def _start_deploy(serving: Config, state: _State, skip: bool) -> GatedDeploy | None:
+    """The deploy on PostgreSQL, started now beside the migration (`gated`): Compose only
+    (its roll can hold new containers until the gate opens)."""
+    if serving.deploy.engine != "compose":
+        return None
+    deploy = GatedDeploy(lambda gate: execute.deploy(serving, DeployOptions(
+        yes=True, holder=state.holder, during_maintenance=True, skip_migrations=skip,
+        gate=gate)))
+    deploy.start()
+    return deploy
+
+
+class _MigrationUI(RunUI):
+    """The window's migration without progress bars: the deploy started beside it prints
+    its own steps meanwhile."""
+
+    @contextmanager
+    def bars(self, tables: list[tuple[str, int]]) -> Iterator[Any]:
+        yield lambda *_args: None
+
+
+def _migrate_and_switch(cfg: Config, state: _State, opts: CutoverOptions, window: Window,
+                        target: str, reuse: Reuse | None, deploy: GatedDeploy | None,
+                        serving: Config, skip: bool) -> float | None:
+    """The final snapshot, the migration, the marker, and the deploy on PostgreSQL (the one
+    started beside the migration, released now, or one started now); when its new web
+    containers turned healthy."""
+    host = state.transport.host.label
+    with tempfile.TemporaryDirectory(prefix="shipyard-cutover-") as tmp:
+        with window.phase("snapshot"):
+            snap = snapshot.take(cfg, state.transport, Path(tmp))
+        try:
+            with window.phase("migrate + verify"):
+                report = run_migration(
+                    snap.path, target,
+                    MigrateOptions(jobs=opts.jobs, verify="checksums", schema=opts.schema,
+                                   drop_existing=opts.drop_existing),
+                    _MigrationUI() if deploy is not None else None, reuse=reuse)
+            window.migration = dict(report.phases)
+            window.rows = sum(t.rows for t in report.tables)
+        except MigrationFailed as exc:
+            raise UserError(f"the migration failed: {exc.message}") from None
+        finally:
+            if reuse is not None:
+                reuse.spill.close()
+    with window.phase("deploy on PostgreSQL"):
+        if deploy is not None and deploy.failed:
+            deploy.join()
+        state.transport.put(b"postgres\n", steps.marker_path(cfg), 0o644,
+                            name="switch: write the database-backend marker")
+        state.marker = True
+        ui.ok(f"{host}: {steps.marker_path(cfg)} = postgres")
+        if deploy is None:
+            done = execute.deploy(serving, DeployOptions(
+                yes=True, holder=state.holder, during_maintenance=True, skip_migrations=skip))
+        else:
+            deploy.open()
+            done = deploy.join()
+        state.drained = state.marker = False
+        state.deployed = False
+    return max((r.healthy_at for r in done.runs if r.healthy_at is not None), default=None)
 
 
 def _show_window(window: Window, report: Path | None) -> None:

@@ -196,8 +196,8 @@ def maintenance_off(cfg: Config) -> Step:
 
 def remove_outranked_page(cfg: Config) -> Step:
     """Remove the cutover's page without draining it: only once the web containers have been
-    healthy for `rollout.settle` (the deploy's retirement of the old ones waits that long), when
-    the proxy routes to their routers, which outrank the page's (priority 1), so it gets no
+    healthy for `rollout.settle` (the cutover waits for that: `run._until_routed`), when the
+    proxy routes to their routers, which outrank the page's (priority 1), so it gets no
     request. An operator's page (`inv maintenance.on`) outranks them and is kept."""
     return _site("maintenance off: remove the page (the app's routers outrank it)",
                  "maint-remove", maintenance_name(cfg), timeout=60)

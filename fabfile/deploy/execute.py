@@ -52,6 +52,11 @@ class HostRun:
     new_ids: tuple[str, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
     in_phase: bool = False
+    gate: Callable[[], None] | None = None
+    """`DeployOptions.gate`, called before the `roll_open` step (or the first roll step)."""
+    healthy_at: float | None = None
+    """When (`time.monotonic`) the new web containers turned healthy: the proxy routes to
+    them `rollout.settle` seconds later at the latest."""
 
     @property
     def host(self) -> str:
@@ -85,6 +90,11 @@ class DeployOptions:
     like a lock the deploy took itself."""
     during_maintenance: bool = False
     """Go ahead while `inv maintenance.on` holds the site behind its page (which stays)."""
+    gate: Callable[[], None] | None = None
+    """Called once the new web containers are up, ready and held out of the pool, before
+    they are verified and released (`db.cutover` loads the database meanwhile); a UserError
+    from it removes them and fails the deploy, the old containers as they were. Only where
+    the roll can stop there (`rollout.can_gate`); elsewhere it is called before the roll."""
 
 
 @contextmanager
@@ -228,7 +238,7 @@ def explain(cfg: Config, run: HostRun, action: Action, result: Result) -> str:
                 "--skip-migrations if it already ran)")
     version = run.plan.version if run.plan else cfg.app.tag
     removed = "its new containers were removed and the old ones keep serving"
-    if kind == "roll_up":
+    if kind in ("roll_up", "roll_open"):
         if detail.startswith("unhealthy"):
             parts = detail.split()
             cid = parts[1][:12] if len(parts) > 1 else "?"
@@ -326,8 +336,10 @@ def run_action(cfg: Config, run: HostRun, action: Action,
         if "removed" in m:
             run.new_ids = ()
         raise UserError((explain_fn or explain)(cfg, run, action, result))
-    if action.kind == "roll_up" and "new" in m:
+    if action.kind in ("roll_up", "roll_open") and "new" in m:
         run.new_ids = tuple(m["new"][-1].split())
+    if action.kind in ("roll_up", "roll_open") and "healthy" in m:
+        run.healthy_at = time.monotonic()
     for key in ("healthy", "unhealthy", "stopping", "stopped"):
         if key in m:
             run.timings[f"{action.kind}.{key}"] = float(m[key][-1])
@@ -424,6 +436,32 @@ def _back_plan(cfg: Config, run: HostRun, back_to: str, token: str) -> HostPlan:
                          skip_drain=rollout.unsafe_skip_drain())
 
 
+def _gate_at(plan: HostPlan) -> str | None:
+    """The step the run's gate (`DeployOptions.gate`) comes before: the release of the held
+    new containers (`roll_open`), or else the first step that touches the database or the
+    web containers."""
+    kinds = [a.kind for a in plan.actions]
+    if "roll_open" in kinds:
+        return "roll_open"
+    return next((k for k in kinds if k in ("migrate", "roll_up")), None)
+
+
+def _pass_gate(cfg: Config, run: HostRun, holder: Holder, action: Action) -> None:
+    """Wait at the run's gate before ACTION; when it fails, the held new containers go
+    (drained, stopped, removed) and the error goes on."""
+    gate, run.gate = run.gate, None
+    assert gate is not None
+    try:
+        gate()
+    except UserError:
+        if action.kind == "roll_open" and run.new_ids:
+            with shielded():
+                run_action(cfg, run, Action("roll_drain", rollout.drain_step(
+                    cfg, run.new_ids, token=holder.token, what="held new")))
+            run.new_ids = ()
+        raise
+
+
 def _run_plan(cfg: Config, run: HostRun, holder: Holder, started: float, *,
               explain_fn: Explain | None = None,
               back_plan: Callable[[Config, HostRun, str, str], HostPlan] = _back_plan) -> None:
@@ -438,7 +476,11 @@ def _run_plan(cfg: Config, run: HostRun, holder: Holder, started: float, *,
         ui.ok(f"{run.host}: nothing to change")
         _watcher(cfg, run)
         return
+    gate_at = _gate_at(plan) if run.gate is not None else None
     for action in plan.actions:
+        if action.kind == gate_at:
+            _pass_gate(cfg, run, holder, action)
+            gate_at = None
         run_action(cfg, run, action, explain_fn)
     check = _smoke(cfg, run)
     if check.ok:
@@ -712,9 +754,10 @@ def deploy(cfg: Config, opts: DeployOptions) -> Report:
                             "--during-maintenance to deploy anyway (the page stays up), or "
                             f"`inv maintenance.off --env={cfg.env}` first")
         rid = release.new_id(now, cfg.app.tag, run.facts.release_ids)
+        run.gate = opts.gate
         return plan_deploy(cfg, run.facts, files, run.host, Options(
             release_id=rid, token=holder.token, skip_migrations=opts.skip_migrations,
-            skip_drain=skip_drain, skip_hold=skip_hold))
+            skip_drain=skip_drain, skip_hold=skip_hold, gated=opts.gate is not None))
 
     return _run(cfg, "deploy", holder, runs, planner, yes=opts.yes, dry_run=opts.dry_run,
                 lock_wait=opts.lock_wait, image_refs=sorted(set(images(files).values())),

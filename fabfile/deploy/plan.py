@@ -32,7 +32,7 @@ from . import rollout, scripts
 from .facts import Container, Facts
 from .release import upload_step, version_of
 
-Kind = Literal["upload", "pull", "services", "migrate", "roll_up", "roll_drain",
+Kind = Literal["upload", "pull", "services", "migrate", "roll_up", "roll_open", "roll_drain",
                "secrets", "stack"]
 """`secrets` and `stack` are the Swarm engine's (`fabfile/swarm/plan.py`)."""
 ChangeStatus = Literal["added", "changed", "removed", "unchanged"]
@@ -223,6 +223,8 @@ class Options:
     skip_migrations: bool = False
     skip_drain: bool = False
     skip_hold: bool = False
+    gated: bool = False
+    """Split the roll at the held, ready new containers (`rollout.roll_steps`)."""
 
 
 def plan_deploy(cfg: Config, facts: Facts, files: Sequence[RenderedFile], host: str,
@@ -298,7 +300,8 @@ def plan_deploy(cfg: Config, facts: Facts, files: Sequence[RenderedFile], host: 
     if roll:
         actions += [Action(kind, step) for kind, step in rollout.roll_steps(
             cfg, compose, old_ids, token=opts.token, image=cfg.image_ref,
-            skip_drain=opts.skip_drain, skip_hold=opts.skip_hold)]
+            skip_drain=opts.skip_drain, skip_hold=opts.skip_hold,
+            gated=opts.gated and not migrate)]
     if not actions and not upload:
         reasons = []
     return HostPlan(

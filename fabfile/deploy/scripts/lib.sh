@@ -117,6 +117,23 @@ undrain() {
   done
 }
 
+# out_for SECONDS ID...: whether every one has been unhealthy for SECONDS at least: its
+# failing streak beyond the `retries` that made it unhealthy (when the proxy dropped it),
+# times its probe interval (Docker's 30 s and 3 when unset). Anything unreadable: no.
+out_for() {
+  _for=$1
+  shift
+  [ $# -gt 0 ] || return 1
+  docker inspect --format \
+    '{{.State.Health.Status}} {{.State.Health.FailingStreak}} {{printf "%d" .Config.Healthcheck.Interval}} {{.Config.Healthcheck.Retries}}' \
+    "$@" 2>/dev/null | awk -v need="$_for" -v n=$# '
+      $1 == "unhealthy" && NF == 4 {
+        interval = ($3 > 0 ? $3 : 30e9) / 1e9
+        if (($2 - ($4 > 0 ? $4 : 3)) * interval >= need) ok++
+      }
+      END { exit !(ok == n) }'
+}
+
 # wait_until WANT TIMEOUT ID...: until no running one is healthy (WANT=out) or every one is
 # running and healthy (WANT=in); returns 1 after TIMEOUT seconds.
 wait_until() {

@@ -1,7 +1,8 @@
 # Second half of rolling SERVICE: take the OLD containers out of the proxy's pool before
 # stopping them. Creates DRAIN_FILE in each (its healthcheck then fails), waits until Docker
 # reports each unhealthy (the proxy drops unhealthy containers on that event), waits SETTLE
-# seconds (the proxy's throttle plus a margin), stops them with GRACE seconds for in-flight
+# seconds (the proxy's throttle plus a margin; not when they have been unhealthy that long
+# already, as after `db.cutover`'s drain), stops them with GRACE seconds for in-flight
 # requests, and removes them. Interrupts are ignored: once the old ones leave the pool,
 # finishing is the only way that fails no request. If the drain itself fails, the old ones
 # are un-drained and, once healthy again, the new ones are retired instead.
@@ -36,7 +37,7 @@ if [ "$skip" != 1 ] && [ -n "$live" ]; then
     exit 3
   fi
   echo "@unhealthy $(since "$started")"
-  sleep "$settle"
+  out_for "$settle" $live || sleep "$settle"
 fi
 echo "@stopping $(since "$started")"
 if [ -n "$live" ]; then

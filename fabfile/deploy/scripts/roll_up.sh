@@ -10,19 +10,24 @@
 # them. A version that is healthy but fails its API never serves a request. Without
 # HOLD_FILE (exec-form checks, rollbacks): wait until healthy, then verify.
 #
+# STAGE splits this for a caller with work to do between the start and the verification
+# (`db.cutover` migrates the data meanwhile): `held` stops once the held containers are ready
+# (@held), leaving them held; `open` then verifies, releases and waits for them (the new
+# containers are the service's containers not in OLD). `all` does both in one go.
+#
 # Fails fast when a container exits or turns unhealthy, and gives up after TIMEOUT seconds.
 # On failure or interrupt (TERM) the new containers are retired (drained first, as a proxy may
 # already route to healthy ones), so the old ones keep serving untouched. With no old
 # containers (a first deploy) this is `up -d --wait`, then the verification.
 # Usage: roll_up.sh COMPOSE_FILE PROJECT SERVICE COUNT TIMEOUT DRAIN_FILE SETTLE GRACE
 #                   UNHEALTHY_TIMEOUT PROBE_CACHE IMAGE PROBE_SPEC NETWORK PORT VERIFY_TIMEOUT
-#                   VERIFY_PATHS HOLD_FILE READY_GRACE [OLD_ID...]
+#                   VERIFY_PATHS HOLD_FILE READY_GRACE STAGE [OLD_ID...]
 # shellcheck disable=SC2086,SC2046  # lists of container ids split on purpose
 set -u
 compose=$1 project=$2 service=$3 count=$4 timeout=$5 drain_file=$6 settle=$7 grace=$8
 unhealthy_timeout=$9 probe_cache=${10} image=${11} probe_spec=${12} network=${13} port=${14}
-verify_timeout=${15} verify_paths=${16} hold_file=${17} ready_grace=${18}
-shift 18
+verify_timeout=${15} verify_paths=${16} hold_file=${17} ready_grace=${18} stage=${19}
+shift 19
 old=" $* "
 total=$(($# + count))
 nl='
@@ -43,7 +48,7 @@ show_logs() {
   docker logs --tail 15 "$1" 2>&1 | sed 's/^/@log /'
 }
 
-health_probe "$probe_cache" "$image" "$probe_spec" || exit 4
+[ "$stage" = open ] || health_probe "$probe_cache" "$image" "$probe_spec" || exit 4
 
 # check_new ID...: the verification of the new containers; on failure they are retired.
 check_new() {
@@ -54,39 +59,6 @@ check_new() {
   fi
 }
 
-trap 'echo "@interrupted"; give_up; exit 130' TERM INT HUP
-
-started=$(now)
-if [ $# -eq 0 ]; then
-  if ! out=$(docker compose -f "$compose" up -d --no-deps --wait --wait-timeout "$timeout" \
-      --scale "$service=$count" "$service" 2>&1); then
-    printf '%s\n' "$out" | tail -n 5
-    for id in $(new_ids); do show_logs "$id"; done
-    echo "@error first-start"
-    give_up
-    exit 2
-  fi
-  new=$(new_ids)
-  echo "@new" $new
-  echo "@healthy $(since "$started")"
-  check_new $new
-  exit 0
-fi
-
-if ! out=$(docker compose -f "$compose" up -d --no-deps --no-recreate \
-    --scale "$service=$total" "$service" 2>&1); then
-  printf '%s\n' "$out" | tail -n 15
-  echo "@error compose-up"
-  give_up
-  exit 1
-fi
-new=$(new_ids)
-echo "@new" $new
-if [ "$(echo $new | wc -w)" -ne "$count" ]; then
-  echo "@error count $(echo $new | wc -w) $count"
-  give_up
-  exit 1
-fi
 # wait_healthy LIMIT TOLERATE ID...: until every container is running and healthy. A
 # container that exits fails at once; one that is unhealthy fails at once unless TOLERATE
 # (just released from a hold: it turns healthy at its next probe). LIMIT: seconds.
@@ -128,6 +100,54 @@ STATES
   done
 }
 
+trap 'echo "@interrupted"; give_up; exit 130' TERM INT HUP
+
+started=$(now)
+if [ $# -eq 0 ]; then
+  if ! out=$(docker compose -f "$compose" up -d --no-deps --wait --wait-timeout "$timeout" \
+      --scale "$service=$count" "$service" 2>&1); then
+    printf '%s\n' "$out" | tail -n 5
+    for id in $(new_ids); do show_logs "$id"; done
+    echo "@error first-start"
+    give_up
+    exit 2
+  fi
+  new=$(new_ids)
+  echo "@new" $new
+  echo "@healthy $(since "$started")"
+  check_new $new
+  exit 0
+fi
+
+if [ "$stage" = open ]; then
+  new=$(new_ids)
+  echo "@new" $new
+  if [ "$(echo $new | wc -w)" -ne "$count" ]; then
+    echo "@error count $(echo $new | wc -w) $count"
+    give_up
+    exit 1
+  fi
+  check_new $new
+  unhold "$hold_file" $new
+  wait_healthy "$unhealthy_timeout" 1 $new
+  echo "@healthy $(since "$started")"
+  exit 0
+fi
+
+if ! out=$(docker compose -f "$compose" up -d --no-deps --no-recreate \
+    --scale "$service=$total" "$service" 2>&1); then
+  printf '%s\n' "$out" | tail -n 15
+  echo "@error compose-up"
+  give_up
+  exit 1
+fi
+new=$(new_ids)
+echo "@new" $new
+if [ "$(echo $new | wc -w)" -ne "$count" ]; then
+  echo "@error count $(echo $new | wc -w) $count"
+  give_up
+  exit 1
+fi
 if [ -z "$hold_file" ]; then
   wait_healthy "$timeout" 0 $new
   echo "@healthy $(since "$started")"
@@ -148,6 +168,10 @@ if ! ready=$(wait_ready "$timeout" "$ready_grace" "${probe_spec#*"$nl"}" $new); 
   exit 2
 fi
 echo "@ready $(since "$started")"
+if [ "$stage" = held ]; then
+  echo "@held" $new
+  exit 0
+fi
 check_new $new
 unhold "$hold_file" $new
 wait_healthy "$unhealthy_timeout" 1 $new

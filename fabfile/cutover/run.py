@@ -10,12 +10,14 @@ pages changed since: `fabfile.migrate.engine.Reuse`), then:
 2. drain the web containers (their routers leave; all traffic gets the page, 503);
 3. final snapshot of the SQLite file (nothing writes to it any more), downloaded here;
 4. migrate it into `database.url` with the migration engine, verification on;
-5. switch: write `{app_dir}/database-backend` = postgres, then deploy the release rendered
-   with `database.backend: postgres` under the same lock (`execute.deploy`, its rolling
-   update and smoke test): new web containers on PostgreSQL replace the drained ones;
-6. maintenance off: the page goes at once (the deploy's new web containers have been routed
-   for a while, and their routers outrank the page's, so it gets no request), then a final
-   smoke test.
+5. switch: the deploy of the release rendered with `database.backend: postgres` (under the
+   same lock: `execute.deploy`, its rolling update and smoke test) starts beside the
+   migration and holds its new containers, ready, at a gate (`gated`); once the data is in,
+   `{app_dir}/database-backend` = postgres is written and the gate opens: the new containers
+   are verified and released, the drained ones retired;
+6. maintenance off: the page goes at once, without a drain, once the proxy routes to the
+   new containers (`rollout.settle` after they turned healthy): their routers outrank the
+   page's, so it gets no request any more; then a final smoke test.
 
 Any failure up to and including the switch's deploy puts things back: the marker is removed,
 the web containers still on SQLite are undrained (they turn healthy and take traffic
@@ -130,8 +132,9 @@ def plan_lines(cfg: Config, target: str, schema: str = "infer") -> list[str]:
         + (", into the schema the app's own migrations made there "
            f"(`{' '.join(cfg.app.migrate_command)}`, run before the rehearsal)"
            if schema == "existing" else ""),
-        f"switch: write {steps.marker_path(cfg)} = postgres, deploy {cfg.app.tag} with "
-        "database.backend: postgres",
+        f"meanwhile, on Compose, start the {cfg.app.name} containers with database.backend: "
+        "postgres held out of the pool (the running version); once the data is in: write "
+        f"{steps.marker_path(cfg)} = postgres, verify and release them, retire the SQLite ones",
         "maintenance off, smoke test",
         "on failure before the switch completes: undrain the SQLite containers, remove the "
         "page, release the lock",
@@ -291,18 +294,9 @@ def cutover(cfg: Config, opts: CutoverOptions) -> None:
             with window.phase("drain the web containers"):
                 _run(state, steps.drain_web(cfg))
             serving = serving_config(cfg, found)
-            skip = _schema_made_by(serving, found, opts.schema)
             state.deployed = True
-            deploy = _start_deploy(serving, state, skip)
-            try:
-                healthy_at = _migrate_and_switch(cfg, state, opts, window, target, reuse,
-                                                 deploy, serving, skip)
-            except (UserError, KeyboardInterrupt) as exc:
-                if deploy is not None:
-                    with shielded():
-                        deploy.settle(exc.message if isinstance(exc, UserError)
-                                      else "interrupted")
-                raise
+            healthy_at = _migrate_and_switch(cfg, state, opts, window, target, reuse, serving,
+                                             _schema_made_by(serving, found, opts.schema))
     except (UserError, KeyboardInterrupt) as exc:
         why = exc.message if isinstance(exc, UserError) else "interrupted"
         if reuse is not None:
@@ -387,29 +381,43 @@ class _MigrationUI(RunUI):
 
 
 def _migrate_and_switch(cfg: Config, state: _State, opts: CutoverOptions, window: Window,
-                        target: str, reuse: Reuse | None, deploy: GatedDeploy | None,
-                        serving: Config, skip: bool) -> float | None:
-    """The final snapshot, the migration, the marker, and the deploy on PostgreSQL (the one
-    started beside the migration, released now, or one started now); when its new web
-    containers turned healthy."""
-    host = state.transport.host.label
+                        target: str, reuse: Reuse | None, serving: Config,
+                        skip: bool) -> float | None:
+    """The final snapshot; the migration, with the deploy on PostgreSQL started beside it
+    (`gated`: after the snapshot, so the host's own work for the two never competes); the
+    marker; the deploy's release. Returns when its new web containers turned healthy."""
     with tempfile.TemporaryDirectory(prefix="shipyard-cutover-") as tmp:
         with window.phase("snapshot"):
             snap = snapshot.take(cfg, state.transport, Path(tmp))
+        deploy = _start_deploy(serving, state, skip)
         try:
-            with window.phase("migrate + verify"):
-                report = run_migration(
-                    snap.path, target,
-                    MigrateOptions(jobs=opts.jobs, verify="checksums", schema=opts.schema,
-                                   drop_existing=opts.drop_existing),
-                    _MigrationUI() if deploy is not None else None, reuse=reuse)
-            window.migration = dict(report.phases)
-            window.rows = sum(t.rows for t in report.tables)
-        except MigrationFailed as exc:
-            raise UserError(f"the migration failed: {exc.message}") from None
-        finally:
-            if reuse is not None:
-                reuse.spill.close()
+            return _switch(cfg, state, opts, window, target, reuse, serving, skip, snap.path,
+                           deploy)
+        except (UserError, KeyboardInterrupt) as exc:
+            if deploy is not None:
+                with shielded():
+                    deploy.settle(exc.message if isinstance(exc, UserError) else "interrupted")
+            raise
+
+
+def _switch(cfg: Config, state: _State, opts: CutoverOptions, window: Window, target: str,
+            reuse: Reuse | None, serving: Config, skip: bool, snap: Path,
+            deploy: GatedDeploy | None) -> float | None:
+    host = state.transport.host.label
+    try:
+        with window.phase("migrate + verify"):
+            report = run_migration(
+                snap, target,
+                MigrateOptions(jobs=opts.jobs, verify="checksums", schema=opts.schema,
+                               drop_existing=opts.drop_existing),
+                _MigrationUI() if deploy is not None else None, reuse=reuse)
+        window.migration = dict(report.phases)
+        window.rows = sum(t.rows for t in report.tables)
+    except MigrationFailed as exc:
+        raise UserError(f"the migration failed: {exc.message}") from None
+    finally:
+        if reuse is not None:
+            reuse.spill.close()
     with window.phase("deploy on PostgreSQL"):
         if deploy is not None and deploy.failed:
             deploy.join()

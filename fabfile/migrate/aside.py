@@ -166,12 +166,3 @@ def _has_key(conn: psycopg.Connection, a: Aside) -> bool:
     conn.rollback()
     return row is not None
 
-
-def key_pairs(cur: psycopg.Cursor) -> set[tuple[str, str]]:
-    """(child, parent) tables of the foreign keys left in the current schema."""
-    rows = cur.execute(
-        "SELECT ch.relname, pa.relname FROM pg_constraint k "
-        "JOIN pg_class ch ON ch.oid = k.conrelid JOIN pg_class pa ON pa.oid = k.confrelid "
-        "JOIN pg_namespace n ON n.oid = ch.relnamespace "
-        "WHERE k.contype = 'f' AND n.nspname = current_schema()").fetchall()
-    return {(str(c), str(p)) for c, p in rows}

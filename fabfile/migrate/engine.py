@@ -381,7 +381,7 @@ def _create_schema(url: str, plan: SchemaPlan, options: MigrateOptions, *, clash
             cur.execute("SET standard_conforming_strings = on")
             if options.schema == "existing":
                 set_aside = aside.set_aside(cur, [t.name for t in plan.tables])
-                left = aside.key_pairs(cur)
+                left = target.key_pairs(cur)
                 name_of = {t.source: t.name for t in plan.tables}
                 plan = replace(plan, load_after=tuple(
                     (c, p) for c, p in plan.load_after if (name_of[c], name_of[p]) in left))

@@ -129,15 +129,23 @@ def plan_existing(plan: SchemaPlan, conn: psycopg.Connection) -> tuple[SchemaPla
                    uses_nocase=False, load_after=load_after), filled
 
 
-def foreign_keys(conn: psycopg.Connection) -> list[tuple[str, str]]:
-    """(child, parent) table of every foreign key in the current schema."""
-    rows = conn.execute(
+def key_pairs(cur: psycopg.Cursor) -> set[tuple[str, str]]:
+    """(child, parent) tables of the foreign keys in the current schema, in CUR's
+    transaction."""
+    rows = cur.execute(
         "SELECT ch.relname, pa.relname FROM pg_constraint k "
         "JOIN pg_class ch ON ch.oid = k.conrelid JOIN pg_class pa ON pa.oid = k.confrelid "
         "JOIN pg_namespace n ON n.oid = ch.relnamespace "
         "WHERE k.contype = 'f' AND n.nspname = current_schema()").fetchall()
+    return {(str(c), str(p)) for c, p in rows}
+
+
+def foreign_keys(conn: psycopg.Connection) -> list[tuple[str, str]]:
+    """(child, parent) table of every foreign key in the current schema."""
+    with conn.cursor() as cur:
+        pairs = sorted(key_pairs(cur))
     conn.rollback()
-    return [(str(r[0]), str(r[1])) for r in rows]
+    return pairs
 
 
 def drop_created(conn: psycopg.Connection, *, tables: list[str], views: list[str],

@@ -100,6 +100,17 @@ STATES
   done
 }
 
+# found_new: the new containers into `new` (and @new): exactly COUNT of them, or give up.
+found_new() {
+  new=$(new_ids)
+  echo "@new" $new
+  if [ "$(echo $new | wc -w)" -ne "$count" ]; then
+    echo "@error count $(echo $new | wc -w) $count"
+    give_up
+    exit 1
+  fi
+}
+
 trap 'echo "@interrupted"; give_up; exit 130' TERM INT HUP
 
 started=$(now)
@@ -120,13 +131,7 @@ if [ $# -eq 0 ]; then
 fi
 
 if [ "$stage" = open ]; then
-  new=$(new_ids)
-  echo "@new" $new
-  if [ "$(echo $new | wc -w)" -ne "$count" ]; then
-    echo "@error count $(echo $new | wc -w) $count"
-    give_up
-    exit 1
-  fi
+  found_new
   check_new $new
   unhold "$hold_file" $new
   wait_healthy "$unhealthy_timeout" 1 $new
@@ -141,13 +146,7 @@ if ! out=$(docker compose -f "$compose" up -d --no-deps --no-recreate \
   give_up
   exit 1
 fi
-new=$(new_ids)
-echo "@new" $new
-if [ "$(echo $new | wc -w)" -ne "$count" ]; then
-  echo "@error count $(echo $new | wc -w) $count"
-  give_up
-  exit 1
-fi
+found_new
 if [ -z "$hold_file" ]; then
   wait_healthy "$timeout" 0 $new
   echo "@healthy $(since "$started")"

@@ -195,7 +195,8 @@ def test_the_rehearsal_stops_a_doomed_cutover_before_the_downtime(bed: Bed) -> N
 
 def test_a_failed_cutover_puts_sqlite_back(bed: Bed) -> None:
     """The rehearsal passes; the real run fails after the page is up (DDL refused by an event
-    trigger, which a dry run never meets), and everything is put back."""
+    trigger, which a dry run never meets), and everything is put back, the containers the
+    deploy started beside the migration included."""
     stack = bed.stack
     with psycopg.connect(bed.url, autocommit=True) as conn:
         conn.execute("CREATE FUNCTION refuse_ddl() RETURNS event_trigger LANGUAGE plpgsql AS "
@@ -212,6 +213,8 @@ def test_a_failed_cutover_puts_sqlite_back(bed: Bed) -> None:
     assert "DDL refused by the test" in text
     assert "the app is back on SQLite" in text
     assert "Traceback" not in text
+    assert "held until ready" in text and "drain, stop 2 held new containers" in text, \
+        "the deploy started beside the migration, and its held containers went with it"
     ok, pages = check_load(load.results())
     assert pages > 0 and ok > 0
     assert stack.all_serving(f"{APP}:v1") and {c["id"] for c in bed.web()} == old_ids

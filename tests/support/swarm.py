@@ -182,8 +182,18 @@ class SwarmNode:
         """An idle container on `network` (an attachable overlay): its id and the path of its
         network namespace, from where a stand-in proxy reaches tasks as Traefik, itself a task
         on that network, does."""
-        cid = self.docker("run", "-d", "--network", network, "--entrypoint", "sleep", image,
-                          "1000000")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                cid = self.docker("run", "-d", "--network", network, "--entrypoint", "sleep",
+                                  image, "1000000")
+                break
+            except RuntimeError as exc:
+                # a stack just (re)deployed: its overlay may resolve by name before the node
+                # can attach to it ("network <id> not found"); it can a moment later
+                if "not found" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
         pid = self.docker("inspect", "-f", "{{.State.Pid}}", cid)
         return cid, f"/proc/{pid}/ns/net"
 

@@ -30,8 +30,6 @@ class GatedDeploy:
         self._error: BaseException | None = None
         self.report: Report | None = None
         self._thread = threading.Thread(target=self._main, name="cutover-deploy", daemon=True)
-        self.waiting = threading.Event()
-        """Set once the deploy waits at the gate (its new containers ready and held)."""
 
     def start(self) -> None:
         self._thread.start()
@@ -43,9 +41,6 @@ class GatedDeploy:
 
     def open(self) -> None:
         self._decide(None)
-
-    def refuse(self, why: str) -> None:
-        self._decide(why)
 
     def join(self) -> Report:
         """Wait for the deploy to end; its report, or raise what it raised."""
@@ -68,7 +63,6 @@ class GatedDeploy:
             self._decided.set()
 
     def _gate(self) -> None:
-        self.waiting.set()
         self._decided.wait()
         if self._refusal is not None:
             raise UserError(self._refusal)

@@ -94,7 +94,8 @@ class DeployOptions:
     """Called once the new web containers are up, ready and held out of the pool, before
     they are verified and released (`db.cutover` loads the database meanwhile); a UserError
     from it removes them and fails the deploy, the old containers as they were. Only where
-    the roll can stop there (`rollout.can_gate`); elsewhere it is called before the roll."""
+    the roll can stop there (`rollout.roll_steps`' GATED); elsewhere it is called before the
+    roll."""
 
 
 @contextmanager
@@ -336,10 +337,11 @@ def run_action(cfg: Config, run: HostRun, action: Action,
         if "removed" in m:
             run.new_ids = ()
         raise UserError((explain_fn or explain)(cfg, run, action, result))
-    if action.kind in ("roll_up", "roll_open") and "new" in m:
-        run.new_ids = tuple(m["new"][-1].split())
-    if action.kind in ("roll_up", "roll_open") and "healthy" in m:
-        run.healthy_at = time.monotonic()
+    if action.kind in ("roll_up", "roll_open"):
+        if "new" in m:
+            run.new_ids = tuple(m["new"][-1].split())
+        if "healthy" in m:
+            run.healthy_at = time.monotonic()
     for key in ("healthy", "unhealthy", "stopping", "stopped"):
         if key in m:
             run.timings[f"{action.kind}.{key}"] = float(m[key][-1])

@@ -108,15 +108,16 @@ def roll_steps(cfg: Config, compose: str, old_ids: Sequence[str], *, token: str,
                ) -> list[tuple[Literal["roll_up", "roll_open", "roll_drain"], Step]]:
     """The phases rolling the web service from `old_ids` to `compose`'s configuration, under
     the lock `token` holds; the first checks that `image` can run the healthcheck before it
-    starts anything. GATED (held containers and old ones only, see `can_gate`): the start
-    stops once the new containers are ready and held (`roll_up`), and `roll_open` verifies
-    and releases them, so the caller may do work in between (`db.cutover`)."""
+    starts anything. GATED: the start stops once the new containers are ready and held
+    (`roll_up`), and `roll_open` verifies and releases them, so the caller may do work in
+    between (`db.cutover`); only where a hold keeps them out of the pool (a shell-form
+    check) and old containers serve meanwhile, else the roll is one step as usual."""
     n, web = cfg.app.replicas, cfg.app.name
     what = f"{n} new container{'s' * (n != 1)}"
     title = (f"web: start {what} beside {len(old_ids)} old, wait until healthy" if old_ids
              else f"web: start {what}, wait until healthy")
     hold = (healthcheck.hold_file(cfg) or "") if image and not skip_hold else ""
-    gated = gated and can_gate(cfg, old_ids, image, skip_hold)
+    gated = gated and bool(hold) and bool(old_ids)
     if gated:
         title = f"web: start {what} beside {len(old_ids)} old, held until ready"
     retire = (cfg.app.drain_file, f"{settle(cfg):g}", str(cfg.app.stop_grace_period),
@@ -139,12 +140,6 @@ def roll_steps(cfg: Config, compose: str, old_ids: Sequence[str], *, token: str,
         steps.append(("roll_drain", drain_step(cfg, old_ids, token=token,
                                                skip_drain=skip_drain)))
     return steps
-
-
-def can_gate(cfg: Config, old_ids: Sequence[str], image: str, skip_hold: bool) -> bool:
-    """Whether a roll can stop between its start and its verification: only new containers
-    that a hold keeps out of the pool (a shell-form check), beside old ones."""
-    return bool(old_ids) and bool(image) and not skip_hold and bool(healthcheck.hold_file(cfg))
 
 
 def drain_step(cfg: Config, ids: Sequence[str], *, token: str, skip_drain: bool = False,

@@ -278,9 +278,10 @@ def _reusable(reuse: Reuse | None, plan: SchemaPlan, sqlite_path: Path,
     if reuse is None or dry_run or not reuse.kept:
         return {}
     now = fingerprint.tables(sqlite_path)
+    planned = {t.source: t for t in plan.tables}
     ready: dict[str, Spilled] = {}
     for source, (kept_table, pages, spilled) in reuse.kept.items():
-        same = any(t == kept_table for t in plan.tables) and now.get(source) == pages
+        same = planned.get(source) == kept_table and now.get(source) == pages
         if same and spilled.path.exists():
             ready[source] = spilled
         else:

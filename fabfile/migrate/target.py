@@ -177,20 +177,19 @@ def truncate(conn: psycopg.Connection, tables: list[str]) -> None:
     except psycopg.errors.FeatureNotSupported:
         conn.rollback()
     left = list(tables)
-    while left:
-        refused = []
-        for t in left:
-            try:
-                with conn.transaction():
-                    conn.execute(f"DELETE FROM {quote_ident(t)}")
-            except psycopg.errors.ForeignKeyViolation:
-                refused.append(t)
-        if len(refused) == len(left):
-            conn.rollback()
-            raise psycopg.errors.ForeignKeyViolation(
-                f"rows of {', '.join(refused)} are referenced from outside the run")
-        left = refused
-    conn.commit()
+    with conn.transaction():
+        while left:
+            refused = []
+            for t in left:
+                try:
+                    with conn.transaction():
+                        conn.execute(f"DELETE FROM {quote_ident(t)}")
+                except psycopg.errors.ForeignKeyViolation:
+                    refused.append(t)
+            if len(refused) == len(left):
+                raise psycopg.errors.ForeignKeyViolation(
+                    f"rows of {', '.join(refused)} are referenced from outside the run")
+            left = refused
 
 
 _ASSIGNABLE = (

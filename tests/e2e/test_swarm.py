@@ -110,7 +110,7 @@ def test_zero_failed_requests_through_deploys_a_failure_and_rollbacks(
         for i in range(10):
             version = "v2" if i % 2 == 0 else "v1"
             proc = stack.inv("deploy", "--yes", f"--version={version}")
-            assert proc.returncode == 0, output(proc)
+            assert proc.returncode == 0, output(proc) + front.summary()
         assert stack.all_running("v1")
         broken = stack.inv("deploy", "--yes", "--version=broken")
         assert broken.returncode == 1, output(broken)

@@ -237,6 +237,8 @@ class SwarmFront(Front):
         self.polls = 0
         self.health: dict[str, HealthCheck] = {}
         self.down: set[str] = set()
+        self.health_changes: list[tuple[float, str, str]] = []
+        """(monotonic time, server address, "down: why" or "up"), for failure messages."""
         self._dialer: NetnsDialer | None = None
         self._polled: RoutingTable | None = None
 
@@ -332,21 +334,39 @@ class SwarmFront(Front):
             next_round = time.monotonic()
             for name, hc in checks.items():
                 for server in table.services.get(name, ()):
-                    up = self._probe(server, hc)
+                    why = self._probe(server, hc)
                     if self._table is not table:
                         break
-                    if up:
+                    was_down = server.address in self.down
+                    if why is None:
                         self.down.discard(server.address)
                     else:
                         self.down.add(server.address)
+                    if was_down != (why is not None):
+                        self.health_changes.append(
+                            (time.monotonic(), server.address, f"down: {why}" if why else "up"))
 
-    def _probe(self, server: Server, hc: HealthCheck) -> bool:
+    def _probe(self, server: Server, hc: HealthCheck) -> str | None:
+        """None when the server answers 2xx or 3xx within the timeout, else why not."""
         assert self._dialer is not None
         conn = _NetnsConnection(self._dialer, server.ip, server.port, hc.timeout)
+        started = time.monotonic()
         try:
             conn.request("GET", hc.path, headers={"Connection": "close"})
-            return 200 <= conn.getresponse().status < 400
-        except (OSError, http.client.HTTPException):
-            return False
+            status = conn.getresponse().status
+            return None if 200 <= status < 400 else f"HTTP {status}"
+        except (OSError, http.client.HTTPException) as exc:
+            return f"{type(exc).__name__} after {time.monotonic() - started:.1f}s: {exc}"
         finally:
             conn.close()
+
+    def summary(self) -> str:
+        """`Front.summary` and the health checks' verdicts that changed, on the same clock."""
+        lines = [super().summary()]
+        if self.health_changes:
+            start = self.refreshes[0].at if self.refreshes else self.health_changes[0][0]
+            wall = time.strftime("%H:%M:%S", time.gmtime(time.time() - time.monotonic() + start))
+            lines.append(f"health (+0 = {wall} UTC):")
+            lines += [f"+{at - start:.2f}s {address} {what}"
+                      for at, address, what in list(self.health_changes)]
+        return "\n".join(lines)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from fabfile.deploy.rollout import SKIP_DRAIN_VAR
+from tests.support.images import ImageSet
 from tests.support.load import LoadGenerator
 from tests.support.swarm import SwarmBed
 from tests.support.swarm_front import SwarmFront
@@ -38,6 +39,20 @@ from tests.swarm.stack import (
 pytestmark = pytest.mark.e2e
 
 RATE = 25.0
+OVERLAY_TIMEOUT = 90.0
+
+
+@pytest.fixture(scope="module")
+def swarm_bed(test_images: ImageSet) -> Iterator[SwarmBed]:
+    """Two fresh engines of this module's own rather than the session's bed. In two
+    whole-suite runs this file came right after `test_swarm_setup.py` on the same engines
+    (whose manager had just been in and out of other swarms), and the front, on the manager,
+    could not reach the worker's tasks over the overlay for the whole test ("No route to
+    host"); on fresh engines that never happened."""
+    bed = SwarmBed.create(2, images=[test_images.app_v1, test_images.app_v2,
+                                     test_images.app_broken])
+    yield bed
+    bed.close()
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +83,20 @@ def serve(stack: SwarmStack, make_front: Callable[..., SwarmFront],
     stack.write_env(overrides={"deploy": {"smoke": {"urls": [f"{front.url}/health"],
                                                     "host_header": DOMAIN}}})
     front.wait_for(lambda t: len(t.servers_for(DOMAIN)) == 2, timeout=30)
+    reach_overlay(stack, front)
     return front
+
+
+def reach_overlay(stack: SwarmStack, front: SwarmFront, timeout: float = OVERLAY_TIMEOUT) -> None:
+    """Wait until the front reaches every routed task over the overlay. On a swarm formed a
+    moment ago a node may not have the other node's tasks in its overlay peer table yet (the
+    engines' gossip fills it); the deploys under test start from a stack the front reaches."""
+    deadline = time.monotonic() + timeout
+    while bad := front.unreachable(DOMAIN):
+        if time.monotonic() > deadline:
+            pytest.fail(f"the test bed's overlay: after {timeout:.0f}s the front still cannot "
+                        f"reach {bad}\n{front.summary()}\n{stack.bed.engine_warnings()}")
+        time.sleep(1.0)
 
 
 @pytest.fixture
@@ -110,7 +138,8 @@ def test_zero_failed_requests_through_deploys_a_failure_and_rollbacks(
         for i in range(10):
             version = "v2" if i % 2 == 0 else "v1"
             proc = stack.inv("deploy", "--yes", f"--version={version}")
-            assert proc.returncode == 0, output(proc) + front.summary()
+            assert proc.returncode == 0, (output(proc) + front.summary() + "\n"
+                                          + stack.bed.engine_warnings())
         assert stack.all_running("v1")
         broken = stack.inv("deploy", "--yes", "--version=broken")
         assert broken.returncode == 1, output(broken)

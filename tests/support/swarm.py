@@ -54,6 +54,8 @@ SUBNET_PREFIX = "10.213"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 SSH_PORT = 22
+OVERLAY_LOG_WORDS = ("peerdb", "neighbor", "memberlist", "networkdb", "vxlan", "overlay",
+                     "bulk sync", "transient", "node join", "node leave")
 
 
 def sh(*argv: str, check: bool = True, timeout: float = 60.0,
@@ -256,6 +258,21 @@ class SwarmBed:
     def host_address(self) -> str:
         """This machine's address on the nodes' segment."""
         return f"{self.subnet}.1"
+
+    def engine_warnings(self, last: int = 25) -> str:
+        """The last `last` lines about the overlay of each node's engine log (its peer table,
+        the gossip that fills it, VXLAN), for failure messages."""
+        parts = []
+        for node in self.nodes:
+            try:
+                lines = node.log_file.read_text(errors="replace").splitlines()
+            except OSError as exc:
+                parts.append(f"{node.name}: no log ({exc})")
+                continue
+            found = [ln for ln in lines if any(k in ln.lower() for k in OVERLAY_LOG_WORDS)]
+            parts.append(f"{node.name} engine, overlay lines ({len(found)}):")
+            parts += [ln[:300] for ln in found[-last:]]
+        return "\n".join(parts)
 
     @property
     def user_key(self) -> Path:

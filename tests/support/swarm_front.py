@@ -57,7 +57,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from .front import Front, Router, RoutingTable, Server, build_table
+from .front import Front, Router, RoutingTable, Server, build_table, request_host
 
 STACK_LABEL = "com.docker.stack.namespace"
 DEFAULT_REFRESH = 15.0
@@ -120,8 +120,11 @@ def swarm_containers(services: Iterable[Mapping[str, Any]], tasks: Iterable[Mapp
                 if net and addresses:
                     attached[net] = {"IPAddress": _address(addresses[0])}
             if attached:
-                slot = task.get("Slot") or task.get("ID")
-                out.append(_container(str(task["ID"]), f"{name}.{slot}", labels, attached,
+                # Docker names a task's container `<service>.<slot>.<task id>`: a task and
+                # its replacement share the slot
+                tid = str(task["ID"])
+                slot = task.get("Slot") or tid
+                out.append(_container(tid, f"{name}.{slot}.{tid[:12]}", labels, attached,
                                       wanted))
     return out
 
@@ -239,6 +242,8 @@ class SwarmFront(Front):
         self.down: set[str] = set()
         self.health_changes: list[tuple[float, str, str]] = []
         """(monotonic time, server address, "down: why" or "up"), for failure messages."""
+        self.seen: dict[str, str] = {}
+        """Every server a poll listed: its name -> its address."""
         self._dialer: NetnsDialer | None = None
         self._polled: RoutingTable | None = None
 
@@ -270,6 +275,9 @@ class SwarmFront(Front):
         table = build_table(swarm_containers(services, tasks, networks, project=self.project),
                             network=self.network, exposed_by_default=self.exposed_by_default)
         self.polls += 1
+        for servers in table.services.values():
+            for server in servers:
+                self.seen.setdefault(server.container_name, server.address)
         return table
 
     def _watch(self) -> None:
@@ -360,9 +368,21 @@ class SwarmFront(Front):
         finally:
             conn.close()
 
+    def unreachable(self, host: str) -> list[str]:
+        """Probe each server routed for `host` once from the front's vantage point (its
+        service's health check path, else /): "address: why" for each that does not answer."""
+        table = self._table
+        router = table.match(request_host(host))
+        if router is None:
+            return [f"no router for {host}"]
+        hc = self.health.get(router.service) or HealthCheck("/")
+        return [f"{server.address}: {why}" for server in table.services.get(router.service, ())
+                if (why := self._probe(server, hc))]
+
     def summary(self) -> str:
         """`Front.summary` and the health checks' verdicts that changed, on the same clock."""
-        lines = [super().summary()]
+        lines = [super().summary(), "servers: " + ", ".join(
+            f"{name}={address}" for name, address in list(self.seen.items()))]
         if self.health_changes:
             start = self.refreshes[0].at if self.refreshes else self.health_changes[0][0]
             wall = time.strftime("%H:%M:%S", time.gmtime(time.time() - time.monotonic() + start))

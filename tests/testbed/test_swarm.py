@@ -50,7 +50,7 @@ def test_the_provider_routes_to_running_tasks_whose_desired_state_is_running() -
              task("t3", "s1", "running", desired="shutdown", addresses=("10.0.1.7/24",), slot=1)]
     found = swarm_containers([svc], tasks, {"n1": "edge"}, project="app")
     assert [(c["Name"], c["NetworkSettings"]["Networks"]["edge"]["IPAddress"]) for c in found] \
-        == [("app_web.1", "10.0.1.5")]
+        == [("app_web.1.t1", "10.0.1.5")]
     assert swarm_containers([svc], tasks, {"n1": "edge"}, project="other") == []
 
 

@@ -44,11 +44,11 @@ OVERLAY_TIMEOUT = 90.0
 
 @pytest.fixture(scope="module")
 def swarm_bed(test_images: ImageSet) -> Iterator[SwarmBed]:
-    """Two fresh engines of this module's own rather than the session's bed. In two
-    whole-suite runs this file came right after `test_swarm_setup.py` on the same engines
-    (whose manager had just been in and out of other swarms), and the front, on the manager,
-    could not reach the worker's tasks over the overlay for the whole test ("No route to
-    host"); on fresh engines that never happened."""
+    """Two fresh engines of this module's own rather than the session's bed. In a whole-suite
+    run where this file came right after `test_swarm_setup.py` on the same engines (whose
+    manager had just been in and out of other swarms), the front, on the manager, could not
+    reach most tasks over the overlay for the whole test ("No route to host"); with this
+    file run alone, on fresh engines, that never happened."""
     bed = SwarmBed.create(2, images=[test_images.app_v1, test_images.app_v2,
                                      test_images.app_broken])
     yield bed

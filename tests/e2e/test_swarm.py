@@ -88,15 +88,20 @@ def serve(stack: SwarmStack, make_front: Callable[..., SwarmFront],
 
 
 def reach_overlay(stack: SwarmStack, front: SwarmFront, timeout: float = OVERLAY_TIMEOUT) -> None:
-    """Wait until the front reaches every routed task over the overlay. On a swarm formed a
-    moment ago a node may not have the other node's tasks in its overlay peer table yet (the
-    engines' gossip fills it); the deploys under test start from a stack the front reaches."""
+    """Wait until the front reaches every routed task over the overlay, so that the deploys
+    under test start from a stack the front reaches, and a test bed whose overlay does not
+    carry traffic fails here, as such, rather than as a failed deploy."""
     deadline = time.monotonic() + timeout
     while bad := front.unreachable(DOMAIN):
         if time.monotonic() > deadline:
             pytest.fail(f"the test bed's overlay: after {timeout:.0f}s the front still cannot "
-                        f"reach {bad}\n{front.summary()}\n{stack.bed.engine_warnings()}")
+                        f"reach {bad}\n{bed_report(stack, front)}")
         time.sleep(1.0)
+
+
+def bed_report(stack: SwarmStack, front: SwarmFront) -> str:
+    """What the front saw and the engines logged about the overlay, for failure messages."""
+    return f"{front.summary()}\n{stack.bed.overlay_log()}"
 
 
 @pytest.fixture
@@ -138,8 +143,7 @@ def test_zero_failed_requests_through_deploys_a_failure_and_rollbacks(
         for i in range(10):
             version = "v2" if i % 2 == 0 else "v1"
             proc = stack.inv("deploy", "--yes", f"--version={version}")
-            assert proc.returncode == 0, (output(proc) + front.summary() + "\n"
-                                          + stack.bed.engine_warnings())
+            assert proc.returncode == 0, output(proc) + "\n" + bed_report(stack, front)
         assert stack.all_running("v1")
         broken = stack.inv("deploy", "--yes", "--version=broken")
         assert broken.returncode == 1, output(broken)

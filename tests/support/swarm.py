@@ -259,7 +259,7 @@ class SwarmBed:
         """This machine's address on the nodes' segment."""
         return f"{self.subnet}.1"
 
-    def engine_warnings(self, last: int = 25) -> str:
+    def overlay_log(self, last: int = 25) -> str:
         """The last `last` lines about the overlay of each node's engine log (its peer table,
         the gossip that fills it, VXLAN), for failure messages."""
         parts = []

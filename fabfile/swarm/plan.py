@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import math
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +29,7 @@ from fabfile.render import RenderedFile
 from . import scripts
 from .facts import SwarmFacts
 from .render import app_variables, drain_seconds, secret_name
+from .topology import node_label
 
 MIGRATE_TIMEOUT = 3600
 """Seconds a migration job may take before the deploy gives up waiting (it keeps running)."""
@@ -77,8 +79,26 @@ def stack_step(cfg: Config, release: str, previous: str | None, *, title: str,
     return scripts.phase(title, rollout.phase_lock(cfg, token), "stack",
                          release_file(cfg, release, "stack.yml"), cfg.project, cfg.app.name,
                          str(cfg.app.replicas), str(timeout), cfg.deploy.swarm.resolve_image,
-                         cfg.deploy.app_dir, f"{drain_seconds(cfg):g}", back,
+                         cfg.deploy.app_dir, f"{drain_seconds(cfg):g}",
+                         node_label(cfg, "app"), back,
                          timeout=2 * timeout + 120)
+
+
+def crowding(cfg: Config, swarm: SwarmFacts) -> str | None:
+    """Why the web tasks crowd one node ("2 web tasks on a, none on b"): a node that may run
+    them (ready, active, labelled for the app) runs two or more fewer than another; None if
+    they are spread. `scripts/stack.sh` spreads them after the stack converged."""
+    web = swarm.service(web_service(cfg))
+    label = node_label(cfg, "app")
+    nodes = [n for n in swarm.nodes if n.ready and n.labels.get(label) == "true"]
+    if web is None or len(nodes) < 2:
+        return None
+    counts = Counter(t.node_id for t in swarm.tasks_of(web.name) if t.state == "running")
+    low, high = min(nodes, key=lambda n: counts[n.id]), max(nodes, key=lambda n: counts[n.id])
+    if counts[high.id] - counts[low.id] < 2:
+        return None
+    return (f"{counts[high.id]} web tasks on {high.hostname}, "
+            f"{counts[low.id] or 'none'} on {low.hostname}")
 
 
 def _web_reasons(cfg: Config, swarm: SwarmFacts) -> list[str]:
@@ -94,6 +114,8 @@ def _web_reasons(cfg: Config, swarm: SwarmFacts) -> list[str]:
     running = [t for t in swarm.tasks_of(web.name) if t.state == "running"]
     if len(running) != cfg.app.replicas:
         reasons.append(f"{len(running)} of {cfg.app.replicas} web tasks running")
+    elif crowded := crowding(cfg, swarm):
+        reasons.append(crowded)
     if cfg.traefik.enabled and swarm.service(f"{cfg.project}_traefik") is None:
         reasons.append("no traefik service yet")
     return reasons

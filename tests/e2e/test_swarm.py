@@ -99,9 +99,11 @@ def reach_overlay(stack: SwarmStack, front: SwarmFront, timeout: float = OVERLAY
         time.sleep(1.0)
 
 
-def bed_report(stack: SwarmStack, front: SwarmFront) -> str:
-    """What the front saw and the engines logged about the overlay, for failure messages."""
-    return f"{front.summary()}\n{stack.bed.overlay_log()}"
+def bed_report(stack: SwarmStack, front: SwarmFront, load: LoadGenerator | None = None) -> str:
+    """What the front saw (its times also on `load`'s clock) and the engines logged about the
+    overlay, for failure messages."""
+    origin = load.started_at if load is not None else None
+    return f"{front.summary(origin)}\n{stack.bed.overlay_log()}"
 
 
 @pytest.fixture
@@ -143,7 +145,7 @@ def test_zero_failed_requests_through_deploys_a_failure_and_rollbacks(
         for i in range(10):
             version = "v2" if i % 2 == 0 else "v1"
             proc = stack.inv("deploy", "--yes", f"--version={version}")
-            assert proc.returncode == 0, output(proc) + "\n" + bed_report(stack, front)
+            assert proc.returncode == 0, output(proc) + "\n" + bed_report(stack, front, load)
         assert stack.all_running("v1")
         broken = stack.inv("deploy", "--yes", "--version=broken")
         assert broken.returncode == 1, output(broken)
@@ -157,7 +159,7 @@ def test_zero_failed_requests_through_deploys_a_failure_and_rollbacks(
         assert stack.all_running("v2")
         elapsed = load.now()
     print(f"swarm, with the drain, {elapsed:.0f}s of load: {load.summary()}")
-    assert not load.failures(), load.summary() + "\n" + front.summary()
+    assert not load.failures(), load.summary() + "\n" + bed_report(stack, front, load)
     assert len(load.results()) >= 20 * elapsed * 0.9, load.summary()
     assert load.versions_seen() == {"v1", "v2"}
     results = [entry["result"] for entry in stack.audit()]
@@ -235,6 +237,37 @@ def test_a_failing_migration_job_leaves_the_web_service_alone(
     assert [t["ID"] for t in stack.tasks()] == before and stack.current() == current
 
 
+def test_a_deploy_spreads_web_tasks_crowding_one_node(
+        served: tuple[SwarmStack, SwarmFront]) -> None:
+    """Swarm never moves a running task: after the manager was drained and made active again
+    both web tasks stay on the worker. The next deploy, with nothing else to do, moves one
+    back (one task more, then one fewer), with no failed request."""
+    stack, front = served
+    manager, worker = stack.manager, stack.worker
+    version = "v1" if stack.all_running("v1") else "v2"
+    manager.docker("node", "update", "--availability", "drain", manager.name)
+    try:
+        deadline = time.monotonic() + 90
+        while not (stack.all_running(version)
+                   and {t["Node"] for t in stack.tasks()} == {worker.name}):
+            assert time.monotonic() < deadline, stack.tasks()
+            time.sleep(0.5)
+    finally:
+        manager.docker("node", "update", "--availability", "active", manager.name)
+    time.sleep(REFRESH + THROTTLE + 1)
+    with LoadGenerator(f"{front.url}/version", host=DOMAIN, rate=RATE, max_seconds=300) as load:
+        proc = stack.inv("deploy", "--yes", f"--version={version}")
+        time.sleep(REFRESH + THROTTLE + 1)
+    assert proc.returncode == 0, output(proc)
+    assert f"2 web tasks on {worker.name}, none on {manager.name}" in proc.stdout, output(proc)
+    assert f"the web tasks crowded {worker.name}" in output(proc), output(proc)
+    tasks = stack.tasks()
+    assert sorted(t["Node"] for t in tasks) == sorted([manager.name, worker.name]), tasks
+    assert stack.all_running(version), tasks
+    print(f"swarm, spreading the web tasks: {load.summary()}")
+    assert not load.failures(), load.summary() + "\n" + bed_report(stack, front, load)
+
+
 def test_a_node_lost_mid_deploy(
         swarm_env: tuple[SwarmStack, list[subprocess.CompletedProcess[str]]],
         make_swarm_front: Callable[..., SwarmFront]) -> None:
@@ -245,6 +278,8 @@ def test_a_node_lost_mid_deploy(
     stack, _ = swarm_env
     front = serve(stack, make_swarm_front, retry_attempts=RETRY_ATTEMPTS)
     worker = stack.worker
+    assert sorted(t["Node"] for t in stack.tasks()) == sorted(
+        [stack.manager.name, worker.name]), "deploys leave a task on each node"
     try:
         with LoadGenerator(f"{front.url}/version", host=DOMAIN, rate=RATE,
                            max_seconds=300) as load:
@@ -254,11 +289,19 @@ def test_a_node_lost_mid_deploy(
             while not any(t["Image"].startswith(f"{APP}:{target}") for t in stack.tasks()):
                 assert time.monotonic() < deadline, "the update never started"
                 time.sleep(0.2)
+            placed = sorted(f"{t['Name']} {t['Image'].split('@')[0]} {t['CurrentState']} on "
+                            f"{t['Node']}" for t in stack.tasks())
+            stopped = load.now()
             worker.stop_engine()
+            stop_took = load.now() - stopped
             out, _ = deploy.communicate(timeout=300)
             time.sleep(REFRESH + THROTTLE + 1)
         print(out)
         print(f"swarm, a node lost mid-deploy: {load.summary()}")
+        lost = (f"the worker's engine ({worker.name}) stopped from load +{stopped:.2f}s, in "
+                f"{stop_took:.1f}s; the tasks then: {placed}")
+        print(lost)
+        print(front.summary(load.started_at))
         assert "went down" in out or "is down" in out, out
         tasks = stack.tasks()
         versions = {t["Image"].split("@")[0] for t in tasks}
@@ -266,7 +309,8 @@ def test_a_node_lost_mid_deploy(
         assert {t["Node"] for t in tasks} == {stack.manager.name}, tasks
         current = stack.current()
         assert current is not None and current.endswith("-" + versions.pop().split(":")[1])
-        assert not load.failures(), load.summary() + "\n" + front.summary()
+        assert not load.failures(), (
+            f"{load.summary()}\n{lost}\n{bed_report(stack, front, load)}")
     finally:
         worker.start_engine()
         deadline = time.monotonic() + 60

@@ -476,6 +476,8 @@ class Front:
         self.retry_attempts = max(1, retry_attempts)
         self.routed: Counter[str] = Counter()
         self.retried: Counter[str] = Counter()
+        self.dial_failures: list[tuple[float, str, str]] = []
+        """(monotonic time, server name, why) of each connection that could not be made."""
         self.statuses: Counter[int] = Counter()
         self.events: list[Event] = []
         self.refreshes: list[Refresh] = []
@@ -776,6 +778,8 @@ class Front:
             try:
                 status, headers, data = self._forward(handler, server, body)
             except DialError as exc:
+                with self._lock:
+                    self.dial_failures.append((time.monotonic(), server.container_name, str(exc)))
                 if attempt < self.retry_attempts:
                     with self._lock:
                         self.retried[server.container_name] += 1

@@ -119,6 +119,11 @@ class LoadGenerator:
     ) -> None:
         self.stop()
 
+    @property
+    def started_at(self) -> float:
+        """`time.monotonic()` at `start()`: the results' +0."""
+        return self._t0
+
     def now(self) -> float:
         """Seconds since `start()`, on the clock the results use."""
         return time.monotonic() - self._t0

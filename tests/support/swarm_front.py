@@ -379,14 +379,29 @@ class SwarmFront(Front):
         return [f"{server.address}: {why}" for server in table.services.get(router.service, ())
                 if (why := self._probe(server, hc))]
 
-    def summary(self) -> str:
-        """`Front.summary` and the health checks' verdicts that changed, on the same clock."""
+    def summary(self, origin: float | None = None) -> str:
+        """`Front.summary`, the health checks' verdicts that changed and the connections that
+        could not be made, per server; times from the first refresh, and from `origin` (a
+        `time.monotonic()` value such as `LoadGenerator.started_at`) too when given."""
         lines = [super().summary(), "servers: " + ", ".join(
             f"{name}={address}" for name, address in list(self.seen.items()))]
-        if self.health_changes:
-            start = self.refreshes[0].at if self.refreshes else self.health_changes[0][0]
-            wall = time.strftime("%H:%M:%S", time.gmtime(time.time() - time.monotonic() + start))
-            lines.append(f"health (+0 = {wall} UTC):")
-            lines += [f"+{at - start:.2f}s {address} {what}"
-                      for at, address, what in list(self.health_changes)]
+        events = list(self.health_changes)
+        with self._lock:
+            dials = list(self.dial_failures)
+        if not events and not dials:
+            return "\n".join(lines)
+        start = self.refreshes[0].at if self.refreshes else min(t for t, _, _ in events + dials)
+        wall = time.strftime("%H:%M:%S", time.gmtime(time.time() - time.monotonic() + start))
+        clock = f"+0 = {wall} UTC"
+        if origin is not None:
+            clock += f" = load {start - origin:+.2f}s"
+        lines.append(f"health ({clock}):")
+        lines += [f"+{at - start:.2f}s {address} {what}" for at, address, what in events]
+        by_server: dict[str, list[tuple[float, str]]] = {}
+        for at, name, why in dials:
+            by_server.setdefault(name, []).append((at - start, why))
+        lines.append("connections not made:")
+        lines += [f"{name} ({self.seen.get(name, '?')}): {len(found)} between +{found[0][0]:.2f}s"
+                  f" and +{found[-1][0]:.2f}s, first: {found[0][1]}"
+                  for name, found in by_server.items()]
         return "\n".join(lines)

@@ -14,8 +14,15 @@ from fabfile.deploy.facts import Facts, FileFact, Release
 from fabfile.deploy.plan import Options
 from fabfile.render import render_release
 from fabfile.swarm import facts as swarm_facts
-from fabfile.swarm.facts import Service, SwarmFacts, Task
-from fabfile.swarm.plan import as_data, converge_timeout, plan_deploy, plan_rollback, secrets
+from fabfile.swarm.facts import Node, Service, SwarmFacts, Task
+from fabfile.swarm.plan import (
+    as_data,
+    converge_timeout,
+    crowding,
+    plan_deploy,
+    plan_rollback,
+    secrets,
+)
 from tests.swarm.test_topology import SECRETS, swarm_env
 
 RID = "20240501T100000Z-latest"
@@ -68,7 +75,7 @@ def test_first_deploy_uploads_creates_secrets_migrates_then_deploys(cfg: Config)
     assert data["steps"][3]["argv"][8] == "<stack.sh>"
     assert data["steps"][3]["argv"][9:] == [
         f"/srv/roster/releases/{RID}/stack.yml", "roster", "web", "3",
-        str(converge_timeout(cfg)), "always", "/srv/roster", "8", ""]
+        str(converge_timeout(cfg)), "always", "/srv/roster", "8", "roster.app", ""]
 
 
 def test_nothing_changed_is_no_step(cfg: Config) -> None:
@@ -95,6 +102,25 @@ def test_a_paused_update_or_missing_tasks_redeploy_the_same_release(cfg: Config)
         plan = plan_deploy(cfg, deployed(cfg), swarm, render_release(cfg), "m",
                            Options(release_id=RID, token=""))
         assert kinds(plan) == ["stack"] and plan.reasons == (why,) and plan.release == OLD
+
+
+def test_web_tasks_crowding_one_node_redeploy_the_same_release_to_spread_them(
+        cfg: Config) -> None:
+    label = {"roster.app": "true"}
+    nodes = (Node("n1", "manager", "ready", "active", "10.0.0.1", "reachable", "a", label),
+             Node("n2", "worker", "ready", "active", "10.0.0.2", "-", "b", label),
+             Node("n3", "worker", "ready", "active", "10.0.0.3", "-", "c", {}))
+    crowded = dataclasses.replace(running(cfg), nodes=nodes)
+    plan = plan_deploy(cfg, deployed(cfg), crowded, render_release(cfg), "m",
+                       Options(release_id=RID, token=""))
+    assert kinds(plan) == ["stack"] and plan.release == OLD
+    assert plan.reasons == ("3 web tasks on a, none on b",)
+    moved = dataclasses.replace(crowded.tasks[2], node_id="n2")
+    one_off = dataclasses.replace(crowded, tasks=(*crowded.tasks[:2], moved))
+    assert crowding(cfg, one_off) is None
+    drained = dataclasses.replace(crowded, nodes=(nodes[0], dataclasses.replace(
+        nodes[1], availability="drain"), nodes[2]))
+    assert crowding(cfg, drained) is None
 
 
 def test_rollback_deploys_the_target_release_again(cfg: Config) -> None:

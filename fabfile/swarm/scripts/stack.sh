@@ -5,18 +5,20 @@
 # (rolled back, paused, not converged within TIMEOUT seconds), PREVIOUS (the previous
 # release's stack file, if any) is deployed again and waited for, so every service runs one
 # release. A node marked down during the update is reported, and the update is forced to
-# start again, since Swarm's updater would wait for that node's task forever. Once converged it waits SETTLE seconds,
+# start again, since Swarm's updater would wait for that node's task forever. Once converged
+# it spreads the web tasks when they crowd one node (see `spread`), waits SETTLE seconds,
 # until Traefik's Swarm provider, which polls, routes to the new tasks (the smoke test comes
 # next), then removes the stack's secrets and configs that no release on this host uses any
 # more (Swarm refuses those in use). Interrupts are ignored: the phase is bounded and
 # stopping halfway would leave two releases running.
 # Usage: stack.sh STACK_FILE STACK SERVICE REPLICAS TIMEOUT RESOLVE_IMAGE APP_DIR SETTLE
-#                 [PREVIOUS]
+#                 APP_LABEL [PREVIOUS]
 # shellcheck shell=sh
 set -u
 trap '' TERM INT HUP
 file=$1 stack=$2 service=$3 replicas=$4 timeout=$5 resolve=$6 app_dir=$7 settle=$8
-previous=${9:-}
+app_label=$9
+previous=${10:-}
 svc="${stack}_${service}"
 down_seen=" "
 
@@ -45,15 +47,16 @@ parts='{{json .ContainerSpec.Image}} {{json .ContainerSpec.Command}} {{json .Con
 service_spec=$(printf '%s' "$parts" | sed 's/{{json \./{{json .Spec.TaskTemplate./g')
 task_spec=$(printf '%s' "$parts" | sed 's/{{json \./{{json .Spec./g')
 
-# tasks_ok: REPLICAS tasks with desired state running, all running and made from the service's
-# current spec.
+# tasks_ok [COUNT]: COUNT (default REPLICAS) tasks with desired state running, all running and
+# made from the service's current spec.
 tasks_ok() {
+  count=${1:-$replicas}
   want=$(field "$service_spec")
   ids=$(docker service ps -q --no-trunc --filter desired-state=running "$svc" 2>/dev/null)
   [ -n "$want" ] && [ -n "$ids" ] || return 1
   # shellcheck disable=SC2086  # task ids split on purpose
   states=$(docker inspect --format "{{.Status.State}} $task_spec" $ids 2>/dev/null) || return 1
-  [ "$(printf '%s\n' "$states" | grep -c .)" -eq "$replicas" ] || return 1
+  [ "$(printf '%s\n' "$states" | grep -c .)" -eq "$count" ] || return 1
   ! printf '%s\n' "$states" | grep -qvxF "running $want"
 }
 
@@ -105,6 +108,54 @@ converge() {
   done
 }
 
+# wait_tasks COUNT: until COUNT tasks run the current spec; fails after TIMEOUT seconds.
+wait_tasks() {
+  until_s=$(($(date +%s) + timeout))
+  until tasks_ok "$1"; do
+    [ "$(date +%s)" -lt "$until_s" ] || return 1
+    sleep 0.5
+  done
+}
+
+# crowded: prints "FULL EMPTY" (hostnames) when a node that may run web tasks (ready, active,
+# labelled APP_LABEL=true) runs two or more of them more than another such node; fails if not.
+crowded() {
+  # shellcheck disable=SC2046  # node ids split on purpose
+  nodes=$(docker node inspect $(docker node ls -q) --format "{{.ID}} {{.Description.Hostname}} {{.Status.State}} {{.Spec.Availability}} {{index .Spec.Labels \"$app_label\"}}" 2>/dev/null |
+    awk '$3 == "ready" && $4 == "active" && $5 == "true" {print $1, $2}')
+  ids=$(docker service ps -q --no-trunc --filter desired-state=running "$svc" 2>/dev/null)
+  # shellcheck disable=SC2086  # task ids split on purpose
+  placed=$( [ -z "$ids" ] || docker inspect --format '{{.NodeID}}' $ids 2>/dev/null)
+  printf '%s\n' "$nodes" | while read -r id host; do
+    [ -n "$id" ] && echo "$(printf '%s\n' "$placed" | grep -cxF "$id") $host"
+  done | sort -n | awk 'NR == 1 {low = $1; empty = $2} {high = $1; full = $2}
+    END {if (NR > 1 && high - low >= 2) {print full, empty; exit 0} exit 1}'
+}
+
+# spread: Swarm never moves a running task, and start-first updates can leave every web task
+# on one node, which losing that node would take down. While the tasks crowd a node, scale the
+# service up by one (the scheduler puts the task on the node with the fewest), and once it
+# runs back down (Swarm removes a task from the node with the most; its entrypoint's drain
+# keeps it serving until Traefik's next poll). At most REPLICAS moves; a failure is a warning.
+spread() {
+  moves=0
+  while [ "$moves" -lt "$replicas" ] && pair=$(crowded); do
+    full=${pair% *} empty=${pair#* }
+    docker service scale --detach "$svc=$((replicas + 1))" >/dev/null 2>&1 &&
+      wait_tasks $((replicas + 1))
+    started=$?
+    docker service scale --detach "$svc=$replicas" >/dev/null 2>&1
+    if [ "$started" -ne 0 ] || ! wait_tasks "$replicas"; then
+      echo "@warning the web tasks crowd $full and none could be moved to $empty within" \
+        "${timeout}s: losing $full would stop the service (see docker service ps $svc)"
+      return 0
+    fi
+    echo "@warning the web tasks crowded $full (Swarm does not rebalance): one was moved to" \
+      "$empty, so that losing one node leaves tasks serving"
+    moves=$((moves + 1))
+  done
+}
+
 # prune: the stack's secrets and configs named in no release's stack files on this host.
 prune() {
   for kind in secret config; do
@@ -121,6 +172,7 @@ converge "$file"
 code=$?
 if [ "$code" -eq 0 ]; then
   echo "@converged $(since "$t0")"
+  spread
   sleep "$settle"
   prune
   exit 0
@@ -129,6 +181,7 @@ if [ -n "$previous" ]; then
   echo "@restoring $previous"
   if converge "$previous"; then
     echo "@restored $(since "$t0")"
+    spread
   else
     echo "@restore-failed"
   fi

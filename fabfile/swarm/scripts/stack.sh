@@ -117,8 +117,9 @@ wait_tasks() {
   done
 }
 
-# crowded: prints "FULL EMPTY" (hostnames) when a node that may run web tasks (ready, active,
-# labelled APP_LABEL=true) runs two or more of them more than another such node; fails if not.
+# crowded: prints "FULL EMPTY GAP" (two hostnames, how many tasks more FULL runs) when a node
+# that may run web tasks (ready, active, labelled APP_LABEL=true) runs two or more of them more
+# than another such node; fails if not.
 crowded() {
   # shellcheck disable=SC2046  # node ids split on purpose
   nodes=$(docker node inspect $(docker node ls -q) --format "{{.ID}} {{.Description.Hostname}} {{.Status.State}} {{.Spec.Availability}} {{index .Spec.Labels \"$app_label\"}}" 2>/dev/null |
@@ -129,18 +130,20 @@ crowded() {
   printf '%s\n' "$nodes" | while read -r id host; do
     [ -n "$id" ] && echo "$(printf '%s\n' "$placed" | grep -cxF "$id") $host"
   done | sort -n | awk 'NR == 1 {low = $1; empty = $2} {high = $1; full = $2}
-    END {if (NR > 1 && high - low >= 2) {print full, empty; exit 0} exit 1}'
+    END {if (NR > 1 && high - low >= 2) {print full, empty, high - low; exit 0} exit 1}'
 }
 
 # spread: Swarm never moves a running task, and start-first updates can leave every web task
 # on one node, which losing that node would take down. While the tasks crowd a node, scale the
 # service up by one (the scheduler puts the task on the node with the fewest), and once it
 # runs back down (Swarm removes a task from the node with the most; its entrypoint's drain
-# keeps it serving until Traefik's next poll). At most REPLICAS moves; a failure is a warning.
+# keeps it serving until Traefik's next poll). At most REPLICAS moves, and none more once a
+# move changed nothing; either way the outcome is a warning.
 spread() {
-  moves=0
-  while [ "$moves" -lt "$replicas" ] && pair=$(crowded); do
-    full=${pair% *} empty=${pair#* }
+  pair=$(crowded) || return 0
+  full=${pair%% *} rest=${pair#* }
+  empty=${rest%% *} gap=${rest#* } moves=0
+  while [ "$moves" -lt "$replicas" ]; do
     docker service scale --detach "$svc=$((replicas + 1))" >/dev/null 2>&1 &&
       wait_tasks $((replicas + 1))
     started=$?
@@ -150,10 +153,17 @@ spread() {
         "${timeout}s: losing $full would stop the service (see docker service ps $svc)"
       return 0
     fi
-    echo "@warning the web tasks crowded $full (Swarm does not rebalance): one was moved to" \
-      "$empty, so that losing one node leaves tasks serving"
     moves=$((moves + 1))
+    if ! pair=$(crowded); then
+      echo "@warning the web tasks crowded $full (Swarm does not rebalance): $moves moved to" \
+        "other nodes, so that losing one node leaves tasks serving"
+      return 0
+    fi
+    [ "${pair##* }" -lt "$gap" ] || break
+    gap=${pair##* }
   done
+  echo "@warning the web tasks still crowd ${pair%% *} after $moves moves (Swarm placed the" \
+    "new tasks beside them): losing it would stop the service (see docker service ps $svc)"
 }
 
 # prune: the stack's secrets and configs named in no release's stack files on this host.

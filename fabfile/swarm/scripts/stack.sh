@@ -47,12 +47,17 @@ parts='{{json .ContainerSpec.Image}} {{json .ContainerSpec.Command}} {{json .Con
 service_spec=$(printf '%s' "$parts" | sed 's/{{json \./{{json .Spec.TaskTemplate./g')
 task_spec=$(printf '%s' "$parts" | sed 's/{{json \./{{json .Spec./g')
 
+# task_ids: the ids of the web service's tasks whose desired state is running.
+task_ids() {
+  docker service ps -q --no-trunc --filter desired-state=running "$svc" 2>/dev/null
+}
+
 # tasks_ok [COUNT]: COUNT (default REPLICAS) tasks with desired state running, all running and
 # made from the service's current spec.
 tasks_ok() {
   count=${1:-$replicas}
   want=$(field "$service_spec")
-  ids=$(docker service ps -q --no-trunc --filter desired-state=running "$svc" 2>/dev/null)
+  ids=$(task_ids)
   [ -n "$want" ] && [ -n "$ids" ] || return 1
   # shellcheck disable=SC2086  # task ids split on purpose
   states=$(docker inspect --format "{{.Status.State}} $task_spec" $ids 2>/dev/null) || return 1
@@ -124,7 +129,7 @@ crowded() {
   # shellcheck disable=SC2046  # node ids split on purpose
   nodes=$(docker node inspect $(docker node ls -q) --format "{{.ID}} {{.Description.Hostname}} {{.Status.State}} {{.Spec.Availability}} {{index .Spec.Labels \"$app_label\"}}" 2>/dev/null |
     awk '$3 == "ready" && $4 == "active" && $5 == "true" {print $1, $2}')
-  ids=$(docker service ps -q --no-trunc --filter desired-state=running "$svc" 2>/dev/null)
+  ids=$(task_ids)
   # shellcheck disable=SC2086  # task ids split on purpose
   placed=$( [ -z "$ids" ] || docker inspect --format '{{.NodeID}}' $ids 2>/dev/null)
   printf '%s\n' "$nodes" | while read -r id host; do
